@@ -1,0 +1,213 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Python face of the native engine.
+
+The per-packet loop runs in C without the GIL. Python sees results in bulk:
+numpy structured arrays copied out of the engine's tables (streams, RTCP
+sources, ended streams, signalling records), never one call per packet.
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+
+from wsnative cimport *
+
+import numpy as np
+
+
+class CaptureError(Exception):
+    """A capture file that cannot be read, or that ends inside a record."""
+
+    def __init__(self, path, message, truncated=False, offset=None):
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+        self.truncated = truncated
+        self.offset = offset
+
+
+DECODE_ERROR_NAMES = (
+    "unsupported_linktype", "short_link_header", "ip_header", "ip_length",
+    "udp_length", "tcp_header", "tunnel", "fragment_overlap",
+    "fragment_table_full", "fragment_timeout", "snapped",
+)
+
+# The run loop's answers, as Python names.
+RUN_EOF = WS_RUN_EOF
+RUN_SIGNALLING = WS_RUN_SIGNALLING
+RUN_ENDED = WS_RUN_ENDED
+RUN_BUDGET = WS_RUN_BUDGET
+
+PT_KINDS = {"unknown": WS_PT_UNKNOWN, "audio": WS_PT_AUDIO, "video": WS_PT_VIDEO,
+            "cn": WS_PT_CN, "event": WS_PT_EVENT}
+
+
+cdef object _dtype(const ws_field_desc *fields, size_t n, size_t itemsize):
+    names, formats, offsets = [], [], []
+    for i in range(n):
+        names.append(fields[i].name.decode())
+        formats.append(fields[i].format.decode())
+        offsets.append(fields[i].offset)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets,
+                     "itemsize": itemsize})
+
+
+STREAM_DTYPE = _dtype(ws_stream_record_fields, ws_stream_record_nfields, sizeof(ws_stream_record))
+RTCP_DTYPE = _dtype(ws_rtcp_source_fields, ws_rtcp_source_nfields, sizeof(ws_rtcp_source))
+SIGNALLING_DTYPE = _dtype(ws_sig_record_fields, ws_sig_record_nfields, sizeof(ws_sig_record))
+
+
+cdef class Engine:
+    """Decodes frames and keeps RTP/RTCP state. One per capture job."""
+
+    cdef ws_engine *e
+    cdef ws_reader reader
+    cdef bint reader_open
+    cdef object path
+
+    def __cinit__(self, uint32_t max_streams=200000, sip_ports=(5060,),
+                  rtp_port_range=(1024, 65535), double idle_timeout=300.0,
+                  bint sip_by_content=True):
+        self.e = <ws_engine *>calloc(1, sizeof(ws_engine))
+        if self.e == NULL:
+            raise MemoryError()
+        if ws_engine_init(self.e, max_streams) != 0:
+            raise MemoryError("cannot allocate the engine tables")
+        self.reader_open = False
+        ws_engine_set_sip_port(self.e, 5060, 0)
+        for port in sip_ports:
+            ws_engine_set_sip_port(self.e, port, 1)
+        self.e.rtp_port_min, self.e.rtp_port_max = rtp_port_range
+        self.e.idle_ns = <int64_t>(idle_timeout * 1e9)
+        self.e.sip_by_content = sip_by_content
+
+    def __dealloc__(self):
+        if self.reader_open:
+            ws_reader_close(&self.reader)
+        if self.e != NULL:
+            ws_engine_free(self.e)
+            free(self.e)
+
+    def set_payload_type(self, int pt, uint32_t clock_rate, str kind="audio"):
+        """Maps a payload type engine-wide (until SDP binding narrows it)."""
+        if not 0 <= pt < 128:
+            raise ValueError(f"payload type {pt} outside 0..127")
+        self.e.rtp.pt_map[pt].clock_rate = clock_rate
+        self.e.rtp.pt_map[pt].kind = PT_KINDS[kind]
+
+    # -- input -------------------------------------------------------------
+
+    def open(self, path):
+        """Opens a pcap or pcapng file ("-" for standard input)."""
+        if self.reader_open:
+            ws_reader_close(&self.reader)
+            self.reader_open = False
+        cdef bytes bpath = str(path).encode()
+        rc = ws_reader_open(&self.reader, bpath)
+        if rc != WS_READ_OK:
+            ws_reader_close(&self.reader)
+            raise CaptureError(str(path), self.reader.err.decode(errors="replace"),
+                               truncated=rc == WS_READ_TRUNCATED)
+        self.reader_open = True
+        self.path = str(path)
+
+    def close(self):
+        if self.reader_open:
+            ws_reader_close(&self.reader)
+            self.reader_open = False
+
+    def run(self, uint64_t budget=1 << 20):
+        """Processes frames until a batch needs draining, the budget is spent
+        or the input ends. Returns one of the RUN_* values."""
+        if not self.reader_open:
+            raise RuntimeError("no capture open")
+        cdef int rc
+        with nogil:
+            rc = ws_engine_run(self.e, &self.reader, budget)
+        if rc < 0:
+            raise CaptureError(self.path, self.reader.err.decode(errors="replace"),
+                               truncated=rc == WS_READ_TRUNCATED, offset=self.reader.pos)
+        return rc
+
+    def feed(self, const uint8_t[::1] data, int64_t ts_ns, uint32_t linktype=1, origlen=None):
+        """Feeds one frame (for tests and live capture glue, not the hot path)."""
+        cdef ws_frame f
+        f.data = &data[0] if data.shape[0] else NULL
+        f.caplen = data.shape[0]
+        f.origlen = data.shape[0] if origlen is None else origlen
+        f.ts_ns = ts_ns
+        f.linktype = linktype
+        f.iface = 0
+        with nogil:
+            ws_engine_frame(self.e, &f)
+
+    @property
+    def position(self):
+        return self.reader.pos if self.reader_open else 0
+
+    @property
+    def file_size(self):
+        return self.reader.file_size if self.reader_open else 0
+
+    # -- results -----------------------------------------------------------
+
+    def streams(self):
+        """Active RTP streams that passed validation, as a structured array."""
+        out = np.zeros(self.e.rtp.active, dtype=STREAM_DTYPE)
+        cdef uint8_t[::1] buf = out.view(np.uint8).reshape(-1) if out.size else np.zeros(1, np.uint8)
+        cdef uint32_t n = ws_rtp_snapshot(&self.e.rtp, <ws_stream_record *>&buf[0],
+                                          self.e.rtp.active, 1)
+        return out[:n]
+
+    def drain_ended(self):
+        """Streams that left the table (idle or evicted) since the last call."""
+        cdef uint32_t n = self.e.rtp.ended_count
+        out = np.zeros(n, dtype=STREAM_DTYPE)
+        cdef uint8_t[::1] buf
+        if n:
+            buf = out.view(np.uint8).reshape(-1)
+            memcpy(&buf[0], self.e.rtp.ended, n * sizeof(ws_stream_record))
+        self.e.rtp.ended_count = 0
+        return out
+
+    def rtcp_sources(self):
+        cdef uint32_t n = self.e.rtp.rtcp_used
+        out = np.zeros(n, dtype=RTCP_DTYPE)
+        cdef uint8_t[::1] buf
+        if n:
+            buf = out.view(np.uint8).reshape(-1)
+            memcpy(&buf[0], self.e.rtp.rtcp, n * sizeof(ws_rtcp_source))
+        return out
+
+    def drain_signalling(self):
+        """Signalling payloads since the last call: (records, arena bytes)."""
+        cdef uint32_t n = self.e.sig_count
+        records = np.zeros(n, dtype=SIGNALLING_DTYPE)
+        cdef uint8_t[::1] buf
+        if n:
+            buf = records.view(np.uint8).reshape(-1)
+            memcpy(&buf[0], self.e.sig, n * sizeof(ws_sig_record))
+        arena = (<char *>self.e.sig_arena)[:self.e.sig_arena_used]
+        ws_engine_sig_reset(self.e)
+        return records, arena
+
+    def counters(self):
+        cdef ws_engine_counters c = self.e.c
+        d = self.e.decoder
+        return {
+            "frames": c.frames, "bytes": c.bytes,
+            "rtp_packets": c.rtp_packets, "rtcp_packets": c.rtcp_packets,
+            "sip_udp": c.sip_udp, "tcp_segments": c.tcp_segments, "sctp_packets": c.sctp_chunks,
+            "other_udp": c.other_udp, "other_tcp": c.other_tcp,
+            "held_fragments": c.held_fragments, "ignored": c.ignored,
+            "decode_errors": c.decode_errors, "signalling_dropped": c.sig_oversize,
+            "fragments": d.fragments, "reassembled": d.reassembled,
+            "streams_active": self.e.rtp.active, "stream_evictions": self.e.rtp.evictions,
+            "streams_expired": self.e.rtp.expired,
+            "rtcp_malformed": self.e.rtp.rtcp_malformed, "rtcp_dropped": self.e.rtp.rtcp_dropped,
+            "first_ns": c.first_ns if c.frames else None,
+            "last_ns": c.last_ns if c.frames else None,
+        }
+
+    def decode_errors(self):
+        return {name: self.e.decoder.errors[i] for i, name in enumerate(DECODE_ERROR_NAMES)}

@@ -1,0 +1,231 @@
+#include "ws_engine.h"
+
+#include <stdlib.h>
+
+#define SWEEP_INTERVAL_NS 1000000000ll
+#define SIG_HEADROOM (65536u + 1024u) /* one largest payload must always fit */
+
+int ws_engine_init(ws_engine *e, uint32_t max_streams)
+{
+    memset(e, 0, sizeof *e);
+    ws_decoder_init(&e->decoder);
+    if (ws_rtp_table_init(&e->rtp, max_streams, max_streams)) return -1;
+    e->sig_arena = malloc(WS_SIG_ARENA);
+    e->sig = malloc(WS_SIG_RECORDS * sizeof(ws_sig_record));
+    e->tcp_track = calloc(WS_TCP_TRACK_SLOTS, sizeof(uint64_t));
+    if (!e->sig_arena || !e->sig || !e->tcp_track) return -1;
+    ws_engine_set_sip_port(e, 5060, 1);
+    e->sip_by_content = 1;
+    e->rtp_port_min = 1024;
+    e->rtp_port_max = 65535;
+    e->idle_ns = 300ll * 1000000000;
+    e->ended_drain_at = 4096;
+    e->c.first_ns = INT64_MAX;
+    e->c.last_ns = INT64_MIN;
+    return 0;
+}
+
+void ws_engine_free(ws_engine *e)
+{
+    ws_decoder_free(&e->decoder);
+    ws_rtp_table_free(&e->rtp);
+    free(e->sig_arena);
+    free(e->sig);
+    free(e->tcp_track);
+    e->sig_arena = NULL;
+    e->sig = NULL;
+    e->tcp_track = NULL;
+}
+
+void ws_engine_set_sip_port(ws_engine *e, uint16_t port, int on)
+{
+    if (on) e->sip_ports[port >> 3] |= (uint8_t)(1u << (port & 7));
+    else e->sip_ports[port >> 3] &= (uint8_t)~(1u << (port & 7));
+}
+
+void ws_engine_sig_reset(ws_engine *e)
+{
+    e->sig_count = 0;
+    e->sig_arena_used = 0;
+}
+
+WS_INLINE int is_sip_port(const ws_engine *e, uint16_t port)
+{
+    return (e->sip_ports[port >> 3] >> (port & 7)) & 1;
+}
+
+/* A SIP start line: "SIP/2.0 " or "METHOD uri SIP/2.0" within the first line. */
+static int looks_like_sip(const uint8_t *p, uint32_t n)
+{
+    if (n < 12) return 0;
+    if (!memcmp(p, "SIP/2.0 ", 8)) return 1;
+    uint32_t i = 0;
+    while (i < n && i < 32 && ((p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-')) i++;
+    if (i == 0 || i >= n || p[i] != ' ') return 0;
+    uint32_t lim = n < 2048 ? n : 2048;
+    for (uint32_t j = i + 1; j + 1 < lim; j++) {
+        if (p[j] == '\r' || p[j] == '\n') return j >= 8 && !memcmp(p + j - 8, " SIP/2.0", 8);
+    }
+    return 0;
+}
+
+/* Connection hash, the same for both directions. */
+static uint64_t tcp_conn_hash(const ws_l4 *l)
+{
+    uint64_t a = ws_load64(l->src.b) ^ ws_load64(l->src.b + 8) * 3 ^ ((uint64_t)l->sport << 48);
+    uint64_t b = ws_load64(l->dst.b) ^ ws_load64(l->dst.b + 8) * 3 ^ ((uint64_t)l->dport << 48);
+    uint64_t h = ws_mix64(a) + ws_mix64(b); /* commutative */
+    return h ? h : 1;
+}
+
+static int tcp_tracked(ws_engine *e, uint64_t h, int add)
+{
+    uint32_t mask = WS_TCP_TRACK_SLOTS - 1;
+    uint32_t pos = (uint32_t)h & mask;
+    for (uint32_t probe = 0; probe < 32; probe++, pos = (pos + 1) & mask) {
+        if (e->tcp_track[pos] == h) return 1;
+        if (!e->tcp_track[pos]) {
+            if (!add) return 0;
+            if (e->tcp_tracked * 2 > WS_TCP_TRACK_SLOTS) {
+                /* forget all: live connections re-announce with their next message */
+                memset(e->tcp_track, 0, WS_TCP_TRACK_SLOTS * sizeof(uint64_t));
+                e->tcp_tracked = 0;
+                pos = (uint32_t)h & mask;
+            }
+            e->tcp_track[pos] = h;
+            e->tcp_tracked++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void sig_push(ws_engine *e, const ws_l4 *l, int64_t ts_ns, uint8_t kind)
+{
+    if (l->payload_len > WS_SIG_ARENA - e->sig_arena_used || e->sig_count >= WS_SIG_RECORDS) {
+        e->c.sig_oversize++;
+        return;
+    }
+    ws_sig_record *r = &e->sig[e->sig_count++];
+    r->ts_ns = ts_ns;
+    memcpy(r->src, l->src.b, 16);
+    memcpy(r->dst, l->dst.b, 16);
+    r->sport = l->sport;
+    r->dport = l->dport;
+    r->kind = kind;
+    r->tcp_flags = l->tcp_flags;
+    r->reassembled = l->reassembled;
+    r->family = l->family;
+    r->tcp_seq = l->tcp_seq;
+    r->offset = e->sig_arena_used;
+    r->length = l->payload_len;
+    memcpy(e->sig_arena + e->sig_arena_used, l->payload, l->payload_len);
+    e->sig_arena_used += l->payload_len;
+}
+
+static void housekeeping(ws_engine *e, int64_t now)
+{
+    ws_decoder_expire(&e->decoder, now);
+    if (e->idle_ns > 0) ws_rtp_expire(&e->rtp, now, e->idle_ns);
+    e->next_sweep_ns = now + SWEEP_INTERVAL_NS;
+}
+
+void ws_engine_frame(ws_engine *e, const ws_frame *f)
+{
+    ws_engine_counters *c = &e->c;
+    c->frames++;
+    c->bytes += f->origlen;
+    int64_t ts = f->ts_ns;
+    if (WS_UNLIKELY(ts > c->last_ns)) {
+        c->last_ns = ts;
+        if (WS_UNLIKELY(ts >= e->next_sweep_ns)) {
+            if (e->next_sweep_ns) housekeeping(e, ts);
+            else e->next_sweep_ns = ts + SWEEP_INTERVAL_NS;
+        }
+    }
+    if (WS_UNLIKELY(ts < c->first_ns)) c->first_ns = ts;
+
+    ws_l4 l;
+    int rc = ws_decode(&e->decoder, f, &l);
+    if (WS_UNLIKELY(rc != WS_DEC_L4)) {
+        if (rc == WS_DEC_HELD) c->held_fragments++;
+        else if (rc == WS_DEC_ERROR) c->decode_errors++;
+        else c->ignored++;
+        return;
+    }
+    const uint8_t *p = l.payload;
+    uint32_t n = l.payload_len;
+    if (WS_LIKELY(l.proto == 17)) {
+        if (WS_UNLIKELY(is_sip_port(e, l.sport) || is_sip_port(e, l.dport) ||
+                        (e->sip_by_content && n && p[0] >= 'A' && p[0] <= 'Z' && looks_like_sip(p, n)))) {
+            c->sip_udp++;
+            sig_push(e, &l, ts, WS_SIG_UDP);
+            return;
+        }
+        if (l.sport < e->rtp_port_min || l.dport < e->rtp_port_min || l.sport > e->rtp_port_max ||
+            l.dport > e->rtp_port_max) {
+            c->other_udp++;
+            return;
+        }
+        /* the five words of the key, SSRC filled in by the table */
+        ws_flow_key k;
+        k.src = l.src;
+        k.dst = l.dst;
+        k.sport = l.sport;
+        k.dport = l.dport;
+        k.ssrc = 0;
+        if (WS_UNLIKELY(ws_rtp_looks_like_rtcp(p, n))) {
+            c->rtcp_packets++;
+            ws_rtcp_packet(&e->rtp, &k, ts, p, n);
+        } else if (WS_LIKELY(ws_rtp_looks_like_rtp(p, n))) {
+            c->rtp_packets++;
+            ws_rtp_packet(&e->rtp, &k, ts, p, n);
+        } else if ((p[0] & 0xc0) == 0x40 && n >= 16 && ws_be16(p + 2) + 4u <= n &&
+                   ws_rtp_looks_like_rtp(p + 4, ws_be16(p + 2))) {
+            /* TURN ChannelData (RFC 8656 section 12.4) relaying RTP */
+            c->rtp_packets++;
+            ws_rtp_packet(&e->rtp, &k, ts, p + 4, ws_be16(p + 2));
+        } else {
+            c->other_udp++;
+        }
+        return;
+    }
+    if (l.proto == 6) {
+        int sip_port = is_sip_port(e, l.sport) || is_sip_port(e, l.dport);
+        uint64_t h = tcp_conn_hash(&l);
+        int starts = n && e->sip_by_content && p[0] >= 'A' && p[0] <= 'Z' && looks_like_sip(p, n);
+        if (sip_port || tcp_tracked(e, h, starts)) {
+            c->tcp_segments++;
+            sig_push(e, &l, ts, WS_SIG_TCP);
+        } else {
+            c->other_tcp++;
+        }
+        return;
+    }
+    if (l.proto == 132) {
+        c->sctp_chunks++;
+        sig_push(e, &l, ts, WS_SIG_SCTP);
+    }
+}
+
+int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget)
+{
+    ws_frame f;
+    for (uint64_t i = 0; i < budget; i++) {
+        if (WS_UNLIKELY(e->sig_count >= WS_SIG_RECORDS || WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
+            return WS_RUN_SIGNALLING;
+        if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
+        int rc = ws_reader_next(r, &f);
+        if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_READ_EOF ? WS_RUN_EOF : rc;
+        ws_engine_frame(e, &f);
+    }
+    return WS_RUN_BUDGET;
+}
+
+#define F(name, fmt) {#name, fmt, offsetof(ws_sig_record, name)}
+const ws_field_desc ws_sig_record_fields[] = {
+    F(ts_ns, "i8"),     F(src, "V16"),         F(dst, "V16"),    F(sport, "u2"),
+    F(dport, "u2"),     F(kind, "u1"),         F(tcp_flags, "u1"), F(reassembled, "u1"),
+    F(family, "u1"),    F(tcp_seq, "u4"),      F(offset, "u4"),  F(length, "u4"),
+};
+const size_t ws_sig_record_nfields = sizeof ws_sig_record_fields / sizeof ws_sig_record_fields[0];

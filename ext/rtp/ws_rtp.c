@@ -1,0 +1,613 @@
+#include "ws_rtp.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define INDEX_INITIAL 1024u
+#define SLAB_INITIAL 256u
+#define EVICT_SAMPLE 16u
+#define NOT_FOUND UINT32_MAX
+
+/* ------------------------------------------------------------------------ */
+/* Payload types with a static mapping (RFC 3551 section 6). */
+
+static void pt_map_init(ws_pt_info *map)
+{
+    memset(map, 0, sizeof(ws_pt_info) * 128);
+    static const struct { uint8_t pt; uint32_t clock; uint8_t kind; } table[] = {
+        {0, 8000, WS_PT_AUDIO},   {3, 8000, WS_PT_AUDIO},   {4, 8000, WS_PT_AUDIO},
+        {5, 8000, WS_PT_AUDIO},   {6, 16000, WS_PT_AUDIO},  {7, 8000, WS_PT_AUDIO},
+        {8, 8000, WS_PT_AUDIO},   {9, 8000, WS_PT_AUDIO},   {10, 44100, WS_PT_AUDIO},
+        {11, 44100, WS_PT_AUDIO}, {12, 8000, WS_PT_AUDIO},  {13, 8000, WS_PT_CN},
+        {14, 90000, WS_PT_AUDIO}, {15, 8000, WS_PT_AUDIO},  {16, 11025, WS_PT_AUDIO},
+        {17, 22050, WS_PT_AUDIO}, {18, 8000, WS_PT_AUDIO},  {19, 8000, WS_PT_CN},
+        {25, 90000, WS_PT_VIDEO}, {26, 90000, WS_PT_VIDEO}, {28, 90000, WS_PT_VIDEO},
+        {31, 90000, WS_PT_VIDEO}, {32, 90000, WS_PT_VIDEO}, {33, 90000, WS_PT_VIDEO},
+        {34, 90000, WS_PT_VIDEO},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        map[table[i].pt].clock_rate = table[i].clock;
+        map[table[i].pt].kind = table[i].kind;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Flow index: entries are (hash32 << 32 | slot + 1); 0 is empty. Linear
+ * probing with backward-shift deletion, so no tombstones accumulate. */
+
+static int ix_init(ws_flow_index *ix, uint32_t size)
+{
+    ix->slots = calloc(size, sizeof(uint64_t));
+    ix->mask = size - 1;
+    ix->count = 0;
+    return ix->slots ? 0 : -1;
+}
+
+#define IX_E(ix) ((ix)->slots)
+
+static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t stride, const ws_flow_key *k,
+                        uint32_t h, uint32_t *pos_out)
+{
+    uint64_t *e = IX_E(ix);
+    uint32_t pos = h & ix->mask;
+    for (;;) {
+        uint64_t v = e[pos];
+        if (!v) break;
+        if ((uint32_t)(v >> 32) == h) {
+            uint32_t slot = (uint32_t)v - 1;
+            if (ws_flow_key_eq((const ws_flow_key *)(slab + (size_t)slot * stride), k)) {
+                *pos_out = pos;
+                return slot;
+            }
+        }
+        pos = (pos + 1) & ix->mask;
+    }
+    *pos_out = pos;
+    return NOT_FOUND;
+}
+
+static int ix_grow(ws_flow_index *ix)
+{
+    uint32_t old_size = ix->mask + 1;
+    uint64_t *old = IX_E(ix);
+    uint32_t size = old_size * 2;
+    uint64_t *e = calloc(size, sizeof(uint64_t));
+    if (!e) return -1;
+    for (uint32_t i = 0; i < old_size; i++) {
+        uint64_t v = old[i];
+        if (!v) continue;
+        uint32_t pos = (uint32_t)(v >> 32) & (size - 1);
+        while (e[pos]) pos = (pos + 1) & (size - 1);
+        e[pos] = v;
+    }
+    free(old);
+    ix->slots = e;
+    ix->mask = size - 1;
+    return 0;
+}
+
+static void ix_remove(ws_flow_index *ix, uint32_t pos)
+{
+    uint64_t *e = IX_E(ix);
+    uint32_t mask = ix->mask;
+    uint32_t hole = pos;
+    for (uint32_t i = (pos + 1) & mask;; i = (i + 1) & mask) {
+        uint64_t v = e[i];
+        if (!v) break;
+        uint32_t home = (uint32_t)(v >> 32) & mask;
+        /* move v into the hole if its home is not between hole and i */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            e[hole] = v;
+            hole = i;
+        }
+    }
+    e[hole] = 0;
+    ix->count--;
+}
+
+/* ------------------------------------------------------------------------ */
+
+int ws_rtp_table_init(ws_rtp_table *t, uint32_t max_streams, uint32_t max_rtcp)
+{
+    memset(t, 0, sizeof *t);
+    t->max_streams = max_streams ? max_streams : 1;
+    t->rtcp_max = max_rtcp ? max_rtcp : 1;
+    pt_map_init(t->pt_map);
+    if (ix_init(&t->index, INDEX_INITIAL) || ix_init(&t->rtcp_index, INDEX_INITIAL)) return -1;
+    return 0;
+}
+
+void ws_rtp_table_free(ws_rtp_table *t)
+{
+    free(t->index.slots);
+    free(t->rtcp_index.slots);
+    free(t->streams);
+    free(t->free_list);
+    free(t->rtcp);
+    free(t->ended);
+    memset(t, 0, sizeof *t);
+}
+
+int ws_rtp_looks_like_rtp(const uint8_t *p, uint32_t n)
+{
+    if (n < 12 || (p[0] & 0xc0) != 0x80) return 0;
+    uint32_t pt = p[1] & 0x7f;
+    if (pt >= 72 && pt <= 76) return 0; /* RTCP's range, RFC 5761 section 4 */
+    uint32_t hl = 12 + 4u * (p[0] & 15);
+    if (hl > n) return 0;
+    if (p[0] & 0x10) {
+        if (hl + 4 > n) return 0;
+        hl += 4 + 4u * ws_be16(p + hl + 2);
+        if (hl > n) return 0;
+    }
+    return 1;
+}
+
+int ws_rtp_looks_like_rtcp(const uint8_t *p, uint32_t n)
+{
+    if (n < 8 || (p[0] & 0xc0) != 0x80) return 0;
+    if (p[1] < 200 || p[1] > 207) return 0;
+    return (ws_be16(p + 2) + 1u) * 4 <= n;
+}
+
+/* ------------------------------------------------------------------------ */
+
+void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *r)
+{
+    memset(r, 0, sizeof *r);
+    memcpy(r->src, s->key.src.b, 16);
+    memcpy(r->dst, s->key.dst.b, 16);
+    r->sport = s->key.sport;
+    r->dport = s->key.dport;
+    r->ssrc = s->key.ssrc;
+    r->packets = s->packets;
+    r->payload_type = s->payload_type;
+    int64_t expected = 0, lost = s->lost_before;
+    if (s->flags & WS_STREAM_VALID) {
+        expected = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
+        lost += expected - ((int64_t)s->received - s->dup_since_init);
+    }
+    r->expected = expected;
+    r->lost = lost;
+    r->duplicates = s->duplicates;
+    r->reordered = s->reordered;
+    r->seq_resets = s->seq_resets;
+    r->markers = s->markers;
+    r->clock_rate = s->clock_rate;
+    r->call_ref = s->call_ref;
+    if (s->clock_rate) {
+        double ms = 1000.0 / s->clock_rate;
+        r->max_jitter_ms = s->max_jitter * ms;
+        r->mean_jitter_ms = s->jitter_samples ? s->jitter_sum / s->jitter_samples * ms : 0.0;
+    }
+    r->max_delta_ms = (double)s->max_delta_ns / 1e6;
+    r->first_ns = s->first_ns;
+    r->last_ns = s->last_ns;
+    r->bytes = s->bytes;
+    r->flags = s->flags;
+    r->end_reason = s->end_reason;
+}
+
+static int ended_push(ws_rtp_table *t, const ws_rtp_stream *s)
+{
+    if (t->ended_count == t->ended_cap) {
+        uint32_t cap = t->ended_cap ? t->ended_cap * 2 : 256;
+        ws_stream_record *n = realloc(t->ended, (size_t)cap * sizeof *n);
+        if (!n) return -1;
+        t->ended = n;
+        t->ended_cap = cap;
+    }
+    ws_rtp_record(s, &t->ended[t->ended_count++]);
+    return 0;
+}
+
+/* Takes a stream out of the table; valid streams are kept for reporting. */
+static void stream_remove(ws_rtp_table *t, uint32_t slot, uint8_t reason)
+{
+    ws_rtp_stream *s = &t->streams[slot];
+    uint32_t h = (uint32_t)ws_flow_hash(&s->key), pos;
+    if (ix_find(&t->index, (const uint8_t *)t->streams, sizeof *s, &s->key, h, &pos) == slot)
+        ix_remove(&t->index, pos);
+    if (s->flags & WS_STREAM_VALID) {
+        s->end_reason = reason;
+        ended_push(t, s);
+    }
+    s->packets = 0; /* marks the slot free */
+    t->free_list[t->free_count++] = slot;
+    t->active--;
+}
+
+void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns)
+{
+    for (uint32_t i = 0; i < t->used && t->active; i++) {
+        ws_rtp_stream *s = &t->streams[i];
+        if (s->packets && now_ns - s->last_ns > idle_ns) {
+            stream_remove(t, i, WS_END_IDLE);
+            t->expired++;
+        }
+    }
+}
+
+static void evict_one(ws_rtp_table *t)
+{
+    /* approximate LRU over a sample; never-validated candidates go first */
+    uint32_t best = NOT_FOUND;
+    int64_t best_score = INT64_MAX;
+    for (uint32_t n = 0, tries = 0; n < EVICT_SAMPLE && tries < t->used; tries++) {
+        uint32_t i = t->evict_cursor++ % t->used;
+        ws_rtp_stream *s = &t->streams[i];
+        if (!s->packets) continue;
+        n++;
+        int64_t score = (s->flags & WS_STREAM_VALID) ? s->last_ns : s->last_ns - ((int64_t)1 << 62);
+        if (score < best_score) {
+            best_score = score;
+            best = i;
+        }
+    }
+    if (best != NOT_FOUND) {
+        stream_remove(t, best, WS_END_EVICTED);
+        t->evictions++;
+    }
+}
+
+static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t h, uint32_t pos)
+{
+    if (t->active >= t->max_streams) {
+        evict_one(t);
+        ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), k, h, &pos);
+    }
+    uint32_t slot;
+    if (t->free_count) {
+        slot = t->free_list[--t->free_count];
+    } else {
+        if (t->used == t->capacity) {
+            uint32_t cap = t->capacity ? t->capacity * 2 : SLAB_INITIAL;
+            if (cap > t->max_streams) cap = t->max_streams;
+            ws_rtp_stream *ns = realloc(t->streams, (size_t)cap * sizeof *ns);
+            uint32_t *fl = realloc(t->free_list, (size_t)cap * sizeof *fl);
+            if (!ns || !fl) {
+                if (ns) t->streams = ns;
+                if (fl) t->free_list = fl;
+                return NULL;
+            }
+            t->streams = ns;
+            t->free_list = fl;
+            t->capacity = cap;
+        }
+        slot = t->used++;
+    }
+    if ((t->index.count + 1) * 2 > t->index.mask + 1) {
+        if (ix_grow(&t->index)) return NULL;
+        ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), k, h, &pos);
+    }
+    IX_E(&t->index)[pos] = ((uint64_t)h << 32) | (slot + 1);
+    t->index.count++;
+    t->active++;
+    ws_rtp_stream *s = &t->streams[slot];
+    memset(s, 0, sizeof *s);
+    s->key = *k;
+    return s;
+}
+
+/* RFC 3550 A.1 with changes a passive observer needs: packets seen during
+ * probation (and a forward gap inside it) and the packet that announced a
+ * restart are counted, not dropped, so loss starts at the first packet seen;
+ * and a 128-entry window tells duplicates from late packets. */
+enum { SEQ_PROBATION, SEQ_BAD, SEQ_NEXT, SEQ_RESTART, SEQ_DUPLICATE, SEQ_LATE };
+
+/* Starts a counted run ending at seq that spans `span` sequence numbers of
+ * which `received` arrived. */
+static void seq_start(ws_rtp_stream *s, uint16_t seq, uint32_t received, uint32_t span)
+{
+    s->max_seq = seq;
+    /* when the run began before a wrap, count that wrap so expected == span */
+    s->cycles = seq < span - 1 ? WS_RTP_SEQ_MOD : 0;
+    s->base_seq = (uint32_t)seq + s->cycles - (span - 1);
+    s->bad_seq = WS_RTP_SEQ_MOD + 1;
+    s->received = received;
+    s->dup_since_init = 0;
+    s->seen_window[0] = (1ull << WS_RTP_MIN_SEQUENTIAL) - 1;
+    s->seen_window[1] = 0;
+}
+
+static void window_shift(ws_rtp_stream *s, uint32_t d)
+{
+    if (d >= 128) {
+        s->seen_window[0] = s->seen_window[1] = 0;
+    } else if (d >= 64) {
+        s->seen_window[1] = s->seen_window[0] << (d - 64);
+        s->seen_window[0] = 0;
+    } else if (d) {
+        s->seen_window[1] = (s->seen_window[1] << d) | (s->seen_window[0] >> (64 - d));
+        s->seen_window[0] <<= d;
+    }
+    s->seen_window[0] |= 1;
+}
+
+static int update_seq(ws_rtp_stream *s, uint16_t seq)
+{
+    uint16_t udelta = (uint16_t)(seq - s->max_seq);
+    if (WS_UNLIKELY(s->probation)) {
+        if (udelta == 0 && s->probe_count) {
+            s->duplicates++; /* a repeat does not break probation */
+            return SEQ_DUPLICATE;
+        }
+        if (udelta == 0 || udelta >= WS_RTP_MAX_DROPOUT) {
+            /* backwards or a big jump: probe again from here */
+            s->probe_first = seq;
+            s->probe_count = 1;
+            s->probation = WS_RTP_MIN_SEQUENTIAL - 1;
+            s->max_seq = seq;
+            return SEQ_PROBATION;
+        }
+        if (s->probe_count < UINT16_MAX) s->probe_count++;
+        s->max_seq = seq;
+        if (udelta != 1) {
+            s->probation = WS_RTP_MIN_SEQUENTIAL - 1; /* a gap: still the same run */
+            return SEQ_PROBATION;
+        }
+        if (--s->probation) return SEQ_PROBATION;
+        seq_start(s, seq, s->probe_count, (uint16_t)(seq - s->probe_first) + 1u);
+        s->flags |= WS_STREAM_VALID;
+        return SEQ_NEXT;
+    }
+    if (WS_LIKELY(udelta && udelta < WS_RTP_MAX_DROPOUT)) {
+        if (seq < s->max_seq) s->cycles += WS_RTP_SEQ_MOD;
+        s->max_seq = seq;
+        window_shift(s, udelta);
+        s->received++;
+        return SEQ_NEXT;
+    }
+    if (udelta && udelta <= WS_RTP_SEQ_MOD - WS_RTP_MAX_MISORDER) {
+        if (seq == s->bad_seq) {
+            /* two in a row after a big jump: the sender restarted (A.1) */
+            int64_t expected = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
+            s->lost_before += expected - ((int64_t)s->received - s->dup_since_init);
+            s->seq_resets++;
+            seq_start(s, seq, 2, 2);
+            return SEQ_RESTART;
+        }
+        s->bad_seq = (seq + 1) & (WS_RTP_SEQ_MOD - 1);
+        return SEQ_BAD;
+    }
+    /* at or behind max_seq within MAX_MISORDER: duplicate or late */
+    uint16_t back = (uint16_t)(s->max_seq - seq);
+    s->received++;
+    uint64_t *w = &s->seen_window[back >> 6];
+    uint64_t bit = 1ull << (back & 63);
+    if (back < 128 && (*w & bit)) {
+        s->duplicates++;
+        s->dup_since_init++;
+        return SEQ_DUPLICATE;
+    }
+    if (back < 128) *w |= bit;
+    s->reordered++;
+    return SEQ_LATE;
+}
+
+int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+{
+    ws_flow_key k = *k5;
+    k.ssrc = ws_be32(p + 8);
+    uint32_t h = (uint32_t)ws_flow_hash(&k), pos;
+    uint32_t slot = ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
+    ws_rtp_stream *s;
+    uint16_t seq = ws_be16(p + 2);
+    uint32_t rtp_ts = ws_be32(p + 4);
+    uint8_t pt = p[1] & 0x7f;
+    int marker = p[1] >> 7;
+    if (WS_UNLIKELY(slot == NOT_FOUND)) {
+        s = stream_new(t, &k, h, pos);
+        if (!s) return -1;
+        s->max_seq = (uint16_t)(seq - 1);
+        s->probation = WS_RTP_MIN_SEQUENTIAL;
+        s->probe_first = seq;
+        s->first_ns = ts_ns;
+        s->payload_type = pt;
+    } else {
+        s = &t->streams[slot];
+    }
+    s->packets++;
+    s->bytes += n;
+    s->last_ns = ts_ns;
+    s->markers += (uint32_t)marker;
+    s->last_pt = pt;
+    /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does */
+    int st = update_seq(s, seq);
+
+    ws_pt_info info = t->pt_map[pt];
+    if (info.kind == WS_PT_CN || info.kind == WS_PT_EVENT) return 0; /* never voice timing */
+    int32_t dts = (int32_t)(rtp_ts - s->prev_rtp_ts);
+    /* (Re-)anchor without a sample: first packet, a sender restart, or a
+     * timestamp that steps back while the sequence moves on (a sender clock
+     * reset, not network delay). */
+    if (!(s->flags & WS_STREAM_HAVE_PREV) || st == SEQ_RESTART || (dts < 0 && st == SEQ_NEXT)) {
+        s->flags |= WS_STREAM_HAVE_PREV;
+        s->prev_arrival_ns = ts_ns;
+        s->prev_rtp_ts = rtp_ts;
+        if (info.clock_rate && !s->clock_rate) s->clock_rate = info.clock_rate;
+        return 0;
+    }
+    int64_t darr = ts_ns - s->prev_arrival_ns;
+    int in_time = dts >= 0;
+    int regular = in_time && !marker;
+    if (info.clock_rate) {
+        if (WS_UNLIKELY(info.clock_rate != s->clock_rate)) {
+            if (s->clock_rate) {
+                double scale = (double)info.clock_rate / s->clock_rate;
+                s->max_jitter *= scale;
+                s->jitter_sum *= scale;
+                s->jitter *= scale;
+            }
+            s->clock_rate = info.clock_rate;
+        }
+        /* A.8: D = (Rj - Ri) - (Sj - Si), J += (|D| - J) / 16 */
+        double d = (double)darr * 1e-9 * info.clock_rate - (double)dts;
+        s->jitter += (fabs(d) - s->jitter) * 0.0625;
+        if (regular) {
+            if (s->jitter > s->max_jitter) s->max_jitter = s->jitter;
+            s->jitter_sum += s->jitter;
+            s->jitter_samples++;
+        }
+    }
+    if (regular && darr > s->max_delta_ns) s->max_delta_ns = darr;
+    if (in_time) {
+        s->prev_arrival_ns = ts_ns;
+        s->prev_rtp_ts = rtp_ts;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static ws_rtcp_source *rtcp_source(ws_rtp_table *t, const ws_flow_key *k)
+{
+    uint32_t h = (uint32_t)ws_flow_hash(k), pos;
+    uint32_t slot = ix_find(&t->rtcp_index, (const uint8_t *)t->rtcp, sizeof(ws_rtcp_source), k, h, &pos);
+    if (slot != NOT_FOUND) return &t->rtcp[slot];
+    if (t->rtcp_used >= t->rtcp_max) {
+        t->rtcp_dropped++;
+        return NULL;
+    }
+    if (t->rtcp_used == t->rtcp_capacity) {
+        uint32_t cap = t->rtcp_capacity ? t->rtcp_capacity * 2 : 64;
+        if (cap > t->rtcp_max) cap = t->rtcp_max;
+        ws_rtcp_source *n = realloc(t->rtcp, (size_t)cap * sizeof *n);
+        if (!n) return NULL;
+        t->rtcp = n;
+        t->rtcp_capacity = cap;
+    }
+    if ((t->rtcp_index.count + 1) * 2 > t->rtcp_index.mask + 1) {
+        if (ix_grow(&t->rtcp_index)) return NULL;
+        ix_find(&t->rtcp_index, (const uint8_t *)t->rtcp, sizeof(ws_rtcp_source), k, h, &pos);
+    }
+    slot = t->rtcp_used++;
+    IX_E(&t->rtcp_index)[pos] = ((uint64_t)h << 32) | (slot + 1);
+    t->rtcp_index.count++;
+    ws_rtcp_source *s = &t->rtcp[slot];
+    memset(s, 0, sizeof *s);
+    s->key = *k;
+    return s;
+}
+
+static void report_block(ws_rtcp_source *s, const uint8_t *b, int64_t ts_ns)
+{
+    s->has_report_block = 1;
+    s->rb_ssrc = ws_be32(b);
+    s->rb_fraction_lost = b[4];
+    int32_t cum = (int32_t)(((uint32_t)b[5] << 16) | ((uint32_t)b[6] << 8) | b[7]);
+    if (cum & 0x800000) cum -= 0x1000000; /* 24-bit two's complement */
+    s->rb_cumulative_lost = cum;
+    s->rb_ext_high_seq = ws_be32(b + 8);
+    s->rb_jitter = ws_be32(b + 12);
+    s->rb_lsr = ws_be32(b + 16);
+    s->rb_dlsr = ws_be32(b + 20);
+    s->rb_arrival_ns = ts_ns;
+}
+
+int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+{
+    t->rtcp_packets++;
+    ws_rtcp_source *s = NULL;
+    uint32_t off = 0;
+    int parsed = 0;
+    while (off + 4 <= n) {
+        const uint8_t *q = p + off;
+        uint32_t len = (ws_be16(q + 2) + 1u) * 4;
+        if ((q[0] & 0xc0) != 0x80 || off + len > n) {
+            t->rtcp_malformed++;
+            if (s) s->malformed++;
+            break;
+        }
+        uint8_t type = q[1];
+        uint32_t count = q[0] & 31;
+        if (!s) {
+            ws_flow_key k = *k5;
+            k.ssrc = len >= 8 ? ws_be32(q + 4) : 0;
+            s = rtcp_source(t, &k);
+            if (!s) return parsed;
+            if (!s->first_ns) s->first_ns = ts_ns;
+        }
+        s->last_ns = ts_ns;
+        switch (type) {
+        case 200: /* SR */
+            s->sr_count++;
+            if (len >= 28) {
+                s->sr_ntp = ((uint64_t)ws_be32(q + 8) << 32) | ws_be32(q + 12);
+                s->sr_rtp_ts = ws_be32(q + 16);
+                s->sr_packets = ws_be32(q + 20);
+                s->sr_octets = ws_be32(q + 24);
+                s->sr_arrival_ns = ts_ns;
+                if (count && len >= 28 + 24) report_block(s, q + 28, ts_ns);
+            }
+            break;
+        case 201: /* RR */
+            s->rr_count++;
+            if (count && len >= 8 + 24) report_block(s, q + 8, ts_ns);
+            break;
+        case 202: s->sdes_count++; break;
+        case 203: s->bye_count++; break;
+        case 204: s->app_count++; break;
+        case 205:
+        case 206: s->fb_count++; break;
+        case 207: s->xr_count++; break;
+        default: break;
+        }
+        parsed++;
+        off += len;
+    }
+    return parsed;
+}
+
+/* ------------------------------------------------------------------------ */
+
+uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < t->used && n < max; i++) {
+        const ws_rtp_stream *s = &t->streams[i];
+        if (!s->packets) continue;
+        if (valid_only && !(s->flags & WS_STREAM_VALID)) continue;
+        ws_rtp_record(s, &out[n++]);
+    }
+    return n;
+}
+
+#define F(type, name, fmt) {#name, fmt, offsetof(type, name)}
+const ws_field_desc ws_stream_record_fields[] = {
+    F(ws_stream_record, src, "V16"),          F(ws_stream_record, dst, "V16"),
+    F(ws_stream_record, sport, "u2"),         F(ws_stream_record, dport, "u2"),
+    F(ws_stream_record, ssrc, "u4"),          F(ws_stream_record, packets, "u4"),
+    F(ws_stream_record, payload_type, "u4"),  F(ws_stream_record, lost, "i8"),
+    F(ws_stream_record, expected, "i8"),      F(ws_stream_record, duplicates, "u4"),
+    F(ws_stream_record, reordered, "u4"),     F(ws_stream_record, seq_resets, "u4"),
+    F(ws_stream_record, markers, "u4"),       F(ws_stream_record, clock_rate, "u4"),
+    F(ws_stream_record, call_ref, "u4"),      F(ws_stream_record, max_jitter_ms, "f8"),
+    F(ws_stream_record, mean_jitter_ms, "f8"),F(ws_stream_record, max_delta_ms, "f8"),
+    F(ws_stream_record, first_ns, "i8"),      F(ws_stream_record, last_ns, "i8"),
+    F(ws_stream_record, bytes, "u8"),         F(ws_stream_record, flags, "u4"),
+    F(ws_stream_record, end_reason, "u4"),
+};
+const size_t ws_stream_record_nfields = sizeof ws_stream_record_fields / sizeof ws_stream_record_fields[0];
+
+const ws_field_desc ws_rtcp_source_fields[] = {
+    {"src", "V16", offsetof(ws_rtcp_source, key.src)},
+    {"dst", "V16", offsetof(ws_rtcp_source, key.dst)},
+    {"sport", "u2", offsetof(ws_rtcp_source, key.sport)},
+    {"dport", "u2", offsetof(ws_rtcp_source, key.dport)},
+    {"ssrc", "u4", offsetof(ws_rtcp_source, key.ssrc)},
+    F(ws_rtcp_source, sr_count, "u4"),   F(ws_rtcp_source, rr_count, "u4"),
+    F(ws_rtcp_source, sdes_count, "u4"), F(ws_rtcp_source, bye_count, "u4"),
+    F(ws_rtcp_source, app_count, "u4"),  F(ws_rtcp_source, xr_count, "u4"),
+    F(ws_rtcp_source, fb_count, "u4"),   F(ws_rtcp_source, malformed, "u4"),
+    F(ws_rtcp_source, sr_ntp, "u8"),     F(ws_rtcp_source, sr_rtp_ts, "u4"),
+    F(ws_rtcp_source, sr_packets, "u4"), F(ws_rtcp_source, sr_octets, "u4"),
+    F(ws_rtcp_source, sr_arrival_ns, "i8"),
+    F(ws_rtcp_source, rb_ssrc, "u4"),    F(ws_rtcp_source, rb_fraction_lost, "u1"),
+    F(ws_rtcp_source, has_report_block, "u1"),
+    F(ws_rtcp_source, rb_cumulative_lost, "i4"), F(ws_rtcp_source, rb_ext_high_seq, "u4"),
+    F(ws_rtcp_source, rb_jitter, "u4"),  F(ws_rtcp_source, rb_lsr, "u4"),
+    F(ws_rtcp_source, rb_dlsr, "u4"),    F(ws_rtcp_source, rb_arrival_ns, "i8"),
+    F(ws_rtcp_source, first_ns, "i8"),   F(ws_rtcp_source, last_ns, "i8"),
+};
+const size_t ws_rtcp_source_nfields = sizeof ws_rtcp_source_fields / sizeof ws_rtcp_source_fields[0];

@@ -1,0 +1,198 @@
+/* RTP stream table and RTCP report store (RFC 3550).
+ *
+ * One ws_rtp_stream per (source, destination, SSRC), updated in place per
+ * packet: appendix A.1 sequence tracking with probation, A.3 expected/lost,
+ * A.8 interarrival jitter. Streams live in a slab indexed by an open-addressing
+ * hash; nothing here allocates per packet. */
+#ifndef WS_RTP_H
+#define WS_RTP_H
+
+#include "../ws_common.h"
+
+/* RFC 3550 appendix A.1 constants */
+#define WS_RTP_MAX_DROPOUT 3000
+#define WS_RTP_MAX_MISORDER 100
+#define WS_RTP_MIN_SEQUENTIAL 2
+#define WS_RTP_SEQ_MOD (1u << 16)
+
+/* What a payload type carries, which decides whether it feeds voice jitter. */
+typedef enum ws_pt_kind {
+    WS_PT_UNKNOWN = 0, /* dynamic type without a known mapping: no jitter */
+    WS_PT_AUDIO = 1,
+    WS_PT_VIDEO = 2,
+    WS_PT_CN = 3,      /* comfort noise, RFC 3389 */
+    WS_PT_EVENT = 4,   /* telephone-event, RFC 4733 */
+} ws_pt_kind;
+
+typedef struct ws_pt_info {
+    uint32_t clock_rate; /* 0 = unknown */
+    uint8_t kind;        /* ws_pt_kind */
+} ws_pt_info;
+
+/* Stream state flags */
+enum {
+    WS_STREAM_VALID = 1 << 0,     /* passed probation: a real RTP source */
+    WS_STREAM_HAVE_PREV = 1 << 1, /* jitter has a previous packet to compare to */
+    WS_STREAM_BOUND = 1 << 2,     /* attached to a call through SDP */
+};
+
+/* Why a stream left the table */
+typedef enum ws_end_reason {
+    WS_END_ACTIVE = 0,
+    WS_END_IDLE = 1,    /* no packet for the idle timeout */
+    WS_END_EVICTED = 2, /* table full: oldest made room */
+} ws_end_reason;
+
+/* Per-stream native state. Kept at most 256 bytes (four cache lines). */
+typedef struct ws_rtp_stream {
+    ws_flow_key key;
+    /* RFC 3550 A.1 source state */
+    uint16_t max_seq;
+    uint16_t probation;
+    uint16_t probe_first;    /* first sequence number of the run on probation */
+    uint16_t probe_count;    /* packets of that run so far */
+    uint32_t cycles;         /* shifted count of sequence wraps */
+    uint32_t base_seq;
+    uint32_t bad_seq;
+    uint32_t received;       /* valid packets since the last (re)initialisation */
+    uint32_t dup_since_init; /* duplicates among `received` */
+    int64_t lost_before;     /* loss accumulated before sequence resets */
+    uint64_t seen_window[2]; /* bit i: max_seq - i arrived (duplicate detection) */
+    /* counters over the whole stream */
+    uint32_t packets;        /* every packet attributed to the stream */
+    uint32_t duplicates;
+    uint32_t reordered;      /* arrived after a higher sequence number */
+    uint32_t seq_resets;     /* re-initialisations after a repeated big jump */
+    uint32_t markers;
+    uint32_t jitter_samples;
+    uint64_t bytes;          /* RTP bytes (header + payload) */
+    /* RFC 3550 A.8 jitter, kept in timestamp units as a double */
+    double jitter;
+    double max_jitter;
+    double jitter_sum;       /* for the mean of the running estimate */
+    int64_t prev_arrival_ns; /* last in-time-order packet used for jitter */
+    uint32_t prev_rtp_ts;
+    uint32_t clock_rate;
+    int64_t max_delta_ns;
+    int64_t first_ns;
+    int64_t last_ns;
+    uint8_t payload_type;    /* first payload type seen */
+    uint8_t last_pt;
+    uint8_t flags;
+    uint8_t end_reason;
+    uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
+} ws_rtp_stream;
+
+_Static_assert(sizeof(ws_rtp_stream) <= 256, "stream state must stay within 256 bytes");
+
+/* What Python sees of a stream: computed values, stable layout. */
+typedef struct ws_stream_record {
+    uint8_t src[16];
+    uint8_t dst[16];
+    uint16_t sport;
+    uint16_t dport;
+    uint32_t ssrc;
+    uint32_t packets;
+    uint32_t payload_type;
+    int64_t lost;
+    int64_t expected;
+    uint32_t duplicates;
+    uint32_t reordered;
+    uint32_t seq_resets;
+    uint32_t markers;
+    uint32_t clock_rate;
+    uint32_t call_ref;
+    double max_jitter_ms;
+    double mean_jitter_ms;
+    double max_delta_ms;
+    int64_t first_ns;
+    int64_t last_ns;
+    uint64_t bytes;
+    uint32_t flags;
+    uint32_t end_reason;
+} ws_stream_record;
+
+/* RTCP: the latest reports a sender made, keyed by (src, dst, sender SSRC). */
+typedef struct ws_rtcp_source {
+    ws_flow_key key;
+    uint32_t sr_count, rr_count, sdes_count, bye_count, app_count, xr_count, fb_count;
+    uint32_t malformed;
+    /* last sender report */
+    uint64_t sr_ntp;
+    uint32_t sr_rtp_ts, sr_packets, sr_octets;
+    int64_t sr_arrival_ns;
+    /* last report block */
+    uint32_t rb_ssrc;          /* the source it reports on */
+    uint8_t rb_fraction_lost;  /* fixed point, /256 */
+    uint8_t has_report_block;
+    uint8_t _pad[2];
+    int32_t rb_cumulative_lost;/* 24-bit signed, sign-extended */
+    uint32_t rb_ext_high_seq;
+    uint32_t rb_jitter;        /* timestamp units */
+    uint32_t rb_lsr, rb_dlsr;  /* 1/65536 s */
+    int64_t rb_arrival_ns;
+    int64_t first_ns, last_ns;
+} ws_rtcp_source;
+
+/* Open-addressing index from a flow key to a slot in a slab. */
+typedef struct ws_flow_index {
+    uint64_t *slots;  /* hash32 << 32 | (slot + 1); 0 = empty */
+    uint32_t mask;
+    uint32_t count;
+} ws_flow_index;
+
+typedef struct ws_rtp_table {
+    ws_flow_index index;
+    ws_rtp_stream *streams;
+    uint32_t capacity;   /* slab size allocated */
+    uint32_t max_streams;
+    uint32_t used;       /* high-water mark in the slab */
+    uint32_t *free_list;
+    uint32_t free_count;
+    uint32_t active;
+    uint32_t evict_cursor;
+    uint64_t evictions, expired;
+    /* RTCP */
+    ws_flow_index rtcp_index;
+    ws_rtcp_source *rtcp;
+    uint32_t rtcp_used, rtcp_capacity, rtcp_max;
+    uint64_t rtcp_packets, rtcp_malformed, rtcp_dropped;
+    /* payload type map for dynamic types until SDP binds a stream */
+    ws_pt_info pt_map[128];
+    /* streams that left the table, waiting for Python */
+    ws_stream_record *ended;
+    uint32_t ended_count, ended_cap;
+} ws_rtp_table;
+
+int ws_rtp_table_init(ws_rtp_table *t, uint32_t max_streams, uint32_t max_rtcp);
+void ws_rtp_table_free(ws_rtp_table *t);
+
+/* Is this UDP payload plausibly RTP / RTCP? (cheap header checks) */
+int ws_rtp_looks_like_rtp(const uint8_t *p, uint32_t n);
+int ws_rtp_looks_like_rtcp(const uint8_t *p, uint32_t n);
+
+/* Feeds one RTP packet. Returns 0, or -1 when the ended buffer is full and
+ * must be drained before more streams can be evicted. */
+int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
+/* Feeds one RTCP compound packet. Returns the number of packets parsed. */
+int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
+
+/* Moves streams idle for longer than idle_ns to the ended buffer. */
+void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns);
+
+/* Fills rec from a stream; returns records written for the active set. */
+void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *rec);
+uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only);
+
+/* Field layout of ws_stream_record for building a numpy dtype. */
+typedef struct ws_field_desc {
+    const char *name;
+    const char *format; /* numpy type string */
+    size_t offset;
+} ws_field_desc;
+extern const ws_field_desc ws_stream_record_fields[];
+extern const size_t ws_stream_record_nfields;
+extern const ws_field_desc ws_rtcp_source_fields[];
+extern const size_t ws_rtcp_source_nfields;
+
+#endif

@@ -1,0 +1,161 @@
+# cython: language_level=3
+# The native engine's C state and enums, declared from its headers: reader,
+# decoder, RTP/RTCP table and the per-packet loop. Read this file to see the
+# whole state machine; _engine.pyx only wraps it.
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+
+cdef extern from "ws_common.h":
+    ctypedef struct ws_addr:
+        uint8_t b[16]
+
+    ctypedef struct ws_flow_key:
+        ws_addr src
+        ws_addr dst
+        uint16_t sport
+        uint16_t dport
+        uint32_t ssrc
+
+    ctypedef struct ws_frame:
+        const uint8_t *data
+        uint32_t caplen
+        uint32_t origlen
+        int64_t ts_ns
+        uint32_t linktype
+        uint32_t iface
+
+
+cdef extern from "capture/ws_pcap.h":
+    ctypedef enum ws_read_status:
+        WS_READ_OK
+        WS_READ_EOF
+        WS_READ_TRUNCATED
+        WS_READ_CORRUPT
+        WS_READ_IO
+
+    ctypedef struct ws_reader:
+        int fd
+        int format
+        const uint8_t *map
+        uint64_t pos
+        uint64_t file_size
+        uint64_t frames
+        char err[256]
+
+    int ws_reader_open(ws_reader *r, const char *path) nogil
+    int ws_reader_next(ws_reader *r, ws_frame *f) nogil
+    void ws_reader_close(ws_reader *r) nogil
+
+
+cdef extern from "decode/ws_decode.h":
+    ctypedef enum ws_decode_error:
+        WS_ERR_LINKTYPE
+        WS_ERR_SHORT_LINK
+        WS_ERR_IP_HEADER
+        WS_ERR_IP_LENGTH
+        WS_ERR_UDP_LENGTH
+        WS_ERR_TCP_HEADER
+        WS_ERR_TUNNEL
+        WS_ERR_FRAG_OVERLAP
+        WS_ERR_FRAG_TABLE_FULL
+        WS_ERR_FRAG_TIMEOUT
+        WS_ERR_SNAPPED
+        WS_ERR__COUNT
+
+    ctypedef struct ws_decoder:
+        uint64_t errors[<int>WS_ERR__COUNT]
+        uint64_t frames, ip_packets, udp, tcp, other_ip, non_ip
+        uint64_t fragments, reassembled
+        int64_t frag_timeout_ns
+        uint32_t frag_in_use
+        uint16_t vxlan_port
+
+
+cdef extern from "rtp/ws_rtp.h":
+    ctypedef enum ws_pt_kind:
+        WS_PT_UNKNOWN
+        WS_PT_AUDIO
+        WS_PT_VIDEO
+        WS_PT_CN
+        WS_PT_EVENT
+
+    ctypedef struct ws_pt_info:
+        uint32_t clock_rate
+        uint8_t kind
+
+    ctypedef enum ws_end_reason:
+        WS_END_ACTIVE
+        WS_END_IDLE
+        WS_END_EVICTED
+
+    ctypedef struct ws_stream_record:
+        pass
+
+    ctypedef struct ws_rtcp_source:
+        pass
+
+    ctypedef struct ws_rtp_table:
+        uint32_t max_streams
+        uint32_t active
+        uint64_t evictions, expired
+        ws_rtcp_source *rtcp
+        uint32_t rtcp_used
+        uint64_t rtcp_packets, rtcp_malformed, rtcp_dropped
+        ws_pt_info pt_map[128]
+        ws_stream_record *ended
+        uint32_t ended_count
+
+    ctypedef struct ws_field_desc:
+        const char *name
+        const char *format
+        size_t offset
+
+    const ws_field_desc ws_stream_record_fields[]
+    const size_t ws_stream_record_nfields
+    const ws_field_desc ws_rtcp_source_fields[]
+    const size_t ws_rtcp_source_nfields
+
+    uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only) nogil
+
+
+cdef extern from "engine/ws_engine.h":
+    ctypedef enum ws_run_status:
+        WS_RUN_EOF
+        WS_RUN_SIGNALLING
+        WS_RUN_ENDED
+        WS_RUN_BUDGET
+
+    ctypedef struct ws_sig_record:
+        pass
+
+    ctypedef struct ws_engine_counters:
+        uint64_t frames, bytes
+        uint64_t rtp_packets, rtcp_packets, sip_udp, tcp_segments, sctp_chunks
+        uint64_t other_udp, other_tcp
+        uint64_t held_fragments, ignored, decode_errors
+        uint64_t sig_oversize
+        int64_t first_ns, last_ns
+
+    ctypedef struct ws_engine:
+        ws_decoder decoder
+        ws_rtp_table rtp
+        ws_engine_counters c
+        uint16_t rtp_port_min, rtp_port_max
+        int sip_by_content
+        uint8_t *sig_arena
+        uint32_t sig_arena_used
+        ws_sig_record *sig
+        uint32_t sig_count
+        int64_t idle_ns
+
+    const ws_field_desc ws_sig_record_fields[]
+    const size_t ws_sig_record_nfields
+
+    int ws_engine_init(ws_engine *e, uint32_t max_streams) nogil
+    void ws_engine_free(ws_engine *e) nogil
+    void ws_engine_set_sip_port(ws_engine *e, uint16_t port, int on) nogil
+    void ws_engine_frame(ws_engine *e, const ws_frame *f) nogil
+    int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget) nogil
+    void ws_engine_sig_reset(ws_engine *e) nogil
+

@@ -1,0 +1,5 @@
+import sys
+
+from warpsniff.cli import main
+
+sys.exit(main())

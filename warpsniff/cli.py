@@ -1,0 +1,136 @@
+"""The `warpsniff` command.
+
+Exit codes: 0 success, 2 bad input or usage (one line saying what and where),
+1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional, Sequence
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad arguments or input: reported on one line, exit 2."""
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    try:
+        lo, _, hi = text.partition("-")
+        lo_i, hi_i = int(lo), int(hi or lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port range: {text!r} (expected LOW-HIGH)")
+    if not (0 <= lo_i <= hi_i <= 65535):
+        raise argparse.ArgumentTypeError(f"port range {text!r} outside 0-65535")
+    return lo_i, hi_i
+
+
+def _port_list(text: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(p) for p in text.split(",") if p)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port list: {text!r}")
+    if not ports or any(not 0 < p <= 65535 for p in ports):
+        raise argparse.ArgumentTypeError(f"ports must be 1-65535: {text!r}")
+    return ports
+
+
+def _payload_type(text: str) -> tuple[int, int, str]:
+    # 96=16000 or 96=16000/audio
+    try:
+        pt, _, rest = text.partition("=")
+        clock, _, kind = rest.partition("/")
+        value = (int(pt), int(clock), kind or "audio")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PT=CLOCK[/KIND], got {text!r}")
+    if not 0 <= value[0] < 128 or value[2] not in ("audio", "video", "cn", "event", "unknown"):
+        raise argparse.ArgumentTypeError(f"bad payload type mapping {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="warpsniff", description="SIP/RTP analyzer")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    rp = sub.add_parser("replay", help="analyse pcap/pcapng files")
+    rp.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' for stdin)")
+    rp.add_argument("--streams-json", metavar="PATH", help="write RTP streams as a JSON array ('-' for stdout)")
+    rp.add_argument("--sip-ports", type=_port_list, default=(5060,), metavar="P[,P...]",
+                    help="UDP/TCP ports always treated as SIP (default 5060); SIP is also found by content")
+    rp.add_argument("--rtp-ports", type=_port_range, default=(1024, 65535), metavar="LOW-HIGH",
+                    help="UDP ports considered for RTP/RTCP detection (default 1024-65535)")
+    rp.add_argument("--payload-type", type=_payload_type, action="append", default=[], metavar="PT=CLOCK[/KIND]",
+                    help="clock rate of a dynamic payload type, e.g. 101=8000/event (repeatable)")
+    rp.add_argument("--max-streams", type=int, default=200_000, help="RTP stream table size (default 200000)")
+    rp.add_argument("--idle-timeout", type=float, default=300.0,
+                    help="seconds of capture time after which a silent stream ends (default 300)")
+    rp.add_argument("-q", "--quiet", action="store_true", help="no table on stdout")
+    return parser
+
+
+def cmd_replay(args) -> int:
+    from warpsniff import report
+    from warpsniff.replay import EngineOptions, Progress, replay
+
+    if args.max_streams < 1:
+        raise UsageError(f"--max-streams must be positive, got {args.max_streams}")
+    options = EngineOptions(
+        max_streams=args.max_streams,
+        sip_ports=args.sip_ports,
+        rtp_port_range=args.rtp_ports,
+        idle_timeout=args.idle_timeout,
+        payload_types={pt: (clock, kind) for pt, clock, kind in args.payload_type},
+    )
+    result = replay(args.files, options, progress=Progress())
+    json_to_stdout = args.streams_json == "-"
+    read_anything = result.counters["frames"] > 0 or len(result.errors) < len(args.files)
+    if not args.quiet and not json_to_stdout and read_anything:
+        report.write_stream_table(result.streams, sys.stdout)
+        report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
+    if args.streams_json:
+        doc = json.dumps(report.streams_to_dicts(result.streams), indent=1)
+        if json_to_stdout:
+            sys.stdout.write(doc + "\n")
+        else:
+            try:
+                with open(args.streams_json, "w") as fh:
+                    fh.write(doc + "\n")
+            except OSError as exc:
+                raise UsageError(f"{args.streams_json}: cannot write: {exc.strerror}")
+    for err in result.errors:
+        if err.offset is not None:
+            print(f"warpsniff: {err}; results cover the packets before it", file=sys.stderr)
+        else:
+            print(f"warpsniff: {err}", file=sys.stderr)
+    return EXIT_INPUT if result.errors else EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 on usage errors
+    try:
+        if args.command == "replay":
+            return cmd_replay(args)
+    except UsageError as exc:
+        print(f"warpsniff: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # pragma: no cover - reported, not hidden
+        import traceback
+        traceback.print_exc()
+        print(f"warpsniff: internal error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    parser.error(f"unknown command {args.command}")
+    return EXIT_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Stream records -> JSON objects and the terminal table."""
+from __future__ import annotations
+
+import ipaddress
+from typing import TextIO
+
+import numpy as np
+
+_V4_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def format_addr(raw: bytes) -> str:
+    """16-byte engine address -> text (IPv4 stored v4-mapped)."""
+    raw = bytes(raw)
+    if raw[:12] == _V4_PREFIX:
+        return str(ipaddress.IPv4Address(raw[12:]))
+    return str(ipaddress.IPv6Address(raw))
+
+
+def format_endpoint(raw: bytes, port: int) -> str:
+    addr = format_addr(raw)
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def stream_to_dict(rec: np.void) -> dict:
+    """The `--streams-json` object for one stream. Keys keep their meaning
+    across releases; new keys may be added."""
+    return {
+        "src": format_endpoint(rec["src"], int(rec["sport"])),
+        "dst": format_endpoint(rec["dst"], int(rec["dport"])),
+        "ssrc": int(rec["ssrc"]),
+        "payload_type": int(rec["payload_type"]),
+        "packets": int(rec["packets"]),
+        "expected": int(rec["expected"]),
+        "lost": int(rec["lost"]),
+        "duplicates": int(rec["duplicates"]),
+        "reordered": int(rec["reordered"]),
+        "seq_resets": int(rec["seq_resets"]),
+        "markers": int(rec["markers"]),
+        "clock_rate": int(rec["clock_rate"]) or None,
+        "max_jitter_ms": round(float(rec["max_jitter_ms"]), 6),
+        "mean_jitter_ms": round(float(rec["mean_jitter_ms"]), 6),
+        "max_delta_ms": round(float(rec["max_delta_ms"]), 6),
+        "first_ts": int(rec["first_ns"]) / 1e9,
+        "last_ts": int(rec["last_ns"]) / 1e9,
+        "bytes": int(rec["bytes"]),
+    }
+
+
+def streams_to_dicts(streams: np.ndarray) -> list[dict]:
+    return [stream_to_dict(r) for r in streams]
+
+
+def write_stream_table(streams: np.ndarray, out: TextIO, t0_ns: int | None = None) -> None:
+    """A table in the spirit of `tshark -q -z rtp,streams`."""
+    out.write("=" * 25 + " RTP Streams " + "=" * 25 + "\n")
+    header = (f"{'Start':>11} {'End':>11} {'Source':>22} {'Destination':>22} {'SSRC':>10} "
+              f"{'PT':>3} {'Pkts':>8} {'Lost':>14} {'Dups':>5} {'Late':>5} "
+              f"{'MaxDelta(ms)':>12} {'MaxJitter(ms)':>13} {'MeanJitter(ms)':>14}")
+    out.write(header + "\n")
+    if t0_ns is None:
+        t0_ns = int(streams["first_ns"].min()) if len(streams) else 0
+    for r in streams:
+        expected = int(r["expected"])
+        lost = int(r["lost"])
+        pct = 100.0 * lost / expected if expected > 0 else 0.0
+        lost_s = f"{lost} ({pct:.1f}%)"
+        jitter = f"{r['max_jitter_ms']:.3f}" if r["clock_rate"] else "-"
+        mean = f"{r['mean_jitter_ms']:.3f}" if r["clock_rate"] else "-"
+        out.write(
+            f"{(int(r['first_ns']) - t0_ns) / 1e9:11.6f} {(int(r['last_ns']) - t0_ns) / 1e9:11.6f} "
+            f"{format_endpoint(r['src'], int(r['sport'])):>22} {format_endpoint(r['dst'], int(r['dport'])):>22} "
+            f"0x{int(r['ssrc']):08X} {int(r['payload_type']):>3} {int(r['packets']):>8} {lost_s:>14} "
+            f"{int(r['duplicates']):>5} {int(r['reordered']):>5} {r['max_delta_ms']:12.3f} {jitter:>13} {mean:>14}\n"
+        )
+    out.write("=" * 63 + "\n")
+
+
+def write_summary(counters: dict, decode_errors: dict, out: TextIO, elapsed_s: float) -> None:
+    frames = counters["frames"]
+    rate = frames / elapsed_s / 1e6 if elapsed_s > 0 else 0.0
+    out.write(f"{frames} frames ({rate:.2f} Mpps), {counters['rtp_packets']} RTP, "
+              f"{counters['rtcp_packets']} RTCP, {counters['sip_udp']} SIP/UDP, "
+              f"{counters['tcp_segments']} SIP/TCP segments, {counters['decode_errors']} malformed\n")
+    bad = {k: v for k, v in decode_errors.items() if v}
+    if bad:
+        out.write("malformed: " + ", ".join(f"{k}={v}" for k, v in bad.items()) + "\n")
+
