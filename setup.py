@@ -13,6 +13,7 @@ C_SOURCES = [
     "ext/capture/ws_pcap.c",
     "ext/decode/ws_decode.c",
     "ext/rtp/ws_rtp.c",
+    "ext/sip/ws_sip.c",
     "ext/engine/ws_engine.c",
 ]
 

@@ -88,6 +88,30 @@ cdef class Engine:
             ws_engine_free(self.e)
             free(self.e)
 
+    # -- SDP media binding -------------------------------------------------
+
+    def bind(self, bytes addr16, int port, uint32_t call_ref, payload_types=()):
+        """RTP sent to (addr, port) belongs to call_ref; payload_types is a
+        sequence of (pt, clock_rate, kind) from SDP. Returns False when the
+        binding table is full."""
+        cdef ws_pt_entry pts[WS_BIND_PTS]
+        cdef uint32_t n = 0
+        for pt, clock, kind in payload_types:
+            if n == WS_BIND_PTS:
+                break
+            pts[n].pt = pt
+            pts[n].clock_rate = clock
+            pts[n].kind = PT_KINDS[kind]
+            n += 1
+        _check_addr16(addr16)
+        cdef const char *addr = addr16
+        return ws_rtp_bind(&self.e.rtp, <const ws_addr *>addr, port, call_ref, pts, n) == 0
+
+    def unbind(self, bytes addr16, int port, uint32_t call_ref):
+        _check_addr16(addr16)
+        cdef const char *addr = addr16
+        ws_rtp_unbind(&self.e.rtp, <const ws_addr *>addr, port, call_ref)
+
     def set_payload_type(self, int pt, uint32_t clock_rate, str kind="audio"):
         """Maps a payload type engine-wide (until SDP binding narrows it)."""
         if not 0 <= pt < 128:
@@ -204,6 +228,8 @@ cdef class Engine:
             "fragments": d.fragments, "reassembled": d.reassembled,
             "streams_active": self.e.rtp.active, "stream_evictions": self.e.rtp.evictions,
             "streams_expired": self.e.rtp.expired,
+            "media_bindings": self.e.rtp.bind_active, "bindings_dropped": self.e.rtp.bind_dropped,
+            "bound_streams": self.e.rtp.bound_streams, "latched_bindings": self.e.rtp.latched,
             "rtcp_malformed": self.e.rtp.rtcp_malformed, "rtcp_dropped": self.e.rtp.rtcp_dropped,
             "first_ns": c.first_ns if c.frames else None,
             "last_ns": c.last_ns if c.frames else None,
@@ -211,3 +237,77 @@ cdef class Engine:
 
     def decode_errors(self):
         return {name: self.e.decoder.errors[i] for i, name in enumerate(DECODE_ERROR_NAMES)}
+
+
+cdef _check_addr16(bytes addr):
+    if addr is None or len(addr) != 16:
+        raise ValueError("engine addresses are 16 bytes (IPv4 v4-mapped)")
+
+
+# -- SIP ------------------------------------------------------------------
+
+SIP_METHODS = ("OTHER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+               "UPDATE", "INFO", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH")
+SIP_STATUS = ("ok", "incomplete", "bad_start_line", "no_call_id", "bad_cseq", "bad_length",
+              "header_too_long", "binary", "keepalive")
+SIP_OK = WS_SIP_OK
+SIP_INCOMPLETE = WS_SIP_INCOMPLETE
+SIP_KEEPALIVE = WS_SIP_KEEPALIVE
+
+
+cdef inline str _text(const uint8_t *base, ws_span sp):
+    if sp.len == 0:
+        return None
+    return (<const char *>base)[sp.off:sp.off + sp.len].decode("utf-8", "replace")
+
+
+cdef class SipHeaders:
+    """The fields of one SIP message that dialog correlation needs."""
+    cdef readonly int status, code, cseq, via_count
+    cdef readonly bint is_request
+    cdef readonly str method, cseq_method, request_uri, reason, call_id
+    cdef readonly str from_uri, from_tag, to_uri, to_tag, via_branch
+    cdef readonly str content_type, session_expires, correlation
+    cdef readonly uint32_t header_len, msg_len, body_off, body_len, content_length
+
+    @property
+    def status_name(self):
+        return SIP_STATUS[self.status]
+
+
+def parse_sip(const uint8_t[::1] data, bint datagram=True, bytes correlation_header=None):
+    """Parses one SIP message at the start of data (native scan)."""
+    cdef ws_sip_msg m
+    cdef const uint8_t *p = &data[0] if data.shape[0] else <const uint8_t *>b""
+    cdef const char *corr = NULL
+    if correlation_header is not None:
+        corr = correlation_header
+    with nogil:
+        ws_sip_parse(p, data.shape[0], datagram, corr, &m)
+    cdef SipHeaders h = SipHeaders.__new__(SipHeaders)
+    h.status = m.status
+    h.is_request = m.is_request
+    h.code = m.code
+    h.cseq = m.cseq
+    h.via_count = m.via_count
+    h.header_len = m.header_len
+    h.msg_len = m.msg_len
+    h.body_off = m.body.off
+    h.body_len = m.body.len
+    h.content_length = m.content_length
+    if m.status == WS_SIP_KEEPALIVE or m.status == WS_SIP_INCOMPLETE:
+        return h
+    h.method = (_text(p, m.method_name) if m.method == 0 else SIP_METHODS[m.method]) if m.is_request else None
+    h.cseq_method = SIP_METHODS[m.cseq_method] if m.cseq_method else None
+    h.request_uri = _text(p, m.request_uri)
+    h.reason = _text(p, m.reason)
+    h.call_id = _text(p, m.call_id)
+    h.from_uri = _text(p, m.from_uri)
+    h.from_tag = _text(p, m.from_tag)
+    h.to_uri = _text(p, m.to_uri)
+    h.to_tag = _text(p, m.to_tag)
+    h.via_branch = _text(p, m.via_branch)
+    h.content_type = _text(p, m.content_type)
+    h.session_expires = _text(p, m.session_expires)
+    h.correlation = _text(p, m.correlation)
+    return h

@@ -95,6 +95,13 @@ WS_INLINE int ws_flow_key_eq(const ws_flow_key *a, const ws_flow_key *b)
             (ws_load64(x + 32) ^ ws_load64(y + 32))) == 0;
 }
 
+/* One field of a record exported to Python, for building a numpy dtype. */
+typedef struct ws_field_desc {
+    const char *name;
+    const char *format; /* numpy type string */
+    size_t offset;
+} ws_field_desc;
+
 WS_INLINE uint16_t ws_be16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 WS_INLINE uint32_t ws_be32(const uint8_t *p)
 {

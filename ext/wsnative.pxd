@@ -17,6 +17,11 @@ cdef extern from "ws_common.h":
         uint16_t dport
         uint32_t ssrc
 
+    ctypedef struct ws_field_desc:
+        const char *name
+        const char *format
+        size_t offset
+
     ctypedef struct ws_frame:
         const uint8_t *data
         uint32_t caplen
@@ -88,6 +93,15 @@ cdef extern from "rtp/ws_rtp.h":
         WS_END_ACTIVE
         WS_END_IDLE
         WS_END_EVICTED
+        WS_END_REBOUND
+
+    ctypedef struct ws_pt_entry:
+        uint8_t pt
+        uint8_t kind
+        uint32_t clock_rate
+
+    enum:
+        WS_BIND_PTS
 
     ctypedef struct ws_stream_record:
         pass
@@ -105,18 +119,62 @@ cdef extern from "rtp/ws_rtp.h":
         ws_pt_info pt_map[128]
         ws_stream_record *ended
         uint32_t ended_count
-
-    ctypedef struct ws_field_desc:
-        const char *name
-        const char *format
-        size_t offset
+        uint32_t bind_active
+        uint64_t bind_dropped, bound_streams, latched
 
     const ws_field_desc ws_stream_record_fields[]
     const size_t ws_stream_record_nfields
     const ws_field_desc ws_rtcp_source_fields[]
     const size_t ws_rtcp_source_nfields
 
+    int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
+                    const ws_pt_entry *pts, uint32_t npts) nogil
+    void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref) nogil
     uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only) nogil
+
+
+cdef extern from "sip/ws_sip.h":
+    ctypedef enum ws_sip_status:
+        WS_SIP_OK
+        WS_SIP_INCOMPLETE
+        WS_SIP_BAD_START_LINE
+        WS_SIP_NO_CALL_ID
+        WS_SIP_BAD_CSEQ
+        WS_SIP_BAD_LENGTH
+        WS_SIP_HEADER_TOO_LONG
+        WS_SIP_BINARY
+        WS_SIP_KEEPALIVE
+
+    ctypedef struct ws_span:
+        uint32_t off
+        uint32_t len
+
+    ctypedef struct ws_sip_msg:
+        uint8_t status
+        uint8_t is_request
+        uint8_t method
+        uint8_t cseq_method
+        uint16_t code
+        uint16_t via_count
+        uint32_t cseq
+        uint32_t content_length
+        uint32_t header_len
+        uint32_t msg_len
+        ws_span method_name
+        ws_span request_uri
+        ws_span reason
+        ws_span call_id
+        ws_span from_uri
+        ws_span from_tag
+        ws_span to_uri
+        ws_span to_tag
+        ws_span via_branch
+        ws_span content_type
+        ws_span session_expires
+        ws_span correlation
+        ws_span body
+
+    int ws_sip_parse(const uint8_t *p, uint32_t n, int datagram, const char *corr_name, ws_sip_msg *m) nogil
 
 
 cdef extern from "engine/ws_engine.h":

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "ws_engine.h"
 
 #include <stdlib.h>
@@ -47,6 +48,7 @@ void ws_engine_sig_reset(ws_engine *e)
 {
     e->sig_count = 0;
     e->sig_arena_used = 0;
+    e->sig_urgent = 0;
 }
 
 WS_INLINE int is_sip_port(const ws_engine *e, uint16_t port)
@@ -121,6 +123,8 @@ static void sig_push(ws_engine *e, const ws_l4 *l, int64_t ts_ns, uint8_t kind)
     r->length = l->payload_len;
     memcpy(e->sig_arena + e->sig_arena_used, l->payload, l->payload_len);
     e->sig_arena_used += l->payload_len;
+    /* SDP decides how the RTP that follows is bound: hand it over now */
+    if (memmem(l->payload, l->payload_len, "\nv=0", 4)) e->sig_urgent = 1;
 }
 
 static void housekeeping(ws_engine *e, int64_t now)
@@ -212,7 +216,8 @@ int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget)
 {
     ws_frame f;
     for (uint64_t i = 0; i < budget; i++) {
-        if (WS_UNLIKELY(e->sig_count >= WS_SIG_RECORDS || WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
+        if (WS_UNLIKELY(e->sig_urgent || e->sig_count >= WS_SIG_RECORDS ||
+                        WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
             return WS_RUN_SIGNALLING;
         if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
         int rc = ws_reader_next(r, &f);

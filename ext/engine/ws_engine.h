@@ -8,6 +8,7 @@
 #include "../capture/ws_pcap.h"
 #include "../decode/ws_decode.h"
 #include "../rtp/ws_rtp.h"
+#include "../sip/ws_sip.h"
 
 typedef enum ws_run_status {
     WS_RUN_EOF = 0,
@@ -71,6 +72,7 @@ typedef struct ws_engine {
     uint32_t sig_arena_used;
     ws_sig_record *sig;
     uint32_t sig_count;
+    int sig_urgent; /* an SDP body arrived: Python must bind media before more RTP */
     /* housekeeping by capture time */
     int64_t idle_ns;
     int64_t next_sweep_ns;

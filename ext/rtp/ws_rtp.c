@@ -112,8 +112,12 @@ int ws_rtp_table_init(ws_rtp_table *t, uint32_t max_streams, uint32_t max_rtcp)
     memset(t, 0, sizeof *t);
     t->max_streams = max_streams ? max_streams : 1;
     t->rtcp_max = max_rtcp ? max_rtcp : 1;
+    t->bind_max = t->max_streams;
+    t->bind_gen_next = 1;
     pt_map_init(t->pt_map);
-    if (ix_init(&t->index, INDEX_INITIAL) || ix_init(&t->rtcp_index, INDEX_INITIAL)) return -1;
+    if (ix_init(&t->index, INDEX_INITIAL) || ix_init(&t->rtcp_index, INDEX_INITIAL) ||
+        ix_init(&t->bind_index, INDEX_INITIAL))
+        return -1;
     return 0;
 }
 
@@ -121,6 +125,9 @@ void ws_rtp_table_free(ws_rtp_table *t)
 {
     free(t->index.slots);
     free(t->rtcp_index.slots);
+    free(t->bind_index.slots);
+    free(t->bindings);
+    free(t->bind_free);
     free(t->streams);
     free(t->free_list);
     free(t->rtcp);
@@ -385,6 +392,129 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq)
     return SEQ_LATE;
 }
 
+/* ------------------------------------------------------------------------ */
+/* SDP media bindings */
+
+static void bind_key(ws_flow_key *k, const ws_addr *addr, uint16_t port)
+{
+    memset(k, 0, sizeof *k);
+    k->dst = *addr;
+    k->dport = port;
+}
+
+static uint32_t bind_find(const ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t *pos)
+{
+    ws_flow_key k;
+    bind_key(&k, addr, port);
+    return ix_find(&t->bind_index, (const uint8_t *)t->bindings, sizeof(ws_media_binding), &k,
+                   (uint32_t)ws_flow_hash(&k), pos);
+}
+
+static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
+                                  const ws_pt_entry *pts, uint32_t npts, int latched)
+{
+    uint32_t pos, slot = bind_find(t, addr, port, &pos);
+    if (slot == NOT_FOUND) {
+        if (t->bind_active >= t->bind_max) {
+            t->bind_dropped++;
+            return NULL;
+        }
+        if (t->bind_free_count) {
+            slot = t->bind_free[--t->bind_free_count];
+        } else {
+            if (t->bind_used == t->bind_capacity) {
+                uint32_t cap = t->bind_capacity ? t->bind_capacity * 2 : 64;
+                if (cap > t->bind_max) cap = t->bind_max;
+                ws_media_binding *nb = realloc(t->bindings, (size_t)cap * sizeof *nb);
+                if (!nb) return NULL;
+                t->bindings = nb;
+                uint32_t *nf = realloc(t->bind_free, (size_t)cap * sizeof *nf);
+                if (!nf) return NULL;
+                t->bind_free = nf;
+                t->bind_capacity = cap;
+            }
+            slot = t->bind_used++;
+        }
+        if ((t->bind_index.count + 1) * 2 > t->bind_index.mask + 1) {
+            if (ix_grow(&t->bind_index)) return NULL;
+            bind_find(t, addr, port, &pos);
+        }
+        ws_media_binding *b = &t->bindings[slot];
+        memset(b, 0, sizeof *b);
+        bind_key(&b->key, addr, port);
+        IX_E(&t->bind_index)[pos] = ((uint64_t)(uint32_t)ws_flow_hash(&b->key) << 32) | (slot + 1);
+        t->bind_index.count++;
+        t->bind_active++;
+    }
+    ws_media_binding *b = &t->bindings[slot];
+    b->call_ref = call_ref;
+    b->gen = t->bind_gen_next++;
+    b->latched = (uint8_t)latched;
+    b->npts = (uint8_t)(npts < WS_BIND_PTS ? npts : WS_BIND_PTS);
+    memcpy(b->pts, pts, b->npts * sizeof *pts);
+    return b;
+}
+
+int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
+                const ws_pt_entry *pts, uint32_t npts)
+{
+    return bind_set(t, addr, port, call_ref, pts, npts, 0) ? 0 : -1;
+}
+
+void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref)
+{
+    uint32_t pos, slot = bind_find(t, addr, port, &pos);
+    if (slot == NOT_FOUND || t->bindings[slot].call_ref != call_ref) return;
+    ix_remove(&t->bind_index, pos);
+    t->bindings[slot].gen = 0; /* streams holding this slot see the change */
+    t->bindings[slot].call_ref = 0;
+    t->bind_free[t->bind_free_count++] = slot;
+    t->bind_active--;
+}
+
+/* Binds a new stream through its destination; media from an address no SDP
+ * announced (NAT) is latched so the reverse direction binds too. */
+static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
+{
+    uint32_t pos, slot = bind_find(t, &s->key.dst, s->key.dport, &pos);
+    if (slot == NOT_FOUND) return;
+    ws_media_binding *b = &t->bindings[slot];
+    s->flags |= WS_STREAM_BOUND;
+    s->call_ref = b->call_ref;
+    s->binding = slot;
+    s->bind_gen = b->gen;
+    t->bound_streams++;
+    uint32_t rpos;
+    if (bind_find(t, &s->key.src, s->key.sport, &rpos) == NOT_FOUND) {
+        ws_pt_entry pts[WS_BIND_PTS];
+        uint32_t npts = b->npts;
+        memcpy(pts, b->pts, npts * sizeof *pts); /* b may move when the table grows */
+        if (bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1)) t->latched++;
+    }
+}
+
+/* The payload type's clock and kind, as the bound call's SDP declared it. */
+static ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
+{
+    ws_pt_info info = t->pt_map[pt];
+    if (!(s->flags & WS_STREAM_BOUND)) return info;
+    if (s->cached_pt.pt == pt && s->cached_pt.clock_rate) {
+        info.clock_rate = s->cached_pt.clock_rate;
+        info.kind = s->cached_pt.kind;
+        return info;
+    }
+    const ws_media_binding *b = &t->bindings[s->binding];
+    for (uint32_t i = 0; i < b->npts; i++) {
+        if (b->pts[i].pt == pt) {
+            s->cached_pt = b->pts[i];
+            info.clock_rate = b->pts[i].clock_rate;
+            info.kind = b->pts[i].kind;
+            return info;
+        }
+    }
+    return info;
+}
+
 int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
 {
     ws_flow_key k = *k5;
@@ -396,6 +526,25 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     uint32_t rtp_ts = ws_be32(p + 4);
     uint8_t pt = p[1] & 0x7f;
     int marker = p[1] >> 7;
+    if (WS_LIKELY(slot != NOT_FOUND)) {
+        s = &t->streams[slot];
+        if (WS_UNLIKELY((s->flags & WS_STREAM_BOUND) && t->bindings[s->binding].gen != s->bind_gen)) {
+            /* the destination was re-bound (re-INVITE) or released (call over) */
+            uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
+            if (b == NOT_FOUND) {
+                s->flags &= (uint8_t)~WS_STREAM_BOUND; /* keeps its call */
+            } else if (t->bindings[b].call_ref == s->call_ref) {
+                s->binding = b;
+                s->bind_gen = t->bindings[b].gen;
+                s->cached_pt.clock_rate = 0;
+            } else {
+                /* the port now belongs to the next call: that is a new stream */
+                stream_remove(t, slot, WS_END_REBOUND);
+                slot = NOT_FOUND;
+                ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
+            }
+        }
+    }
     if (WS_UNLIKELY(slot == NOT_FOUND)) {
         s = stream_new(t, &k, h, pos);
         if (!s) return -1;
@@ -404,8 +553,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         s->probe_first = seq;
         s->first_ns = ts_ns;
         s->payload_type = pt;
-    } else {
-        s = &t->streams[slot];
+        if (t->bind_active) stream_bind(t, s);
     }
     s->packets++;
     s->bytes += n;
@@ -415,7 +563,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does */
     int st = update_seq(s, seq);
 
-    ws_pt_info info = t->pt_map[pt];
+    ws_pt_info info = stream_pt_info(t, s, pt);
     if (info.kind == WS_PT_CN || info.kind == WS_PT_EVENT) return 0; /* never voice timing */
     int32_t dts = (int32_t)(rtp_ts - s->prev_rtp_ts);
     /* (Re-)anchor without a sample: first packet, a sender restart, or a

@@ -29,6 +29,28 @@ typedef struct ws_pt_info {
     uint8_t kind;        /* ws_pt_kind */
 } ws_pt_info;
 
+/* A payload type as SDP's a=rtpmap declared it for one media destination. */
+typedef struct ws_pt_entry {
+    uint8_t pt;
+    uint8_t kind;        /* ws_pt_kind */
+    uint16_t _pad;
+    uint32_t clock_rate;
+} ws_pt_entry;
+
+#define WS_BIND_PTS 8
+
+/* Media destination (address, port) announced in SDP, owned by one call.
+ * A stream whose destination matches is bound to the call at creation. */
+typedef struct ws_media_binding {
+    ws_flow_key key;     /* dst and dport only; the rest zero */
+    uint32_t call_ref;
+    uint32_t gen;        /* unique per (re)binding: streams compare it */
+    uint8_t npts;
+    uint8_t latched;     /* learnt from media (NAT), not from SDP */
+    uint8_t _pad[6];
+    ws_pt_entry pts[WS_BIND_PTS];
+} ws_media_binding;
+
 /* Stream state flags */
 enum {
     WS_STREAM_VALID = 1 << 0,     /* passed probation: a real RTP source */
@@ -41,6 +63,7 @@ typedef enum ws_end_reason {
     WS_END_ACTIVE = 0,
     WS_END_IDLE = 1,    /* no packet for the idle timeout */
     WS_END_EVICTED = 2, /* table full: oldest made room */
+    WS_END_REBOUND = 3, /* its destination now belongs to another call */
 } ws_end_reason;
 
 /* Per-stream native state. Kept at most 256 bytes (four cache lines). */
@@ -81,6 +104,9 @@ typedef struct ws_rtp_stream {
     uint8_t flags;
     uint8_t end_reason;
     uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
+    uint32_t binding;        /* slot in the binding table while bound */
+    uint32_t bind_gen;       /* the binding's gen when we bound */
+    ws_pt_entry cached_pt;   /* last payload type resolved through the binding */
 } ws_rtp_stream;
 
 _Static_assert(sizeof(ws_rtp_stream) <= 256, "stream state must stay within 256 bytes");
@@ -159,6 +185,13 @@ typedef struct ws_rtp_table {
     uint64_t rtcp_packets, rtcp_malformed, rtcp_dropped;
     /* payload type map for dynamic types until SDP binds a stream */
     ws_pt_info pt_map[128];
+    /* SDP media bindings */
+    ws_flow_index bind_index;
+    ws_media_binding *bindings;
+    uint32_t *bind_free;
+    uint32_t bind_used, bind_capacity, bind_max, bind_free_count, bind_active;
+    uint32_t bind_gen_next;
+    uint64_t bind_dropped, bound_streams, latched;
     /* streams that left the table, waiting for Python */
     ws_stream_record *ended;
     uint32_t ended_count, ended_cap;
@@ -177,6 +210,13 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
 /* Feeds one RTCP compound packet. Returns the number of packets parsed. */
 int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
 
+/* Binds media sent to (addr, port) to call_ref with SDP's payload types;
+ * replaces another call's binding there. Returns 0, or -1 when full. */
+int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
+                const ws_pt_entry *pts, uint32_t npts);
+/* Removes the binding at (addr, port) if call_ref still owns it. */
+void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref);
+
 /* Moves streams idle for longer than idle_ns to the ended buffer. */
 void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns);
 
@@ -184,12 +224,7 @@ void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns);
 void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *rec);
 uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only);
 
-/* Field layout of ws_stream_record for building a numpy dtype. */
-typedef struct ws_field_desc {
-    const char *name;
-    const char *format; /* numpy type string */
-    size_t offset;
-} ws_field_desc;
+/* Field layouts for numpy dtypes */
 extern const ws_field_desc ws_stream_record_fields[];
 extern const size_t ws_stream_record_nfields;
 extern const ws_field_desc ws_rtcp_source_fields[];
