@@ -37,6 +37,7 @@ RUN_EOF = WS_RUN_EOF
 RUN_SIGNALLING = WS_RUN_SIGNALLING
 RUN_ENDED = WS_RUN_ENDED
 RUN_BUDGET = WS_RUN_BUDGET
+RUN_TICK = WS_RUN_TICK
 
 PT_KINDS = {"unknown": WS_PT_UNKNOWN, "audio": WS_PT_AUDIO, "video": WS_PT_VIDEO,
             "cn": WS_PT_CN, "event": WS_PT_EVENT}
@@ -164,6 +165,11 @@ cdef class Engine:
         f.iface = 0
         with nogil:
             ws_engine_frame(self.e, &f)
+
+    @property
+    def capture_time_ns(self):
+        """The latest capture timestamp seen (0 before any frame)."""
+        return self.e.c.last_ns if self.e.c.frames else 0
 
     @property
     def position(self):

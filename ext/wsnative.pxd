@@ -183,6 +183,7 @@ cdef extern from "engine/ws_engine.h":
         WS_RUN_SIGNALLING
         WS_RUN_ENDED
         WS_RUN_BUDGET
+        WS_RUN_TICK
 
     ctypedef struct ws_sig_record:
         pass

@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("replay", help="analyse pcap/pcapng files")
     rp.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' for stdin)")
     rp.add_argument("--streams-json", metavar="PATH", help="write RTP streams as a JSON array ('-' for stdout)")
+    rp.add_argument("--cdr", metavar="PATH", help="write one JSON line per call attempt ('-' for stdout)")
+    rp.add_argument("--correlation-header", metavar="NAME",
+                    help="header linking B2BUA legs of one call, e.g. X-CID")
+    rp.add_argument("--rtp-timeout", type=float, default=60.0,
+                    help="seconds without RTP or SIP after which an answered call without BYE ends (default 60)")
+    rp.add_argument("--max-call-duration", type=float, default=14400.0,
+                    help="answered calls end after this many seconds (default 14400)")
+    rp.add_argument("--max-calls", type=int, default=100_000,
+                    help="calls tracked at once; the oldest is evicted beyond this (default 100000)")
     rp.add_argument("--sip-ports", type=_port_list, default=(5060,), metavar="P[,P...]",
                     help="UDP/TCP ports always treated as SIP (default 5060); SIP is also found by content")
     rp.add_argument("--rtp-ports", type=_port_range, default=(1024, 65535), metavar="LOW-HIGH",
@@ -73,9 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_output(path: str):
+    if path == "-":
+        return sys.stdout
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}")
+
+
 def cmd_replay(args) -> int:
     from warpsniff import report
     from warpsniff.replay import EngineOptions, Progress, replay
+    from warpsniff.sip.calls import CallConfig
 
     if args.max_streams < 1:
         raise UsageError(f"--max-streams must be positive, got {args.max_streams}")
@@ -86,22 +105,35 @@ def cmd_replay(args) -> int:
         idle_timeout=args.idle_timeout,
         payload_types={pt: (clock, kind) for pt, clock, kind in args.payload_type},
     )
-    result = replay(args.files, options, progress=Progress())
-    json_to_stdout = args.streams_json == "-"
+    if args.max_calls < 1:
+        raise UsageError(f"--max-calls must be positive, got {args.max_calls}")
+    call_config = CallConfig(
+        rtp_timeout=args.rtp_timeout,
+        max_duration=args.max_call_duration,
+        max_calls=args.max_calls,
+        correlation_header=args.correlation_header,
+    )
+    outputs = [p for p in (args.streams_json, args.cdr) if p]
+    # open outputs first: a bad path fails before the work, not after
+    streams_out = _open_output(args.streams_json) if args.streams_json else None
+    cdr_out = _open_output(args.cdr) if args.cdr else None
+    result = replay(args.files, options, call_config, progress=Progress())
+    to_stdout = "-" in outputs
     read_anything = result.counters["frames"] > 0 or len(result.errors) < len(args.files)
-    if not args.quiet and not json_to_stdout and read_anything:
+    if not args.quiet and not to_stdout and read_anything:
+        report.write_call_table(result.calls, sys.stdout)
         report.write_stream_table(result.streams, sys.stdout)
         report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
-    if args.streams_json:
-        doc = json.dumps(report.streams_to_dicts(result.streams), indent=1)
-        if json_to_stdout:
-            sys.stdout.write(doc + "\n")
-        else:
-            try:
-                with open(args.streams_json, "w") as fh:
-                    fh.write(doc + "\n")
-            except OSError as exc:
-                raise UsageError(f"{args.streams_json}: cannot write: {exc.strerror}")
+    call_ids = {c.call_ref: c.call_id for c in result.calls}
+    if streams_out is not None:
+        streams_out.write(json.dumps(report.streams_to_dicts(result.streams, call_ids), indent=1) + "\n")
+        if streams_out is not sys.stdout:
+            streams_out.close()
+    if cdr_out is not None:
+        for call in result.calls:
+            cdr_out.write(json.dumps(report.call_to_dict(call, result.streams_of(call))) + "\n")
+        if cdr_out is not sys.stdout:
+            cdr_out.close()
     for err in result.errors:
         if err.offset is not None:
             print(f"warpsniff: {err}; results cover the packets before it", file=sys.stderr)

@@ -1,15 +1,16 @@
-"""Replay capture files through the native engine and collect the results.
+"""Replay capture files through the engine and the SIP correlator.
 
-Data flows once: file -> engine (native, per packet) -> bulk arrays here.
-Signalling payloads are handed to `on_signalling` in batches; the SIP layer
-plugs in there.
+Data flows once: file -> engine (native, per packet) -> signalling batches ->
+calls (Python, per message) -> SDP bindings back into the engine. Results
+come out in bulk: stream arrays from the engine, call records from the
+tracker.
 """
 from __future__ import annotations
 
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -18,12 +19,15 @@ from warpsniff._engine import (
     RUN_ENDED,
     RUN_EOF,
     RUN_SIGNALLING,
+    RUN_TICK,
     STREAM_DTYPE,
     CaptureError,
     Engine,
 )
+from warpsniff.sip.calls import Call, CallConfig, CallTracker
+from warpsniff.sip.correlator import SignallingCorrelator
 
-SignallingHandler = Callable[[np.ndarray, bytes], None]
+MEDIA_CHECK_EVERY_S = 5.0
 
 
 @dataclass
@@ -52,11 +56,16 @@ class EngineOptions:
 class ReplayResult:
     streams: np.ndarray          # STREAM_DTYPE: every validated stream, ended or active
     rtcp: np.ndarray             # RTCP_DTYPE: one row per reporting sender
+    calls: list                  # Call, in the order they finished
     counters: dict
     decode_errors: dict
+    sip: dict                    # SIP and TCP reassembly counters
     signalling_records: int
     errors: list = field(default_factory=list)  # CaptureError per file that failed
     elapsed_s: float = 0.0
+
+    def streams_of(self, call: Call) -> np.ndarray:
+        return self.streams[self.streams["call_ref"] == call.call_ref]
 
 
 class Progress:
@@ -85,26 +94,49 @@ class Progress:
             self.stream.flush()
 
 
+def last_rtp_by_call(streams: np.ndarray) -> dict:
+    """call_ref -> latest RTP time (s), from a stream snapshot."""
+    bound = streams[streams["call_ref"] > 0]
+    if not len(bound):
+        return {}
+    refs, inverse = np.unique(bound["call_ref"], return_inverse=True)
+    latest = np.zeros(len(refs), dtype=np.int64)
+    np.maximum.at(latest, inverse, bound["last_ns"])
+    return {int(r): int(t) / 1e9 for r, t in zip(refs, latest)}
+
+
 def replay(
     paths: Iterable[str],
     options: Optional[EngineOptions] = None,
-    on_signalling: Optional[SignallingHandler] = None,
+    call_config: Optional[CallConfig] = None,
     progress: Optional[Progress] = None,
     budget: int = 1 << 20,
 ) -> ReplayResult:
     """Runs every file through one engine, as if the files were one capture."""
     engine = (options or EngineOptions()).build()
+    calls: list[Call] = []
+    tracker = CallTracker(engine, call_config, on_call=calls.append)
+    correlator = SignallingCorrelator(tracker, tracker.config.correlation_header)
     ended: list[np.ndarray] = []
     errors: list[CaptureError] = []
     signalling = 0
+    next_media_check = 0.0
     start = time.perf_counter()
 
     def drain_signalling() -> None:
         nonlocal signalling
         records, arena = engine.drain_signalling()
-        signalling += len(records)
-        if on_signalling is not None and len(records):
-            on_signalling(records, arena)
+        if len(records):
+            signalling += len(records)
+            correlator.batch(records, arena)
+
+    def on_tick() -> None:
+        nonlocal next_media_check
+        now = engine.capture_time_ns / 1e9
+        if now >= next_media_check:
+            tracker.media_activity(last_rtp_by_call(engine.streams()))
+            next_media_check = now + MEDIA_CHECK_EVERY_S
+        tracker.tick(now)
 
     for path in paths:
         try:
@@ -117,6 +149,9 @@ def replay(
                 rc = engine.run(budget)
                 if rc == RUN_SIGNALLING:
                     drain_signalling()
+                elif rc == RUN_TICK:
+                    drain_signalling()
+                    on_tick()
                 elif rc == RUN_ENDED:
                     ended.append(engine.drain_ended())
                 elif rc == RUN_BUDGET:
@@ -131,17 +166,23 @@ def replay(
         finally:
             engine.close()
     drain_signalling()
+    tracker.media_activity(last_rtp_by_call(engine.streams()))
+    tracker.close()
     if progress:
         progress.done()
     ended.append(engine.drain_ended())
-    streams = np.concatenate(ended + [engine.streams()]) if ended else engine.streams()
-    streams = streams.astype(STREAM_DTYPE, copy=False)
+    streams = np.concatenate(ended + [engine.streams()]).astype(STREAM_DTYPE, copy=False)
     order = np.lexsort((streams["ssrc"], streams["first_ns"]))
+    sip = dict(vars(tracker.stats))
+    sip.update({f"tcp_{k}": v for k, v in vars(correlator.tcp.stats).items()})
+    sip["sctp_messages"] = correlator.sctp_messages
     return ReplayResult(
         streams=streams[order],
         rtcp=engine.rtcp_sources(),
+        calls=calls,
         counters=engine.counters(),
         decode_errors=engine.decode_errors(),
+        sip=sip,
         signalling_records=signalling,
         errors=errors,
         elapsed_s=time.perf_counter() - start,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import time
 from typing import TextIO
 
 import numpy as np
@@ -22,10 +23,13 @@ def format_endpoint(raw: bytes, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
-def stream_to_dict(rec: np.void) -> dict:
+def stream_to_dict(rec: np.void, call_ids: dict | None = None) -> dict:
     """The `--streams-json` object for one stream. Keys keep their meaning
-    across releases; new keys may be added."""
+    across releases; new keys may be added. `call_ids` maps call_ref to
+    Call-ID; an unbound stream has call_id null."""
+    ref = int(rec["call_ref"])
     return {
+        "call_id": (call_ids or {}).get(ref) if ref else None,
         "src": format_endpoint(rec["src"], int(rec["sport"])),
         "dst": format_endpoint(rec["dst"], int(rec["dport"])),
         "ssrc": int(rec["ssrc"]),
@@ -47,8 +51,54 @@ def stream_to_dict(rec: np.void) -> dict:
     }
 
 
-def streams_to_dicts(streams: np.ndarray) -> list[dict]:
-    return [stream_to_dict(r) for r in streams]
+def streams_to_dicts(streams: np.ndarray, call_ids: dict | None = None) -> list[dict]:
+    return [stream_to_dict(r, call_ids) for r in streams]
+
+
+def _ts(value):
+    return None if value is None else round(value, 6)
+
+
+def call_to_dict(call, streams: np.ndarray) -> dict:
+    """One `--cdr` line: a call attempt and its media."""
+    ids = {call.call_ref: call.call_id}
+    return {
+        "call_id": call.call_id,
+        "from": call.from_uri,
+        "to": call.to_uri,
+        "invite_ts": _ts(call.invite_ts),
+        "pdd_ms": None if call.pdd_ms is None else round(call.pdd_ms, 3),
+        "pdd_end": call.pdd_end,
+        "final_code": call.final_code,
+        "reason": call.reason,
+        "answer_ts": _ts(call.answer_ts),
+        "end_ts": _ts(call.end_ts),
+        "duration_s": None if call.duration_s is None else round(call.duration_s, 6),
+        "ended_by": call.ended_by,
+        "bye_code": call.bye_code,
+        "ringing": call.ringing,
+        "early_dialogs": len(call.early_dialogs),
+        "retransmissions": call.retransmissions,
+        "holds": call.holds,
+        "correlation_id": call.correlation_id,
+        "leg": call.leg,
+        "evicted": call.evicted,
+        "streams": [stream_to_dict(r, ids) for r in streams],
+    }
+
+
+def write_call_table(calls: list, out: TextIO) -> None:
+    """A call list in the spirit of sngrep's."""
+    out.write("=" * 25 + " Calls " + "=" * 25 + "\n")
+    out.write(f"{'Start':>19} {'From':>28} {'To':>28} {'Code':>4} {'Reason':>11} "
+              f"{'PDD(ms)':>9} {'Dur(s)':>8} {'By':>7} Call-ID\n")
+    for c in calls:
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(c.invite_ts))
+        pdd = f"{c.pdd_ms:9.1f}" if c.pdd_ms is not None else f"{'-':>9}"
+        dur = f"{c.duration_s:8.1f}" if c.duration_s is not None else f"{'-':>8}"
+        out.write(f"{start:>19} {(c.from_uri or '-')[-28:]:>28} {(c.to_uri or '-')[-28:]:>28} "
+                  f"{c.final_code or '-':>4} {c.reason or '-':>11} {pdd} {dur} {c.ended_by or '-':>7} {c.call_id}\n")
+    out.write("=" * 57 + "\n")
 
 
 def write_stream_table(streams: np.ndarray, out: TextIO, t0_ns: int | None = None) -> None:

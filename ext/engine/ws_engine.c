@@ -131,6 +131,8 @@ static void housekeeping(ws_engine *e, int64_t now)
 {
     ws_decoder_expire(&e->decoder, now);
     if (e->idle_ns > 0) ws_rtp_expire(&e->rtp, now, e->idle_ns);
+    ws_rtp_sweep_bindings(&e->rtp);
+    e->tick = 1;
     e->next_sweep_ns = now + SWEEP_INTERVAL_NS;
 }
 
@@ -220,6 +222,10 @@ int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget)
                         WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
             return WS_RUN_SIGNALLING;
         if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
+        if (WS_UNLIKELY(e->tick)) {
+            e->tick = 0;
+            return WS_RUN_TICK;
+        }
         int rc = ws_reader_next(r, &f);
         if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_READ_EOF ? WS_RUN_EOF : rc;
         ws_engine_frame(e, &f);

@@ -15,6 +15,7 @@ typedef enum ws_run_status {
     WS_RUN_SIGNALLING = 1, /* signalling batch full: drain it */
     WS_RUN_ENDED = 2,      /* ended streams waiting: drain them */
     WS_RUN_BUDGET = 3,     /* frame budget spent */
+    WS_RUN_TICK = 4,       /* a second of capture time passed: time for timers */
     /* negative values are ws_read_status errors from the reader */
 } ws_run_status;
 
@@ -76,6 +77,7 @@ typedef struct ws_engine {
     /* housekeeping by capture time */
     int64_t idle_ns;
     int64_t next_sweep_ns;
+    int tick;
     uint32_t ended_drain_at;
 } ws_engine;
 

@@ -402,12 +402,48 @@ static void bind_key(ws_flow_key *k, const ws_addr *addr, uint16_t port)
     k->dport = port;
 }
 
-static uint32_t bind_find(const ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t *pos)
+static uint32_t bind_lookup(const ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t *pos)
 {
     ws_flow_key k;
     bind_key(&k, addr, port);
     return ix_find(&t->bind_index, (const uint8_t *)t->bindings, sizeof(ws_media_binding), &k,
                    (uint32_t)ws_flow_hash(&k), pos);
+}
+
+static void bind_free_slot(ws_rtp_table *t, uint32_t slot, uint32_t pos)
+{
+    ix_remove(&t->bind_index, pos);
+    t->bindings[slot].gen = 0; /* streams holding this slot see the change */
+    t->bindings[slot].call_ref = 0;
+    t->bind_free[t->bind_free_count++] = slot;
+    t->bind_active--;
+}
+
+static int bind_stale(const ws_rtp_table *t, const ws_media_binding *b)
+{
+    return b->latched && t->bindings[b->parent].gen != b->parent_gen;
+}
+
+/* A live binding at (addr, port); a stale latched one is freed on the way. */
+static uint32_t bind_find(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t *pos)
+{
+    uint32_t slot = bind_lookup(t, addr, port, pos);
+    if (slot != NOT_FOUND && bind_stale(t, &t->bindings[slot])) {
+        bind_free_slot(t, slot, *pos);
+        slot = bind_lookup(t, addr, port, pos);
+    }
+    return slot;
+}
+
+void ws_rtp_sweep_bindings(ws_rtp_table *t)
+{
+    for (uint32_t i = 0; i < t->bind_used && t->latched; i++) {
+        ws_media_binding *b = &t->bindings[i];
+        if (b->gen && bind_stale(t, b)) {
+            uint32_t pos;
+            if (bind_lookup(t, &b->key.dst, b->key.dport, &pos) == i) bind_free_slot(t, i, pos);
+        }
+    }
 }
 
 static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
@@ -465,11 +501,7 @@ void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t
 {
     uint32_t pos, slot = bind_find(t, addr, port, &pos);
     if (slot == NOT_FOUND || t->bindings[slot].call_ref != call_ref) return;
-    ix_remove(&t->bind_index, pos);
-    t->bindings[slot].gen = 0; /* streams holding this slot see the change */
-    t->bindings[slot].call_ref = 0;
-    t->bind_free[t->bind_free_count++] = slot;
-    t->bind_active--;
+    bind_free_slot(t, slot, pos);
 }
 
 /* Binds a new stream through its destination; media from an address no SDP
@@ -487,9 +519,14 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
     uint32_t rpos;
     if (bind_find(t, &s->key.src, s->key.sport, &rpos) == NOT_FOUND) {
         ws_pt_entry pts[WS_BIND_PTS];
-        uint32_t npts = b->npts;
+        uint32_t npts = b->npts, parent_gen = b->gen;
         memcpy(pts, b->pts, npts * sizeof *pts); /* b may move when the table grows */
-        if (bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1)) t->latched++;
+        ws_media_binding *l = bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1);
+        if (l) {
+            l->parent = b->latched ? b->parent : slot;
+            l->parent_gen = b->latched ? b->parent_gen : parent_gen;
+            t->latched++;
+        }
     }
 }
 

@@ -47,7 +47,9 @@ typedef struct ws_media_binding {
     uint32_t gen;        /* unique per (re)binding: streams compare it */
     uint8_t npts;
     uint8_t latched;     /* learnt from media (NAT), not from SDP */
-    uint8_t _pad[6];
+    uint8_t _pad[2];
+    uint32_t parent;     /* latched: the SDP binding it was learnt through */
+    uint32_t parent_gen; /* ... valid while that binding keeps this gen */
     ws_pt_entry pts[WS_BIND_PTS];
 } ws_media_binding;
 
@@ -216,6 +218,9 @@ int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t ca
                 const ws_pt_entry *pts, uint32_t npts);
 /* Removes the binding at (addr, port) if call_ref still owns it. */
 void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref);
+
+/* Frees latched bindings whose SDP binding is gone (housekeeping). */
+void ws_rtp_sweep_bindings(ws_rtp_table *t);
 
 /* Moves streams idle for longer than idle_ns to the ended buffer. */
 void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns);

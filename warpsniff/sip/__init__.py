@@ -1,0 +1,1 @@
+"""SIP correlation: transport framing, SDP, and calls built from dialogs."""

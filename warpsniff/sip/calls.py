@@ -1,0 +1,447 @@
+"""Calls from SIP dialogs: attempts, PDD, final codes, durations, media.
+
+One `Call` per INVITE attempt (RFC 3261 sections 13-15 for the dialog
+rules; the KPI definitions follow ../docs/calls.md). The tracker sees every
+SIP message once, in capture order, and tells the engine which media
+destinations belong to which call (SDP binding), so RTP statistics are per
+call without any per-packet Python.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
+
+PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
+CHALLENGES = (401, 407)
+# Final codes -> termination reason. Anything else 3xx-6xx is "failed".
+REASON_BY_CODE = {486: "busy", 600: "busy", 603: "busy", 480: "no_answer", 408: "no_answer", 487: "cancelled"}
+
+
+def termination_reason(code: Optional[int]) -> str:
+    if code is None:
+        return "timeout"
+    if 200 <= code < 300:
+        return "normal"
+    return REASON_BY_CODE.get(code, "failed")
+
+
+@dataclass
+class CallConfig:
+    invite_timeout: float = 32.0       # no response at all (RFC 3261 Timer B)
+    ring_timeout: float = 180.0        # provisional but no final (Timer C)
+    rtp_timeout: float = 60.0          # answered, no BYE, no RTP for this long
+    max_duration: float = 4 * 3600.0   # answered calls end after this regardless
+    bye_linger: float = 32.0           # wait this long for the BYE's response
+    max_calls: int = 100_000           # dialogs tracked at once; oldest evicted
+    correlation_header: Optional[str] = None   # B2BUA legs sharing this header's value
+    call_id_pattern: Optional[str] = None      # regex; group 1 = the leg-independent id
+    nat_aliases: dict = field(default_factory=dict)  # SDP address -> address seen on the wire
+
+
+@dataclass
+class CallStats:
+    messages: int = 0
+    requests: int = 0
+    responses: int = 0
+    retransmissions: int = 0
+    parse_errors: int = 0
+    keepalives: int = 0
+    evicted: int = 0
+    orphan_responses: int = 0
+    reinvites: int = 0
+    by_method: dict = field(default_factory=dict)
+
+
+@dataclass
+class Call:
+    call_ref: int
+    call_id: str
+    from_uri: Optional[str]
+    to_uri: Optional[str]
+    from_tag: Optional[str]
+    invite_ts: float
+    invite_cseq: int
+    caller: tuple                       # (addr16, port) the first INVITE came from
+    correlation_id: Optional[str] = None
+    leg: int = 1
+    pdd_ms: Optional[float] = None
+    pdd_end: Optional[str] = None
+    ringing: bool = False
+    early_dialogs: set = field(default_factory=set)   # To-tags of forks
+    final_code: Optional[int] = None
+    challenged: bool = False
+    cancelled: bool = False
+    answer_ts: Optional[float] = None
+    answer_to_tag: Optional[str] = None
+    end_ts: Optional[float] = None
+    ended_by: Optional[str] = None
+    reason: Optional[str] = None
+    bye_code: Optional[int] = None
+    bye_ts: Optional[float] = None
+    session_expires: Optional[float] = None
+    refreshed_ts: Optional[float] = None
+    last_sip_ts: float = 0.0
+    last_rtp_ts: Optional[float] = None
+    holds: int = 0
+    retransmissions: int = 0
+    media: set = field(default_factory=set)            # (addr16, port) bound to us
+    done: bool = False
+    evicted: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.answer_ts is not None
+
+    @property
+    def duration_s(self) -> Optional[float]:
+        if self.answer_ts is None or self.end_ts is None:
+            return None
+        return max(0.0, self.end_ts - self.answer_ts)
+
+
+def addr16(text: str) -> bytes:
+    ip = ipaddress.ip_address(text)
+    return (b"\x00" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed
+
+
+def _session_expires(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    head = value.split(";")[0].strip()
+    return float(head) if head.isdigit() else None
+
+
+class CallTracker:
+    """Consumes SIP messages in capture order; hands finished calls to `on_call`."""
+
+    def __init__(self, engine, config: Optional[CallConfig] = None, on_call: Optional[Callable] = None):
+        self.engine = engine
+        self.config = config or CallConfig()
+        self.on_call = on_call or (lambda call: None)
+        self.calls: "OrderedDict[str, Call]" = OrderedDict()
+        self.stats = CallStats()
+        self.seen_requests: "OrderedDict[tuple, None]" = OrderedDict()
+        self.seen_responses: "OrderedDict[tuple, None]" = OrderedDict()
+        self.legs: "OrderedDict[str, int]" = OrderedDict()  # correlation id -> legs seen
+        self.next_ref = 1
+        self.now = 0.0
+        self._call_id_re = re.compile(self.config.call_id_pattern) if self.config.call_id_pattern else None
+
+    # -- input ---------------------------------------------------------------
+
+    def message(self, h, payload: bytes, ts: float, src: tuple, dst: tuple) -> None:
+        """One SIP message (native-parsed headers `h`, whole message bytes)."""
+        self.now = max(self.now, ts)
+        self.stats.messages += 1
+        if h.status_name == "keepalive":
+            self.stats.keepalives += 1
+            return
+        if h.status_name != "ok":
+            self.stats.parse_errors += 1
+            return
+        if h.is_request:
+            self.stats.requests += 1
+            self.stats.by_method[h.method] = self.stats.by_method.get(h.method, 0) + 1
+            if self._retransmitted(self.seen_requests, (h.call_id, h.via_branch, h.cseq, h.method, h.from_tag)):
+                self._count_retransmission(h.call_id)
+                return
+            self._request(h, payload, ts, src, dst)
+        else:
+            self.stats.responses += 1
+            key = (h.call_id, h.via_branch, h.cseq, h.cseq_method, h.code, h.to_tag)
+            if self._retransmitted(self.seen_responses, key):
+                self._count_retransmission(h.call_id)
+                return
+            self._response(h, payload, ts)
+
+    def _retransmitted(self, seen: OrderedDict, key: tuple) -> bool:
+        if key in seen:
+            return True
+        seen[key] = None
+        if len(seen) > 4 * self.config.max_calls:
+            seen.popitem(last=False)
+        return False
+
+    def _count_retransmission(self, call_id: str) -> None:
+        self.stats.retransmissions += 1
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.retransmissions += 1
+
+    # -- requests -------------------------------------------------------------
+
+    def _request(self, h, payload: bytes, ts: float, src: tuple, dst: tuple) -> None:
+        call = self.calls.get(h.call_id)
+        if call is not None:
+            call.last_sip_ts = ts
+            self.calls.move_to_end(h.call_id)
+        method = h.method
+        if method == "INVITE":
+            if h.to_tag is None:
+                self._initial_invite(call, h, payload, ts, src)
+            elif call is not None:
+                self.stats.reinvites += 1
+                self._refresh(call, h, ts)
+                self._offer_answer(call, h, payload)
+        elif call is None:
+            return
+        elif method == "CANCEL":
+            if not call.answered:
+                call.cancelled = True
+        elif method == "BYE":
+            if call.end_ts is None or call.reason == "timeout":
+                call.end_ts = ts
+                call.bye_ts = ts
+                call.ended_by = "caller" if h.from_tag == call.from_tag else "callee"
+                if call.reason is None:
+                    call.reason = termination_reason(call.final_code) if call.answered else "cancelled"
+        elif method == "UPDATE":
+            self._refresh(call, h, ts)
+            self._offer_answer(call, h, payload)
+        elif method in ("ACK", "PRACK"):
+            self._offer_answer(call, h, payload)
+
+    def _initial_invite(self, call: Optional[Call], h, payload: bytes, ts: float, src: tuple) -> None:
+        if call is not None and not call.done:
+            if call.challenged and h.cseq > call.invite_cseq:
+                # the same attempt, retried with credentials
+                call.challenged = False
+                call.final_code = None
+                call.invite_cseq = h.cseq
+                self._offer_answer(call, h, payload)
+                return
+            if call.final_code is None and not call.answered:
+                # a new branch of the same INVITE (forking proxy upstream): same attempt
+                self._offer_answer(call, h, payload)
+                return
+            self._finish(call)
+        call = Call(
+            call_ref=self.next_ref, call_id=h.call_id, from_uri=h.from_uri, to_uri=h.to_uri,
+            from_tag=h.from_tag, invite_ts=ts, invite_cseq=h.cseq, caller=src, last_sip_ts=ts,
+        )
+        self.next_ref += 1
+        call.session_expires = _session_expires(h.session_expires)
+        self._correlate(call, h)
+        self.calls[h.call_id] = call
+        if len(self.calls) > self.config.max_calls:
+            _, oldest = self.calls.popitem(last=False)
+            oldest.evicted = True
+            self.stats.evicted += 1
+            if oldest.end_ts is None:
+                oldest.end_ts = oldest.last_sip_ts
+                oldest.reason = "timeout"
+                oldest.ended_by = "timeout"
+            self._finish(oldest, pop=False)
+        self._offer_answer(call, h, payload)
+
+    def _correlate(self, call: Call, h) -> None:
+        key = None
+        if self.config.correlation_header and h.correlation:
+            key = h.correlation.strip()
+        elif self._call_id_re is not None:
+            m = self._call_id_re.search(h.call_id)
+            if m:
+                key = m.group(1)
+        if key is None:
+            return
+        call.correlation_id = key
+        call.leg = self.legs.get(key, 0) + 1
+        self.legs[key] = call.leg
+        self.legs.move_to_end(key)
+        if len(self.legs) > self.config.max_calls:
+            self.legs.popitem(last=False)
+
+    def _refresh(self, call: Call, h, ts: float) -> None:
+        call.refreshed_ts = ts
+        se = _session_expires(h.session_expires)
+        if se:
+            call.session_expires = se
+
+    # -- responses ------------------------------------------------------------
+
+    def _response(self, h, payload: bytes, ts: float) -> None:
+        call = self.calls.get(h.call_id)
+        if call is None:
+            self.stats.orphan_responses += 1
+            return
+        call.last_sip_ts = ts
+        code = h.code
+        if h.cseq_method == "BYE":
+            if code >= 200 and call.bye_code is None:
+                call.bye_code = code
+                self._finish(call)
+            return
+        if h.cseq_method not in ("INVITE", "UPDATE", "PRACK"):
+            return
+        if h.cseq_method == "INVITE" and h.cseq == call.invite_cseq:
+            if not call.answered:
+                self._invite_response(call, h, payload, ts)
+            # else: a 2xx from another fork after the first won; that leg is BYEd
+        elif 200 <= code < 300:
+            if h.cseq_method == "INVITE" and h.session_expires:
+                call.session_expires = _session_expires(h.session_expires)
+            self._offer_answer(call, h, payload)  # re-INVITE/UPDATE answer
+        elif h.cseq_method == "PRACK" or code < 200:
+            self._offer_answer(call, h, payload)
+
+    def _invite_response(self, call: Call, h, payload: bytes, ts: float) -> None:
+        code = h.code
+        if code < 200:
+            if code in PROVISIONAL_PDD:
+                if call.pdd_ms is None:
+                    call.pdd_ms = (ts - call.invite_ts) * 1000.0
+                    call.pdd_end = PROVISIONAL_PDD[code]
+                call.ringing = call.ringing or code != 183
+                if h.to_tag:
+                    call.early_dialogs.add(h.to_tag)
+            self._offer_answer(call, h, payload)
+            return
+        if code < 300:
+            call.answer_ts = ts
+            call.answer_to_tag = h.to_tag
+            call.final_code = code
+            call.challenged = False
+            if call.pdd_ms is None:
+                call.pdd_ms = (ts - call.invite_ts) * 1000.0
+                call.pdd_end = "answer"
+            se = _session_expires(h.session_expires)
+            if se:
+                call.session_expires = se
+            call.refreshed_ts = ts
+            self._offer_answer(call, h, payload)
+            return
+        if code in CHALLENGES:
+            call.challenged = True
+            call.final_code = code
+            return
+        call.final_code = code
+        call.end_ts = ts
+        call.reason = termination_reason(code)
+        if code == 487 or call.cancelled:
+            call.ended_by = "caller"
+        self._finish(call)
+
+    # -- media ----------------------------------------------------------------
+
+    def _offer_answer(self, call: Call, h, payload: bytes) -> None:
+        """Binds the media an SDP body in this message announces."""
+        if not h.body_len:
+            return
+        ctype = (h.content_type or "").lower()
+        if ctype and "sdp" not in ctype:
+            return
+        sdp = parse_sdp(payload[h.body_off:h.body_off + h.body_len])
+        if sdp is not None:
+            self._bind(call, sdp, in_dialog=h.to_tag is not None and call.answered)
+
+    def _bind(self, call: Call, sdp: SessionDescription, in_dialog: bool) -> None:
+        for m in sdp.media:
+            addr_text = m.connection or sdp.connection
+            if in_dialog and m.kind == "audio" and (
+                    sdp.media_direction(m) in ("sendonly", "inactive") or addr_text == "0.0.0.0"):
+                call.holds += 1  # a re-INVITE/UPDATE putting the call on hold
+            if not m.is_rtp or not m.port or addr_text is None:
+                continue
+            targets = [addr_text]
+            alias = self.config.nat_aliases.get(addr_text)
+            if alias:
+                targets.append(alias)
+            pts = []
+            for pt in m.formats:
+                if isinstance(pt, int) and pt in m.rtpmap:
+                    enc, clock = m.rtpmap[pt]
+                    pts.append((pt, clock, payload_kind(enc, m.kind)))
+            for text in targets:
+                try:
+                    a16 = addr16(text)
+                except ValueError:
+                    continue
+                if a16 == bytes(10) + b"\xff\xff" + bytes(4):  # 0.0.0.0: hold (RFC 2543)
+                    continue
+                if self.engine.bind(a16, m.port, call.call_ref, pts):
+                    call.media.add((a16, m.port))
+
+    def media_activity(self, last_rtp_by_ref: dict) -> None:
+        """Latest RTP time per call_ref, from an engine snapshot."""
+        for call in self.calls.values():
+            t = last_rtp_by_ref.get(call.call_ref)
+            if t is not None and (call.last_rtp_ts is None or t > call.last_rtp_ts):
+                call.last_rtp_ts = t
+
+    # -- time -----------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Ends calls whose end was never seen, by capture time."""
+        self.now = max(self.now, now)
+        cfg = self.config
+        expired = []
+        for call in self.calls.values():
+            if call.done:
+                continue
+            if call.end_ts is not None:
+                if now - call.end_ts > cfg.bye_linger:
+                    expired.append(call)
+                continue
+            if not call.answered:
+                waited = now - call.invite_ts
+                limit = cfg.ring_timeout if call.pdd_ms is not None else cfg.invite_timeout
+                if call.cancelled:
+                    limit = cfg.invite_timeout
+                if waited > limit:
+                    call.end_ts = call.last_sip_ts if call.challenged else now
+                    if call.challenged:
+                        call.reason = "failed"  # challenged and never retried
+                    else:
+                        call.reason = "cancelled" if call.cancelled else "timeout"
+                        call.ended_by = "caller" if call.cancelled else "timeout"
+                    expired.append(call)
+                continue
+            since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
+            activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
+            if now - activity > cfg.rtp_timeout:
+                self._time_out(call, max(since_media, call.answer_ts))
+                expired.append(call)
+            elif call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:
+                self._time_out(call, (call.refreshed_ts or call.answer_ts) + call.session_expires)
+                expired.append(call)
+            elif now - call.answer_ts > cfg.max_duration:
+                self._time_out(call, call.answer_ts + cfg.max_duration)
+                expired.append(call)
+        for call in expired:
+            self._finish(call)
+
+    def _time_out(self, call: Call, end_ts: float) -> None:
+        call.end_ts = end_ts
+        call.reason = "timeout"
+        call.ended_by = "timeout"
+
+    def close(self) -> None:
+        """End of input: calls still open are reported as interrupted."""
+        for call in list(self.calls.values()):
+            if call.end_ts is None and call.final_code not in (None, *CHALLENGES) and not call.answered:
+                pass  # failed attempts already carry their reason
+            elif call.end_ts is None:
+                call.reason = "interrupted"
+            self._finish(call)
+
+    # -- output ---------------------------------------------------------------
+
+    def _finish(self, call: Call, pop: bool = True) -> None:
+        if call.done:
+            return
+        call.done = True
+        if call.reason is None:
+            if call.final_code is not None and not call.answered and call.final_code not in CHALLENGES:
+                call.reason = termination_reason(call.final_code)
+            elif call.challenged:
+                call.reason = "failed"
+        for a16, port in call.media:
+            self.engine.unbind(a16, port, call.call_ref)
+        if pop and self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
+        self.on_call(call)

@@ -1,0 +1,117 @@
+"""SDP offers and answers (RFC 4566, RFC 3264): just what media binding needs."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Optional
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+@dataclass
+class MediaDescription:
+    kind: str                       # audio, video, image, application
+    port: int
+    proto: str                      # RTP/AVP, RTP/SAVP, udptl, ...
+    formats: list                   # payload types (ints) for RTP, raw tokens otherwise
+    connection: Optional[str] = None
+    rtpmap: dict = field(default_factory=dict)   # pt -> (encoding, clock_rate)
+    ptime: Optional[int] = None
+    rtcp_port: Optional[int] = None
+    rtcp_mux: bool = False
+    direction: Optional[str] = None
+
+    @property
+    def is_rtp(self) -> bool:
+        return "RTP" in self.proto.upper()
+
+
+@dataclass
+class SessionDescription:
+    connection: Optional[str] = None
+    direction: str = "sendrecv"
+    media: list = field(default_factory=list)
+
+    def media_direction(self, m: MediaDescription) -> str:
+        return m.direction or self.direction
+
+
+def _connection_address(value: str) -> Optional[str]:
+    # c=IN IP4 192.0.2.1[/ttl]
+    parts = value.split()
+    if len(parts) < 3 or parts[0] != "IN":
+        return None
+    addr = parts[2].split("/")[0]
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
+
+
+def parse_sdp(body: bytes) -> Optional[SessionDescription]:
+    """Parses an SDP body; None when it is not SDP."""
+    text = body.decode("utf-8", "replace")
+    if not text.lstrip().startswith("v="):
+        return None
+    sdp = SessionDescription()
+    media: Optional[MediaDescription] = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if len(line) < 2 or line[1] != "=":
+            continue
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            parts = value.split()
+            if len(parts) < 3:
+                media = None
+                continue
+            try:
+                port = int(parts[1].split("/")[0])
+            except ValueError:
+                media = None
+                continue
+            formats = []
+            for tok in parts[3:]:
+                formats.append(int(tok) if tok.isdigit() else tok)
+            media = MediaDescription(kind=parts[0], port=port, proto=parts[2], formats=formats)
+            sdp.media.append(media)
+        elif kind == "c":
+            addr = _connection_address(value)
+            if media is None:
+                sdp.connection = addr
+            else:
+                media.connection = addr
+        elif kind == "a":
+            name, _, arg = value.partition(":")
+            if name in DIRECTIONS:
+                if media is None:
+                    sdp.direction = name
+                else:
+                    media.direction = name
+            elif media is None:
+                continue
+            elif name == "rtpmap":
+                pt_text, _, enc = arg.partition(" ")
+                enc_name, _, rest = enc.strip().partition("/")
+                clock_text = rest.partition("/")[0]
+                if pt_text.isdigit() and clock_text.isdigit():
+                    media.rtpmap[int(pt_text)] = (enc_name, int(clock_text))
+            elif name == "ptime" and arg.strip().isdigit():
+                media.ptime = int(arg.strip())
+            elif name == "rtcp":
+                port_text = arg.split()[0] if arg.split() else ""
+                if port_text.isdigit():
+                    media.rtcp_port = int(port_text)
+            elif name == "rtcp-mux":
+                media.rtcp_mux = True
+    return sdp
+
+
+def payload_kind(encoding: str, media_kind: str) -> str:
+    """How the engine treats a payload type's packets for jitter."""
+    enc = encoding.lower()
+    if enc == "telephone-event":
+        return "event"
+    if enc == "cn":
+        return "cn"
+    return "video" if media_kind == "video" else "audio"

@@ -1,0 +1,156 @@
+"""SIP over TCP: per-direction stream reassembly and Content-Length framing.
+
+Each direction of a connection is a byte stream. Segments are placed by
+sequence number; retransmitted bytes are trimmed, out-of-order segments wait
+(bounded), and a hole that does not fill within `gap_timeout` seconds of
+capture time is skipped: the message it cut is lost and counted, and framing
+resynchronises on the next SIP start line.
+"""
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+from warpsniff._engine import SIP_INCOMPLETE, SIP_KEEPALIVE, parse_sip
+
+SYN, FIN, RST = 0x02, 0x01, 0x04
+_START_LINE = re.compile(rb"(?:^|\r?\n)((?:SIP/2\.0 \d{3}|[A-Z]{3,10} \S+ SIP/2\.0)\r?\n)")
+
+
+@dataclass
+class TcpStats:
+    segments: int = 0
+    retransmitted: int = 0
+    out_of_order: int = 0
+    gaps_skipped: int = 0
+    buffer_overflows: int = 0
+    resyncs: int = 0
+    streams_evicted: int = 0
+
+
+@dataclass
+class _Direction:
+    next_seq: Optional[int] = None
+    buf: bytearray = field(default_factory=bytearray)
+    pending: dict = field(default_factory=dict)  # seq -> (payload, ts)
+    pending_bytes: int = 0
+    gap_since: Optional[float] = None
+
+
+class TcpReassembler:
+    def __init__(self, max_buffer: int = 256 * 1024, gap_timeout: float = 5.0, max_streams: int = 20000):
+        self.max_buffer = max_buffer
+        self.gap_timeout = gap_timeout
+        self.max_streams = max_streams
+        self.streams: "OrderedDict[tuple, _Direction]" = OrderedDict()
+        self.stats = TcpStats()
+
+    def segment(self, key: tuple, seq: int, flags: int, payload: bytes, ts: float) -> Iterator[bytes]:
+        """Feeds one segment of one direction; yields the complete messages."""
+        self.stats.segments += 1
+        d = self.streams.get(key)
+        if d is None:
+            if not payload and not flags & SYN:
+                return
+            d = self.streams[key] = _Direction()
+            if len(self.streams) > self.max_streams:
+                self.streams.popitem(last=False)
+                self.stats.streams_evicted += 1
+        else:
+            self.streams.move_to_end(key)
+        if flags & SYN:
+            d.next_seq = (seq + 1) & 0xFFFFFFFF
+            d.buf.clear()
+            d.pending.clear()
+            d.pending_bytes = 0
+        elif payload:
+            if d.next_seq is None:
+                d.next_seq = seq  # joined mid-connection
+            self._place(d, seq, payload, ts)
+        yield from self._frame(d)
+        if flags & (FIN | RST):
+            self.streams.pop(key, None)
+
+    def _place(self, d: _Direction, seq: int, payload: bytes, ts: float) -> None:
+        ahead = (seq - d.next_seq) & 0xFFFFFFFF
+        if ahead >= 0x80000000:  # starts before what we already have
+            overlap = (d.next_seq - seq) & 0xFFFFFFFF
+            if overlap >= len(payload):
+                self.stats.retransmitted += 1
+                return
+            payload, ahead = payload[overlap:], 0
+        if ahead:
+            self.stats.out_of_order += 1
+            if seq not in d.pending:
+                d.pending[seq] = (payload, ts)
+                d.pending_bytes += len(payload)
+                if d.gap_since is None:
+                    d.gap_since = ts
+            if d.pending_bytes > self.max_buffer or ts - d.gap_since > self.gap_timeout:
+                self._skip_gap(d)
+            return
+        d.buf += payload
+        d.next_seq = (d.next_seq + len(payload)) & 0xFFFFFFFF
+        self._drain_pending(d)
+        if len(d.buf) > self.max_buffer:
+            self.stats.buffer_overflows += 1
+            d.buf.clear()
+
+    def _drain_pending(self, d: _Direction) -> None:
+        while d.pending:
+            progressed = False
+            for seq in list(d.pending):
+                ahead = (seq - d.next_seq) & 0xFFFFFFFF
+                if ahead == 0 or ahead >= 0x80000000:
+                    payload, _ = d.pending.pop(seq)
+                    d.pending_bytes -= len(payload)
+                    overlap = (d.next_seq - seq) & 0xFFFFFFFF if ahead else 0
+                    if overlap < len(payload):
+                        d.buf += payload[overlap:]
+                        d.next_seq = (d.next_seq + len(payload) - overlap) & 0xFFFFFFFF
+                    progressed = True
+            if not progressed:
+                return
+        d.gap_since = None
+
+    def _skip_gap(self, d: _Direction) -> None:
+        """Gives up on a hole: drop the partial message, continue after it."""
+        self.stats.gaps_skipped += 1
+        first = min(d.pending, key=lambda s: (s - d.next_seq) & 0xFFFFFFFF)
+        d.next_seq = first
+        d.buf.clear()
+        d.gap_since = None
+        self._drain_pending(d)
+        self._resync(d)
+
+    def _resync(self, d: _Direction) -> None:
+        m = _START_LINE.search(d.buf)
+        if m is None:
+            if d.buf:
+                self.stats.resyncs += 1
+            d.buf.clear()
+        elif m.start(1):
+            self.stats.resyncs += 1
+            del d.buf[:m.start(1)]
+
+    def _frame(self, d: _Direction) -> Iterator[bytes]:
+        while d.buf:
+            h = parse_sip(bytes(d.buf), False)
+            if h.status == SIP_INCOMPLETE:
+                return
+            if h.status == SIP_KEEPALIVE:
+                del d.buf[:h.msg_len]
+                continue
+            if h.msg_len == 0:
+                # not a message start: find the next one
+                before = len(d.buf)
+                del d.buf[:1]
+                self._resync(d)
+                if len(d.buf) >= before:
+                    return
+                continue
+            msg = bytes(d.buf[:h.msg_len])
+            del d.buf[:h.msg_len]
+            yield msg
