@@ -187,7 +187,13 @@ void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *r)
         r->max_jitter_ms = s->max_jitter * ms;
         r->mean_jitter_ms = s->jitter_samples ? s->jitter_sum / s->jitter_samples * ms : 0.0;
     }
-    r->max_delta_ms = (double)s->max_delta_ns / 1e6;
+    r->max_delta_ms = s->max_delta_us / 1e3;
+    r->loss_runs = s->loss_runs;
+    r->dtmf_events = s->dtmf_events;
+    for (int m = 0; m < WS_JB_MODES; m++) {
+        r->jb_late[m] = s->jb.late[m];
+        r->jb_loss_runs[m] = s->jb.loss_runs[m];
+    }
     r->first_ns = s->first_ns;
     r->last_ns = s->last_ns;
     r->bytes = s->bytes;
@@ -331,6 +337,46 @@ static void window_shift(ws_rtp_stream *s, uint32_t d)
     s->seen_window[0] |= 1;
 }
 
+/* Missing sequence numbers before this packet: one loss run, which the
+ * playout buffers see too (it may extend a run of late packets). */
+static void loss_gap(ws_rtp_stream *s)
+{
+    s->loss_runs++;
+    for (int m = 0; m < WS_JB_MODES; m++) {
+        if (!(s->jb.in_run & (1u << m))) s->jb.loss_runs[m]++;
+    }
+    s->jb.in_run = (1u << WS_JB_MODES) - 1;
+}
+
+/* One voice packet through the three playout buffers. d_ms is its transit
+ * change against the reference packet of A.8; the buffers play out relative
+ * to the fastest packet seen. */
+static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time)
+{
+    float t = jb->transit + (float)d_ms;
+    if (t < jb->min_transit) jb->min_transit = t;
+    float over = t - jb->min_transit; /* delay beyond the fastest packet */
+    float adaptive = jb->delay_avg + 4.0f * jb->delay_dev;
+    if (adaptive < WS_JB_ADAPTIVE_MIN_MS) adaptive = WS_JB_ADAPTIVE_MIN_MS;
+    if (adaptive > WS_JB_ADAPTIVE_MAX_MS) adaptive = WS_JB_ADAPTIVE_MAX_MS;
+    const float playout[WS_JB_MODES] = {50.0f, 200.0f, adaptive};
+    for (int m = 0; m < WS_JB_MODES; m++) {
+        uint8_t bit = (uint8_t)(1u << m);
+        if (over > playout[m]) {
+            jb->late[m]++;
+            if (!(jb->in_run & bit)) jb->loss_runs[m]++;
+            jb->in_run |= bit;
+        } else {
+            jb->in_run &= (uint8_t)~bit;
+        }
+    }
+    /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16 */
+    float dev = over > jb->delay_avg ? over - jb->delay_avg : jb->delay_avg - over;
+    jb->delay_dev += (dev - jb->delay_dev) * 0.0625f;
+    jb->delay_avg += (over - jb->delay_avg) * 0.0625f;
+    if (in_time) jb->transit = t;
+}
+
 static int update_seq(ws_rtp_stream *s, uint16_t seq)
 {
     uint16_t udelta = (uint16_t)(seq - s->max_seq);
@@ -363,13 +409,14 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq)
         s->max_seq = seq;
         window_shift(s, udelta);
         s->received++;
+        if (WS_UNLIKELY(udelta > 1)) loss_gap(s);
         return SEQ_NEXT;
     }
     if (udelta && udelta <= WS_RTP_SEQ_MOD - WS_RTP_MAX_MISORDER) {
         if (seq == s->bad_seq) {
             /* two in a row after a big jump: the sender restarted (A.1) */
             int64_t expected = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
-            s->lost_before += expected - ((int64_t)s->received - s->dup_since_init);
+            s->lost_before += (int32_t)(expected - ((int64_t)s->received - s->dup_since_init));
             s->seq_resets++;
             seq_start(s, seq, 2, 2);
             return SEQ_RESTART;
@@ -601,7 +648,15 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     int st = update_seq(s, seq);
 
     ws_pt_info info = stream_pt_info(t, s, pt);
-    if (info.kind == WS_PT_CN || info.kind == WS_PT_EVENT) return 0; /* never voice timing */
+    if (WS_UNLIKELY(info.kind == WS_PT_EVENT)) {
+        /* every packet of one RFC 4733 event repeats the event's timestamp */
+        if (!s->dtmf_events || (uint16_t)rtp_ts != s->dtmf_last_ts) {
+            s->dtmf_events++;
+            s->dtmf_last_ts = (uint16_t)rtp_ts;
+        }
+        return 0;
+    }
+    if (info.kind == WS_PT_CN) return 0; /* never voice timing */
     int32_t dts = (int32_t)(rtp_ts - s->prev_rtp_ts);
     /* (Re-)anchor without a sample: first packet, a sender restart, or a
      * timestamp that steps back while the sequence moves on (a sender clock
@@ -620,7 +675,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         if (WS_UNLIKELY(info.clock_rate != s->clock_rate)) {
             if (s->clock_rate) {
                 double scale = (double)info.clock_rate / s->clock_rate;
-                s->max_jitter *= scale;
+                s->max_jitter *= (float)scale;
                 s->jitter_sum *= scale;
                 s->jitter *= scale;
             }
@@ -630,12 +685,13 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         double d = (double)darr * 1e-9 * info.clock_rate - (double)dts;
         s->jitter += (fabs(d) - s->jitter) * 0.0625;
         if (regular) {
-            if (s->jitter > s->max_jitter) s->max_jitter = s->jitter;
+            if (s->jitter > s->max_jitter) s->max_jitter = (float)s->jitter;
             s->jitter_sum += s->jitter;
             s->jitter_samples++;
         }
+        jb_packet(&s->jb, d * 1000.0 / info.clock_rate, in_time);
     }
-    if (regular && darr > s->max_delta_ns) s->max_delta_ns = darr;
+    if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {
         s->prev_arrival_ns = ts_ns;
         s->prev_rtp_ts = rtp_ts;
@@ -673,6 +729,64 @@ static ws_rtcp_source *rtcp_source(ws_rtp_table *t, const ws_flow_key *k)
     memset(s, 0, sizeof *s);
     s->key = *k;
     return s;
+}
+
+/* RTT: the SR this block's LSR names went the other way on the same ports. */
+static void report_rtt(ws_rtp_table *t, ws_rtcp_source *s, const ws_flow_key *k5)
+{
+    if (!s->rb_lsr) return;
+    ws_flow_key k;
+    k.src = k5->dst;
+    k.dst = k5->src;
+    k.sport = k5->dport;
+    k.dport = k5->sport;
+    k.ssrc = s->rb_ssrc;
+    uint32_t pos, slot = ix_find(&t->rtcp_index, (const uint8_t *)t->rtcp, sizeof(ws_rtcp_source), &k,
+                                 (uint32_t)ws_flow_hash(&k), &pos);
+    if (slot == NOT_FOUND) return;
+    const ws_rtcp_source *sr = &t->rtcp[slot];
+    if (!sr->sr_count || (uint32_t)(sr->sr_ntp >> 16) != s->rb_lsr) return;
+    double rtt = (double)(s->rb_arrival_ns - sr->sr_arrival_ns) / 1e6 - s->rb_dlsr * (1000.0 / 65536.0);
+    if (rtt < 0) rtt = 0; /* the tap sits between the two: DLSR rounding can cross zero */
+    s->rtt_ms = rtt;
+    if (rtt > s->rtt_max_ms) s->rtt_max_ms = rtt;
+    s->rtt_samples++;
+}
+
+static void xr_blocks(ws_rtcp_source *s, const uint8_t *q, uint32_t len)
+{
+    uint32_t off = 8;
+    while (off + 4 <= len) {
+        uint8_t bt = q[off];
+        uint32_t blen = 4 + 4u * ws_be16(q + off + 2);
+        if (off + blen > len) return;
+        if (bt == 7 && blen >= 36) { /* VoIP Metrics */
+            const uint8_t *b = q + off + 4;
+            s->has_xr_voip = 1;
+            s->xr_ssrc = ws_be32(b);
+            s->xr_loss_rate = b[4];
+            s->xr_discard_rate = b[5];
+            s->xr_burst_density = b[6];
+            s->xr_gap_density = b[7];
+            s->xr_burst_duration = ws_be16(b + 8);
+            s->xr_gap_duration = ws_be16(b + 10);
+            s->xr_round_trip_delay = ws_be16(b + 12);
+            s->xr_end_system_delay = ws_be16(b + 14);
+            s->xr_signal_level = (int8_t)b[16];
+            s->xr_noise_level = (int8_t)b[17];
+            s->xr_rerl = b[18];
+            s->xr_gmin = b[19];
+            s->xr_r_factor = b[20];
+            s->xr_ext_r_factor = b[21];
+            s->xr_mos_lq = b[22];
+            s->xr_mos_cq = b[23];
+            s->xr_rx_config = b[24];
+            s->xr_jb_nominal = ws_be16(b + 26);
+            s->xr_jb_maximum = ws_be16(b + 28);
+            s->xr_jb_abs_max = ws_be16(b + 30);
+        }
+        off += blen;
+    }
 }
 
 static void report_block(ws_rtcp_source *s, const uint8_t *b, int64_t ts_ns)
@@ -723,19 +837,28 @@ int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const 
                 s->sr_packets = ws_be32(q + 20);
                 s->sr_octets = ws_be32(q + 24);
                 s->sr_arrival_ns = ts_ns;
-                if (count && len >= 28 + 24) report_block(s, q + 28, ts_ns);
+                if (count && len >= 28 + 24) {
+                    report_block(s, q + 28, ts_ns);
+                    report_rtt(t, s, k5);
+                }
             }
             break;
         case 201: /* RR */
             s->rr_count++;
-            if (count && len >= 8 + 24) report_block(s, q + 8, ts_ns);
+            if (count && len >= 8 + 24) {
+                report_block(s, q + 8, ts_ns);
+                report_rtt(t, s, k5);
+            }
             break;
         case 202: s->sdes_count++; break;
         case 203: s->bye_count++; break;
         case 204: s->app_count++; break;
         case 205:
         case 206: s->fb_count++; break;
-        case 207: s->xr_count++; break;
+        case 207:
+            s->xr_count++;
+            xr_blocks(s, q, len);
+            break;
         default: break;
         }
         parsed++;
@@ -771,6 +894,9 @@ const ws_field_desc ws_stream_record_fields[] = {
     F(ws_stream_record, mean_jitter_ms, "f8"),F(ws_stream_record, max_delta_ms, "f8"),
     F(ws_stream_record, first_ns, "i8"),      F(ws_stream_record, last_ns, "i8"),
     F(ws_stream_record, bytes, "u8"),         F(ws_stream_record, flags, "u4"),
+    F(ws_stream_record, loss_runs, "u4"),     F(ws_stream_record, dtmf_events, "u4"),
+    {"jb_late", "(3,)u4", offsetof(ws_stream_record, jb_late)},
+    {"jb_loss_runs", "(3,)u4", offsetof(ws_stream_record, jb_loss_runs)},
     F(ws_stream_record, end_reason, "u4"),
 };
 const size_t ws_stream_record_nfields = sizeof ws_stream_record_fields / sizeof ws_stream_record_fields[0];
@@ -794,5 +920,19 @@ const ws_field_desc ws_rtcp_source_fields[] = {
     F(ws_rtcp_source, rb_jitter, "u4"),  F(ws_rtcp_source, rb_lsr, "u4"),
     F(ws_rtcp_source, rb_dlsr, "u4"),    F(ws_rtcp_source, rb_arrival_ns, "i8"),
     F(ws_rtcp_source, first_ns, "i8"),   F(ws_rtcp_source, last_ns, "i8"),
+    F(ws_rtcp_source, rtt_ms, "f8"),     F(ws_rtcp_source, rtt_max_ms, "f8"),
+    F(ws_rtcp_source, rtt_samples, "u4"),
+    F(ws_rtcp_source, xr_ssrc, "u4"),    F(ws_rtcp_source, has_xr_voip, "u1"),
+    F(ws_rtcp_source, xr_loss_rate, "u1"), F(ws_rtcp_source, xr_discard_rate, "u1"),
+    F(ws_rtcp_source, xr_burst_density, "u1"), F(ws_rtcp_source, xr_gap_density, "u1"),
+    F(ws_rtcp_source, xr_r_factor, "u1"), F(ws_rtcp_source, xr_ext_r_factor, "u1"),
+    F(ws_rtcp_source, xr_mos_lq, "u1"),  F(ws_rtcp_source, xr_mos_cq, "u1"),
+    F(ws_rtcp_source, xr_signal_level, "i1"), F(ws_rtcp_source, xr_noise_level, "i1"),
+    F(ws_rtcp_source, xr_rerl, "u1"),    F(ws_rtcp_source, xr_gmin, "u1"),
+    F(ws_rtcp_source, xr_rx_config, "u1"),
+    F(ws_rtcp_source, xr_burst_duration, "u2"), F(ws_rtcp_source, xr_gap_duration, "u2"),
+    F(ws_rtcp_source, xr_round_trip_delay, "u2"), F(ws_rtcp_source, xr_end_system_delay, "u2"),
+    F(ws_rtcp_source, xr_jb_nominal, "u2"), F(ws_rtcp_source, xr_jb_maximum, "u2"),
+    F(ws_rtcp_source, xr_jb_abs_max, "u2"),
 };
 const size_t ws_rtcp_source_nfields = sizeof ws_rtcp_source_fields / sizeof ws_rtcp_source_fields[0];

@@ -68,20 +68,42 @@ typedef enum ws_end_reason {
     WS_END_REBOUND = 3, /* its destination now belongs to another call */
 } ws_end_reason;
 
+/* Receiver playout-buffer simulation, three buffers side by side: a packet
+ * that arrives after its playout point is lost to that buffer. */
+enum { WS_JB_FIXED50 = 0, WS_JB_FIXED200 = 1, WS_JB_ADAPTIVE = 2, WS_JB_MODES = 3 };
+#define WS_JB_ADAPTIVE_MAX_MS 500.0f
+#define WS_JB_ADAPTIVE_MIN_MS 20.0f
+
+typedef struct ws_jb_sim {
+    float transit;      /* relative transit of the last in-order voice packet (ms) */
+    float min_transit;  /* the fastest packet so far: the playout reference (ms) */
+    float delay_avg;    /* adaptive: smoothed delay above the reference (ms) */
+    float delay_dev;    /* adaptive: smoothed deviation of that delay (ms) */
+    uint32_t late[WS_JB_MODES];      /* packets past their playout point */
+    uint32_t loss_runs[WS_JB_MODES]; /* runs of consecutive lost-or-late packets */
+    uint8_t in_run;     /* bit m: the previous sequence position was lost or late for mode m */
+    uint8_t _pad[3];
+} ws_jb_sim;
+
 /* Per-stream native state. Kept at most 256 bytes (four cache lines). */
 typedef struct ws_rtp_stream {
     ws_flow_key key;
     /* RFC 3550 A.1 source state */
     uint16_t max_seq;
     uint16_t probation;
-    uint16_t probe_first;    /* first sequence number of the run on probation */
-    uint16_t probe_count;    /* packets of that run so far */
     uint32_t cycles;         /* shifted count of sequence wraps */
     uint32_t base_seq;
-    uint32_t bad_seq;
+    union {
+        uint32_t bad_seq;    /* once valid: last 'bad' sequence number + 1 */
+        struct {
+            uint16_t probe_first; /* on probation: first sequence number of the run */
+            uint16_t probe_count; /* ... and its packets so far */
+        };
+    };
     uint32_t received;       /* valid packets since the last (re)initialisation */
     uint32_t dup_since_init; /* duplicates among `received` */
-    int64_t lost_before;     /* loss accumulated before sequence resets */
+    int32_t lost_before;     /* loss accumulated before sequence resets */
+    uint32_t loss_runs;      /* runs of consecutive missing sequence numbers */
     uint64_t seen_window[2]; /* bit i: max_seq - i arrived (duplicate detection) */
     /* counters over the whole stream */
     uint32_t packets;        /* every packet attributed to the stream */
@@ -91,16 +113,19 @@ typedef struct ws_rtp_stream {
     uint32_t markers;
     uint32_t jitter_samples;
     uint64_t bytes;          /* RTP bytes (header + payload) */
-    /* RFC 3550 A.8 jitter, kept in timestamp units as a double */
+    /* RFC 3550 A.8 jitter, kept in timestamp units */
     double jitter;
-    double max_jitter;
     double jitter_sum;       /* for the mean of the running estimate */
+    float max_jitter;
+    uint32_t max_delta_us;
     int64_t prev_arrival_ns; /* last in-time-order packet used for jitter */
     uint32_t prev_rtp_ts;
     uint32_t clock_rate;
-    int64_t max_delta_ns;
     int64_t first_ns;
     int64_t last_ns;
+    ws_jb_sim jb;
+    uint16_t dtmf_events;    /* RFC 4733 events (distinct timestamps) */
+    uint16_t dtmf_last_ts;   /* low bits of the last event's timestamp */
     uint8_t payload_type;    /* first payload type seen */
     uint8_t last_pt;
     uint8_t flags;
@@ -133,6 +158,10 @@ typedef struct ws_stream_record {
     double max_jitter_ms;
     double mean_jitter_ms;
     double max_delta_ms;
+    uint32_t loss_runs;
+    uint32_t dtmf_events;
+    uint32_t jb_late[WS_JB_MODES];
+    uint32_t jb_loss_runs[WS_JB_MODES];
     int64_t first_ns;
     int64_t last_ns;
     uint64_t bytes;
@@ -160,6 +189,24 @@ typedef struct ws_rtcp_source {
     uint32_t rb_lsr, rb_dlsr;  /* 1/65536 s */
     int64_t rb_arrival_ns;
     int64_t first_ns, last_ns;
+    /* round-trip time from this sender's report blocks (RFC 3550 6.4.1): the
+     * time from the SR they refer to (LSR) to this report, both on the
+     * capture clock, less the reporter's DLSR */
+    double rtt_ms;
+    double rtt_max_ms;
+    uint32_t rtt_samples;
+    /* RTCP XR VoIP Metrics report block (RFC 3611 section 4.7), the last one */
+    uint32_t xr_ssrc;
+    uint8_t has_xr_voip;
+    uint8_t xr_loss_rate, xr_discard_rate;       /* fraction, /256 */
+    uint8_t xr_burst_density, xr_gap_density;    /* fraction, /256 */
+    uint8_t xr_r_factor, xr_ext_r_factor;        /* 127 = unavailable */
+    uint8_t xr_mos_lq, xr_mos_cq;                /* MOS x 10, 127 = unavailable */
+    int8_t xr_signal_level, xr_noise_level;      /* dBm, 127 = unavailable */
+    uint8_t xr_rerl, xr_gmin, xr_rx_config;
+    uint16_t xr_burst_duration, xr_gap_duration; /* ms */
+    uint16_t xr_round_trip_delay, xr_end_system_delay; /* ms */
+    uint16_t xr_jb_nominal, xr_jb_maximum, xr_jb_abs_max; /* ms */
 } ws_rtcp_source;
 
 /* Open-addressing index from a flow key to a slot in a slab. */
