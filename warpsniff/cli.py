@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--max-streams", type=int, default=200_000, help="RTP stream table size (default 200000)")
     rp.add_argument("--idle-timeout", type=float, default=300.0,
                     help="seconds of capture time after which a silent stream ends (default 300)")
+    rp.add_argument("--codec-table", metavar="FILE",
+                    help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
+    rp.add_argument("--no-plc", action="store_true",
+                    help="score G.711 without packet-loss concealment (Bpl 4.3 instead of 25.1)")
     rp.add_argument("-q", "--quiet", action="store_true", help="no table on stdout")
     return parser
 
@@ -94,6 +98,8 @@ def _open_output(path: str):
 def cmd_replay(args) -> int:
     from warpsniff import report
     from warpsniff.replay import EngineOptions, Progress, replay
+    from warpsniff.quality.codecs import CodecTable
+    from warpsniff.quality.streams import QualityContext
     from warpsniff.sip.calls import CallConfig
 
     if args.max_streams < 1:
@@ -105,6 +111,10 @@ def cmd_replay(args) -> int:
         idle_timeout=args.idle_timeout,
         payload_types={pt: (clock, kind) for pt, clock, kind in args.payload_type},
     )
+    try:
+        codecs = CodecTable.load(args.codec_table)
+    except ValueError as exc:
+        raise UsageError(str(exc))
     if args.max_calls < 1:
         raise UsageError(f"--max-calls must be positive, got {args.max_calls}")
     call_config = CallConfig(
@@ -125,13 +135,16 @@ def cmd_replay(args) -> int:
         report.write_stream_table(result.streams, sys.stdout)
         report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
     call_ids = {c.call_ref: c.call_id for c in result.calls}
+    quality = QualityContext(codecs, result.rtcp, {c.call_ref: c.payload_names for c in result.calls},
+                             plc=not args.no_plc)
     if streams_out is not None:
-        streams_out.write(json.dumps(report.streams_to_dicts(result.streams, call_ids), indent=1) + "\n")
+        doc = report.streams_to_dicts(result.streams, call_ids, quality)
+        streams_out.write(json.dumps(doc, indent=1) + "\n")
         if streams_out is not sys.stdout:
             streams_out.close()
     if cdr_out is not None:
         for call in result.calls:
-            cdr_out.write(json.dumps(report.call_to_dict(call, result.streams_of(call))) + "\n")
+            cdr_out.write(json.dumps(report.call_to_dict(call, result.streams_of(call), quality)) + "\n")
         if cdr_out is not sys.stdout:
             cdr_out.close()
     for err in result.errors:

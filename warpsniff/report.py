@@ -7,6 +7,8 @@ from typing import TextIO
 
 import numpy as np
 
+from warpsniff.quality.streams import call_mos
+
 _V4_PREFIX = bytes(10) + b"\xff\xff"
 
 
@@ -23,12 +25,13 @@ def format_endpoint(raw: bytes, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
-def stream_to_dict(rec: np.void, call_ids: dict | None = None) -> dict:
+def stream_to_dict(rec: np.void, call_ids: dict | None = None, quality=None) -> dict:
     """The `--streams-json` object for one stream. Keys keep their meaning
     across releases; new keys may be added. `call_ids` maps call_ref to
-    Call-ID; an unbound stream has call_id null."""
+    Call-ID (an unbound stream has call_id null); `quality` (a
+    QualityContext) adds MOS and the endpoints' own RTCP figures."""
     ref = int(rec["call_ref"])
-    return {
+    d = {
         "call_id": (call_ids or {}).get(ref) if ref else None,
         "src": format_endpoint(rec["src"], int(rec["sport"])),
         "dst": format_endpoint(rec["dst"], int(rec["dport"])),
@@ -48,20 +51,25 @@ def stream_to_dict(rec: np.void, call_ids: dict | None = None) -> dict:
         "first_ts": int(rec["first_ns"]) / 1e9,
         "last_ts": int(rec["last_ns"]) / 1e9,
         "bytes": int(rec["bytes"]),
+        "dtmf_events": int(rec["dtmf_events"]),
     }
+    if quality is not None:
+        d.update(quality.assess(rec))
+    return d
 
 
-def streams_to_dicts(streams: np.ndarray, call_ids: dict | None = None) -> list[dict]:
-    return [stream_to_dict(r, call_ids) for r in streams]
+def streams_to_dicts(streams: np.ndarray, call_ids: dict | None = None, quality=None) -> list[dict]:
+    return [stream_to_dict(r, call_ids, quality) for r in streams]
 
 
 def _ts(value):
     return None if value is None else round(value, 6)
 
 
-def call_to_dict(call, streams: np.ndarray) -> dict:
+def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
     """One `--cdr` line: a call attempt and its media."""
     ids = {call.call_ref: call.call_id}
+    stream_dicts = [stream_to_dict(r, ids, quality) for r in streams]
     return {
         "call_id": call.call_id,
         "from": call.from_uri,
@@ -83,7 +91,9 @@ def call_to_dict(call, streams: np.ndarray) -> dict:
         "correlation_id": call.correlation_id,
         "leg": call.leg,
         "evicted": call.evicted,
-        "streams": [stream_to_dict(r, ids) for r in streams],
+        "dtmf_events": sum(s["dtmf_events"] for s in stream_dicts),
+        "mos": call_mos(stream_dicts) if quality is not None else None,
+        "streams": stream_dicts,
     }
 
 

@@ -90,6 +90,7 @@ class Call:
     holds: int = 0
     retransmissions: int = 0
     media: set = field(default_factory=set)            # (addr16, port) bound to us
+    payload_names: dict = field(default_factory=dict)  # pt -> encoding, from a=rtpmap
     done: bool = False
     evicted: bool = False
 
@@ -356,6 +357,7 @@ class CallTracker:
                 if isinstance(pt, int) and pt in m.rtpmap:
                     enc, clock = m.rtpmap[pt]
                     pts.append((pt, clock, payload_kind(enc, m.kind)))
+                    call.payload_names[pt] = enc
             for text in targets:
                 try:
                     a16 = addr16(text)
