@@ -169,10 +169,11 @@ void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *r)
     r->ssrc = s->key.ssrc;
     r->packets = s->packets;
     r->payload_type = s->payload_type;
-    int64_t expected = 0, lost = s->lost_before;
+    int64_t expected = s->expected_before, lost = s->lost_before;
     if (s->flags & WS_STREAM_VALID) {
-        expected = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
-        lost += expected - ((int64_t)s->received - s->dup_since_init);
+        int64_t run = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
+        expected += run;
+        lost += run - ((int64_t)s->received - s->dup_since_init);
     }
     r->expected = expected;
     r->lost = lost;
@@ -417,6 +418,7 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq)
             /* two in a row after a big jump: the sender restarted (A.1) */
             int64_t expected = (int64_t)s->cycles + s->max_seq - (int64_t)s->base_seq + 1;
             s->lost_before += (int32_t)(expected - ((int64_t)s->received - s->dup_since_init));
+            s->expected_before += (uint32_t)expected;
             s->seq_resets++;
             seq_start(s, seq, 2, 2);
             return SEQ_RESTART;
@@ -644,8 +646,10 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     s->last_ns = ts_ns;
     s->markers += (uint32_t)marker;
     s->last_pt = pt;
-    /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does */
+    /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does;
+     * a packet the sequence rules set aside does not */
     int st = update_seq(s, seq);
+    if (WS_UNLIKELY(st == SEQ_BAD)) return 0;
 
     ws_pt_info info = stream_pt_info(t, s, pt);
     if (WS_UNLIKELY(info.kind == WS_PT_EVENT)) {
@@ -657,6 +661,9 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         return 0;
     }
     if (info.kind == WS_PT_CN) return 0; /* never voice timing */
+    /* a payload type of unknown clock inside a voice stream (unmapped DTMF,
+     * say) must not move the voice reference either */
+    if (!info.clock_rate && s->clock_rate) return 0;
     int32_t dts = (int32_t)(rtp_ts - s->prev_rtp_ts);
     /* (Re-)anchor without a sample: first packet, a sender restart, or a
      * timestamp that steps back while the sequence moves on (a sender clock

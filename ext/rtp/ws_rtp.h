@@ -103,6 +103,7 @@ typedef struct ws_rtp_stream {
     uint32_t received;       /* valid packets since the last (re)initialisation */
     uint32_t dup_since_init; /* duplicates among `received` */
     int32_t lost_before;     /* loss accumulated before sequence resets */
+    uint32_t expected_before;/* packets expected before sequence resets */
     uint32_t loss_runs;      /* runs of consecutive missing sequence numbers */
     uint64_t seen_window[2]; /* bit i: max_seq - i arrived (duplicate detection) */
     /* counters over the whole stream */

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
@@ -89,7 +90,8 @@ class Call:
     last_rtp_ts: Optional[float] = None
     holds: int = 0
     retransmissions: int = 0
-    media: set = field(default_factory=set)            # (addr16, port) bound to us
+    labels: object = None          # warpsniff.labels.CallLabels; None until labelled
+    media: dict = field(default_factory=dict)          # (addr16, port) -> "caller" | "callee" side
     payload_names: dict = field(default_factory=dict)  # pt -> encoding, from a=rtpmap
     done: bool = False
     evicted: bool = False
@@ -110,6 +112,10 @@ def addr16(text: str) -> bytes:
     return (b"\x00" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed
 
 
+def _unmap(a16: bytes) -> bytes:
+    return a16[12:] if a16[:12] == bytes(10) + b"\xff\xff" else a16
+
+
 def _session_expires(value: Optional[str]) -> Optional[float]:
     if not value:
         return None
@@ -120,10 +126,13 @@ def _session_expires(value: Optional[str]) -> Optional[float]:
 class CallTracker:
     """Consumes SIP messages in capture order; hands finished calls to `on_call`."""
 
-    def __init__(self, engine, config: Optional[CallConfig] = None, on_call: Optional[Callable] = None):
+    def __init__(self, engine, config: Optional[CallConfig] = None, on_call: Optional[Callable] = None,
+                 on_attempt: Optional[Callable] = None, label_config=None):
         self.engine = engine
         self.config = config or CallConfig()
         self.on_call = on_call or (lambda call: None)
+        self.on_attempt = on_attempt or (lambda call: None)
+        self.label_config = label_config   # warpsniff.labels.LabelConfig, or None: all "unknown"
         self.calls: "OrderedDict[str, Call]" = OrderedDict()
         self.stats = CallStats()
         self.seen_requests: "OrderedDict[tuple, None]" = OrderedDict()
@@ -184,7 +193,7 @@ class CallTracker:
         method = h.method
         if method == "INVITE":
             if h.to_tag is None:
-                self._initial_invite(call, h, payload, ts, src)
+                self._initial_invite(call, h, payload, ts, src, dst)
             elif call is not None:
                 self.stats.reinvites += 1
                 self._refresh(call, h, ts)
@@ -207,7 +216,17 @@ class CallTracker:
         elif method in ("ACK", "PRACK"):
             self._offer_answer(call, h, payload)
 
-    def _initial_invite(self, call: Optional[Call], h, payload: bytes, ts: float, src: tuple) -> None:
+    def _invite_info(self, h, payload: bytes, src: tuple, dst: tuple):
+        from warpsniff.labels import InviteInfo
+        return InviteInfo(
+            src=str(ipaddress.ip_address(_unmap(src[0]))), sport=src[1],
+            dst=str(ipaddress.ip_address(_unmap(dst[0]))), dport=dst[1],
+            request_uri=h.request_uri, from_uri=h.from_uri, to_uri=h.to_uri,
+            headers=header_values(payload, h.header_len, self.label_config.header_names),
+        )
+
+    def _initial_invite(self, call: Optional[Call], h, payload: bytes, ts: float, src: tuple,
+                        dst: tuple) -> None:
         if call is not None and not call.done:
             if call.challenged and h.cseq > call.invite_cseq:
                 # the same attempt, retried with credentials
@@ -228,6 +247,8 @@ class CallTracker:
         self.next_ref += 1
         call.session_expires = _session_expires(h.session_expires)
         self._correlate(call, h)
+        if self.label_config is not None:
+            call.labels = self.label_config.labels(self._invite_info(h, payload, src, dst))
         self.calls[h.call_id] = call
         if len(self.calls) > self.config.max_calls:
             _, oldest = self.calls.popitem(last=False)
@@ -238,6 +259,7 @@ class CallTracker:
                 oldest.reason = "timeout"
                 oldest.ended_by = "timeout"
             self._finish(oldest, pop=False)
+        self.on_attempt(call)
         self._offer_answer(call, h, payload)
 
     def _correlate(self, call: Call, h) -> None:
@@ -338,9 +360,11 @@ class CallTracker:
             return
         sdp = parse_sdp(payload[h.body_off:h.body_off + h.body_len])
         if sdp is not None:
-            self._bind(call, sdp, in_dialog=h.to_tag is not None and call.answered)
+            # a request from the caller, or a response to one, says whose address this is
+            side = "caller" if h.is_request == (h.from_tag == call.from_tag) else "callee"
+            self._bind(call, sdp, side, in_dialog=h.to_tag is not None and call.answered)
 
-    def _bind(self, call: Call, sdp: SessionDescription, in_dialog: bool) -> None:
+    def _bind(self, call: Call, sdp: SessionDescription, side: str, in_dialog: bool) -> None:
         for m in sdp.media:
             addr_text = m.connection or sdp.connection
             if in_dialog and m.kind == "audio" and (
@@ -366,7 +390,7 @@ class CallTracker:
                 if a16 == bytes(10) + b"\xff\xff" + bytes(4):  # 0.0.0.0: hold (RFC 2543)
                     continue
                 if self.engine.bind(a16, m.port, call.call_ref, pts):
-                    call.media.add((a16, m.port))
+                    call.media[(a16, m.port)] = side
 
     def media_activity(self, last_rtp_by_ref: dict) -> None:
         """Latest RTP time per call_ref, from an engine snapshot."""

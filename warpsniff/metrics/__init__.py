@@ -1,0 +1,1 @@
+"""Publishing: per-call aggregation, windowed KPIs, Prometheus collectors."""
