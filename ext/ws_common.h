@@ -19,6 +19,10 @@
 #define WS_INLINE static inline
 #endif
 
+/* Latest representable capture time (2^62 ns, year 2116): sources clamp to
+ * [0, WS_TS_MAX] so differences of two times never overflow. */
+#define WS_TS_MAX ((int64_t)1 << 62)
+
 /* One frame as delivered by a capture source (file reader or live ring). */
 typedef struct ws_frame {
     const uint8_t *data;

@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
     rp.add_argument("--no-plc", action="store_true",
                     help="score G.711 without packet-loss concealment (Bpl 4.3 instead of 25.1)")
+    rp.add_argument("--config", metavar="FILE", help="label configuration (YAML, see docs/labels.md)")
+    rp.add_argument("--listen", metavar="[HOST]:PORT",
+                    help="serve /metrics and /healthz while replaying (warpsniff's port is 10780)")
+    rp.add_argument("--speed", type=float, metavar="X",
+                    help="pace by capture time, X times real time (default: as fast as possible)")
+    rp.add_argument("--keep-serving", action="store_true",
+                    help="with --listen: keep serving the final state after the input ends (until Ctrl-C)")
+    rp.add_argument("--basic-auth", metavar="USER:PASSWORD", help="require HTTP basic auth on the exporter")
+    rp.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    rp.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    rp.add_argument("--push-gateway", metavar="URL", help="also push the metrics to a Pushgateway at the end")
     rp.add_argument("-q", "--quiet", action="store_true", help="no table on stdout")
     return parser
 
@@ -95,11 +106,32 @@ def _open_output(path: str):
         raise UsageError(f"{path}: cannot write: {exc.strerror}")
 
 
+def _serve(args, pipeline):
+    """The exporter for --listen, started before the replay so scrapes see it run."""
+    from warpsniff.exporter import Exporter, registry_for
+
+    if not args.listen:
+        return None, None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("--tls-cert and --tls-key go together")
+    registry = registry_for(pipeline)
+    try:
+        exporter = Exporter(registry, args.listen, args.basic_auth, args.tls_cert, args.tls_key).start()
+    except ValueError as exc:
+        raise UsageError(str(exc))
+    except OSError as exc:
+        raise UsageError(f"--listen {args.listen}: {exc.strerror or exc}")
+    host = args.listen.rpartition(":")[0] or "0.0.0.0"
+    print(f"warpsniff: serving /metrics on {host}:{exporter.port}", file=sys.stderr)
+    return exporter, registry
+
+
 def cmd_replay(args) -> int:
     from warpsniff import report
+    from warpsniff.labels import ConfigError, LabelConfig
+    from warpsniff.pipeline import Pipeline
     from warpsniff.replay import EngineOptions, Progress, replay
     from warpsniff.quality.codecs import CodecTable
-    from warpsniff.quality.streams import QualityContext
     from warpsniff.sip.calls import CallConfig
 
     if args.max_streams < 1:
@@ -123,11 +155,23 @@ def cmd_replay(args) -> int:
         max_calls=args.max_calls,
         correlation_header=args.correlation_header,
     )
+    try:
+        label_config = LabelConfig.load(args.config) if args.config else LabelConfig.default()
+    except ConfigError as exc:
+        raise UsageError(str(exc))
+    except OSError as exc:
+        raise UsageError(f"{args.config}: {exc.strerror}")
+    if args.speed is not None and args.speed <= 0:
+        raise UsageError(f"--speed must be positive, got {args.speed}")
+    if args.keep_serving and not args.listen:
+        raise UsageError("--keep-serving needs --listen")
     outputs = [p for p in (args.streams_json, args.cdr) if p]
     # open outputs first: a bad path fails before the work, not after
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
-    result = replay(args.files, options, call_config, progress=Progress())
+    pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc)
+    exporter, registry = _serve(args, pipeline)
+    result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline)
     to_stdout = "-" in outputs
     read_anything = result.counters["frames"] > 0 or len(result.errors) < len(args.files)
     if not args.quiet and not to_stdout and read_anything:
@@ -135,8 +179,7 @@ def cmd_replay(args) -> int:
         report.write_stream_table(result.streams, sys.stdout)
         report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
     call_ids = {c.call_ref: c.call_id for c in result.calls}
-    quality = QualityContext(codecs, result.rtcp, {c.call_ref: c.payload_names for c in result.calls},
-                             plc=not args.no_plc)
+    quality = pipeline.quality_context(result.calls)
     if streams_out is not None:
         doc = report.streams_to_dicts(result.streams, call_ids, quality)
         streams_out.write(json.dumps(doc, indent=1) + "\n")
@@ -147,12 +190,29 @@ def cmd_replay(args) -> int:
             cdr_out.write(json.dumps(report.call_to_dict(call, result.streams_of(call), quality)) + "\n")
         if cdr_out is not sys.stdout:
             cdr_out.close()
+    if args.push_gateway:
+        from prometheus_client import push_to_gateway
+
+        from warpsniff.exporter import registry_for
+        try:
+            push_to_gateway(args.push_gateway, job="warpsniff", registry=registry or registry_for(pipeline))
+        except OSError as exc:
+            print(f"warpsniff: --push-gateway {args.push_gateway}: {exc}", file=sys.stderr)
     for err in result.errors:
         if err.offset is not None:
             print(f"warpsniff: {err}; results cover the packets before it", file=sys.stderr)
         else:
             print(f"warpsniff: {err}", file=sys.stderr)
-    return EXIT_INPUT if result.errors else EXIT_OK
+    status = EXIT_INPUT if result.errors else EXIT_OK
+    if exporter is not None:
+        if args.keep_serving:
+            print("warpsniff: input done; still serving /metrics (Ctrl-C to stop)", file=sys.stderr)
+            try:
+                exporter.thread.join()
+            except KeyboardInterrupt:
+                pass
+        exporter.stop()
+    return status
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,4 +1,4 @@
-"""Replay capture files through the engine and the SIP correlator.
+"""Replay capture files through a Pipeline and collect the results.
 
 Data flows once: file -> engine (native, per packet) -> signalling batches ->
 calls (Python, per message) -> SDP bindings back into the engine. Results
@@ -14,20 +14,9 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from warpsniff._engine import (
-    RUN_BUDGET,
-    RUN_ENDED,
-    RUN_EOF,
-    RUN_SIGNALLING,
-    RUN_TICK,
-    STREAM_DTYPE,
-    CaptureError,
-    Engine,
-)
-from warpsniff.sip.calls import Call, CallConfig, CallTracker
-from warpsniff.sip.correlator import SignallingCorrelator
-
-MEDIA_CHECK_EVERY_S = 5.0
+from warpsniff._engine import Engine
+from warpsniff.pipeline import Pipeline
+from warpsniff.sip.calls import Call, CallConfig
 
 
 @dataclass
@@ -94,96 +83,39 @@ class Progress:
             self.stream.flush()
 
 
-def last_rtp_by_call(streams: np.ndarray) -> dict:
-    """call_ref -> latest RTP time (s), from a stream snapshot."""
-    bound = streams[streams["call_ref"] > 0]
-    if not len(bound):
-        return {}
-    refs, inverse = np.unique(bound["call_ref"], return_inverse=True)
-    latest = np.zeros(len(refs), dtype=np.int64)
-    np.maximum.at(latest, inverse, bound["last_ns"])
-    return {int(r): int(t) / 1e9 for r, t in zip(refs, latest)}
-
-
 def replay(
     paths: Iterable[str],
     options: Optional[EngineOptions] = None,
     call_config: Optional[CallConfig] = None,
     progress: Optional[Progress] = None,
-    budget: int = 1 << 20,
+    label_config=None,
+    codecs=None,
+    plc: bool = True,
+    speed: Optional[float] = None,
+    pipeline: Optional[Pipeline] = None,
 ) -> ReplayResult:
-    """Runs every file through one engine, as if the files were one capture."""
-    engine = (options or EngineOptions()).build()
-    calls: list[Call] = []
-    tracker = CallTracker(engine, call_config, on_call=calls.append)
-    correlator = SignallingCorrelator(tracker, tracker.config.correlation_header)
-    ended: list[np.ndarray] = []
-    errors: list[CaptureError] = []
-    signalling = 0
-    next_media_check = 0.0
+    """Runs every file through one pipeline, as if the files were one capture.
+    `speed` paces by capture time (1 = real time); None runs flat out."""
     start = time.perf_counter()
-
-    def drain_signalling() -> None:
-        nonlocal signalling
-        records, arena = engine.drain_signalling()
-        if len(records):
-            signalling += len(records)
-            correlator.batch(records, arena)
-
-    def on_tick() -> None:
-        nonlocal next_media_check
-        now = engine.capture_time_ns / 1e9
-        if now >= next_media_check:
-            tracker.media_activity(last_rtp_by_call(engine.streams()))
-            next_media_check = now + MEDIA_CHECK_EVERY_S
-        tracker.tick(now)
-
+    p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
     for path in paths:
-        try:
-            engine.open(path)
-        except CaptureError as exc:
-            errors.append(exc)
-            continue
-        try:
-            while True:
-                rc = engine.run(budget)
-                if rc == RUN_SIGNALLING:
-                    drain_signalling()
-                elif rc == RUN_TICK:
-                    drain_signalling()
-                    on_tick()
-                elif rc == RUN_ENDED:
-                    ended.append(engine.drain_ended())
-                elif rc == RUN_BUDGET:
-                    if progress:
-                        progress.update(str(path), engine.position, engine.file_size,
-                                        engine.counters()["frames"])
-                elif rc == RUN_EOF:
-                    break
-        except CaptureError as exc:
-            # everything read before the damage is still reported
-            errors.append(exc)
-        finally:
-            engine.close()
-    drain_signalling()
-    tracker.media_activity(last_rtp_by_call(engine.streams()))
-    tracker.close()
+        p.run_reader(str(path), progress=progress, speed=speed)
+    p.finish()
     if progress:
         progress.done()
-    ended.append(engine.drain_ended())
-    streams = np.concatenate(ended + [engine.streams()]).astype(STREAM_DTYPE, copy=False)
+    streams = p.all_streams()
     order = np.lexsort((streams["ssrc"], streams["first_ns"]))
-    sip = dict(vars(tracker.stats))
-    sip.update({f"tcp_{k}": v for k, v in vars(correlator.tcp.stats).items()})
-    sip["sctp_messages"] = correlator.sctp_messages
+    sip = dict(vars(p.tracker.stats))
+    sip.update({f"tcp_{k}": v for k, v in vars(p.correlator.tcp.stats).items()})
+    sip["sctp_messages"] = p.correlator.sctp_messages
     return ReplayResult(
         streams=streams[order],
-        rtcp=engine.rtcp_sources(),
-        calls=calls,
-        counters=engine.counters(),
-        decode_errors=engine.decode_errors(),
+        rtcp=p.engine.rtcp_sources(),
+        calls=p.calls,
+        counters=p.engine.counters(),
+        decode_errors=p.engine.decode_errors(),
         sip=sip,
-        signalling_records=signalling,
-        errors=errors,
+        signalling_records=p.signalling_records,
+        errors=p.errors,
         elapsed_s=time.perf_counter() - start,
     )

@@ -89,24 +89,33 @@ static void advance(ws_reader *r, uint64_t n)
     }
 }
 
+/* Capture times are clamped to [0, WS_TS_MAX] so that every difference the
+ * engine takes between two of them fits in an int64. */
+static int64_t clamp_ns(__int128 ns)
+{
+    if (ns < 0) return 0;
+    if (ns > WS_TS_MAX) return WS_TS_MAX;
+    return (int64_t)ns;
+}
+
 static int64_t ts_to_ns(const ws_iface *ifc, uint64_t ts)
 {
     uint8_t res = ifc->tsresol;
-    int64_t ns;
+    __int128 ns;
     if (res & 0x80) {
         unsigned shift = res & 0x7f;
         if (shift > 63) shift = 63;
-        ns = (int64_t)(((__int128)ts * 1000000000) >> shift);
+        ns = ((__int128)ts * 1000000000) >> shift;
     } else if (res <= 9) {
         static const int64_t mul[10] = {1000000000, 100000000, 10000000, 1000000, 100000,
                                         10000,      1000,      100,      10,      1};
-        ns = (int64_t)(ts * (uint64_t)mul[res]);
+        ns = (__int128)ts * mul[res];
     } else {
         uint64_t div = 1;
         for (unsigned i = 9; i < res && i < 19; i++) div *= 10;
-        ns = (int64_t)(ts / div);
+        ns = ts / div;
     }
-    return ns + ifc->tsoffset_ns;
+    return clamp_ns(ns + (__int128)ifc->tsoffset_ns);
 }
 
 static int open_common(ws_reader *r)
@@ -249,7 +258,8 @@ static int parse_idb(ws_reader *r, const uint8_t *b, uint32_t len)
         if (code == 14 && olen >= 8) {
             uint64_t hi = rd32(r, b + off), lo = rd32(r, b + off + 4);
             uint64_t v = r->swapped ? (hi << 32 | lo) : (lo << 32 | hi);
-            ifc->tsoffset_ns = (int64_t)v * 1000000000;
+            __int128 off = (__int128)(int64_t)v * 1000000000;
+            ifc->tsoffset_ns = off > WS_TS_MAX ? WS_TS_MAX : off < -WS_TS_MAX ? -WS_TS_MAX : (int64_t)off;
         }
         off += (olen + 3u) & ~3u;
     }
@@ -316,6 +326,9 @@ static int next_pcapng(ws_reader *r, ws_frame *f)
         } else if (type == PCAPNG_SPB) {
             if (r->n_ifaces == 0)
                 return fail(r, WS_READ_CORRUPT, "simple packet block at offset %llu before any interface",
+                            (unsigned long long)r->pos);
+            if (len < 16)
+                return fail(r, WS_READ_CORRUPT, "simple packet block at offset %llu too short",
                             (unsigned long long)r->pos);
             uint32_t origlen = rd32(r, b + 8);
             uint32_t caplen = origlen;

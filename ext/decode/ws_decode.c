@@ -90,8 +90,10 @@ static int frag_add(ctx *c, int family, const ws_addr *src, const ws_addr *dst, 
             if (!free_slot && (uint32_t)i < d->frag_max) free_slot = t;
             continue;
         }
-        if (t->id == id && t->proto == proto && t->family == family && !memcmp(&t->src, src, 16) &&
-            !memcmp(&t->dst, dst, 16)) {
+        /* the slot handed out by this very decode (a tunnel's outer datagram)
+         * is not a candidate: its buffer is what we are reading */
+        if (i != d->frag_release && t->id == id && t->proto == proto && t->family == family &&
+            !memcmp(&t->src, src, 16) && !memcmp(&t->dst, dst, 16)) {
             s = t;
             break;
         }

@@ -141,7 +141,8 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
     ws_engine_counters *c = &e->c;
     c->frames++;
     c->bytes += f->origlen;
-    int64_t ts = f->ts_ns;
+    /* sources clamp; frames fed from elsewhere are clamped here too */
+    int64_t ts = f->ts_ns < 0 ? 0 : f->ts_ns > WS_TS_MAX ? WS_TS_MAX : f->ts_ns;
     if (WS_UNLIKELY(ts > c->last_ns)) {
         c->last_ns = ts;
         if (WS_UNLIKELY(ts >= e->next_sweep_ns)) {
@@ -186,7 +187,7 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
         } else if (WS_LIKELY(ws_rtp_looks_like_rtp(p, n))) {
             c->rtp_packets++;
             ws_rtp_packet(&e->rtp, &k, ts, p, n);
-        } else if ((p[0] & 0xc0) == 0x40 && n >= 16 && ws_be16(p + 2) + 4u <= n &&
+        } else if (n >= 16 && (p[0] & 0xc0) == 0x40 && ws_be16(p + 2) + 4u <= n &&
                    ws_rtp_looks_like_rtp(p + 4, ws_be16(p + 2))) {
             /* TURN ChannelData (RFC 8656 section 12.4) relaying RTP */
             c->rtp_packets++;

@@ -73,9 +73,11 @@ class Call:
     pdd_ms: Optional[float] = None
     pdd_end: Optional[str] = None
     ringing: bool = False
+    proceeding: bool = False            # any 1xx came: Timer B no longer applies
     early_dialogs: set = field(default_factory=set)   # To-tags of forks
     final_code: Optional[int] = None
     challenged: bool = False
+    challenge_ts: Optional[float] = None
     cancelled: bool = False
     answer_ts: Optional[float] = None
     answer_to_tag: Optional[str] = None
@@ -204,6 +206,9 @@ class CallTracker:
             if not call.answered:
                 call.cancelled = True
         elif method == "BYE":
+            callee_tag = h.to_tag if h.from_tag == call.from_tag else h.from_tag
+            if call.answer_to_tag and callee_tag != call.answer_to_tag:
+                return  # ends a fork that lost the race, not the call
             if call.end_ts is None or call.reason == "timeout":
                 call.end_ts = ts
                 call.bye_ts = ts
@@ -293,9 +298,10 @@ class CallTracker:
             self.stats.orphan_responses += 1
             return
         call.last_sip_ts = ts
+        self.calls.move_to_end(h.call_id)
         code = h.code
         if h.cseq_method == "BYE":
-            if code >= 200 and call.bye_code is None:
+            if code >= 200 and call.bye_code is None and call.bye_ts is not None:
                 call.bye_code = code
                 self._finish(call)
             return
@@ -315,6 +321,7 @@ class CallTracker:
     def _invite_response(self, call: Call, h, payload: bytes, ts: float) -> None:
         code = h.code
         if code < 200:
+            call.proceeding = True
             if code in PROVISIONAL_PDD:
                 if call.pdd_ms is None:
                     call.pdd_ms = (ts - call.invite_ts) * 1000.0
@@ -340,6 +347,7 @@ class CallTracker:
             return
         if code in CHALLENGES:
             call.challenged = True
+            call.challenge_ts = ts
             call.final_code = code
             return
         call.final_code = code
@@ -415,11 +423,13 @@ class CallTracker:
                 continue
             if not call.answered:
                 waited = now - call.invite_ts
-                limit = cfg.ring_timeout if call.pdd_ms is not None else cfg.invite_timeout
-                if call.cancelled:
+                # Timer B until any provisional; then Timer C. A challenged
+                # attempt waits as long for its retry with credentials.
+                limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+                if call.cancelled and not call.proceeding:
                     limit = cfg.invite_timeout
                 if waited > limit:
-                    call.end_ts = call.last_sip_ts if call.challenged else now
+                    call.end_ts = call.challenge_ts if call.challenged else call.invite_ts + limit
                     if call.challenged:
                         call.reason = "failed"  # challenged and never retried
                     else:

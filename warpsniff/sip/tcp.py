@@ -144,12 +144,14 @@ class TcpReassembler:
                 del d.buf[:h.msg_len]
                 continue
             if h.msg_len == 0:
-                # not a message start: find the next one
-                before = len(d.buf)
-                del d.buf[:1]
-                self._resync(d)
-                if len(d.buf) >= before:
-                    return
+                # not a message: skip to the next start line; what is skipped
+                # still goes to the parser, so it counts as an error, not lost
+                m = _START_LINE.search(d.buf, 1)
+                cut = m.start(1) if m else len(d.buf)
+                self.stats.resyncs += 1
+                junk = bytes(d.buf[:cut])
+                del d.buf[:cut]
+                yield junk
                 continue
             msg = bytes(d.buf[:h.msg_len])
             del d.buf[:h.msg_len]

@@ -1,0 +1,973 @@
+"""Call labels for the Prometheus call metrics: account, trunk, provider, zone,
+direction, destination_country, origination_country (see
+../docs/labels.md and the "Call Metrics" contract).
+
+Pure Python; the SIP layer hands `LabelConfig.labels()` an `InviteInfo` for
+each initial INVITE and gets a `CallLabels` back.
+
+Configuration file (YAML; every key optional, unknown keys are errors)::
+
+    default_country: US            # ISO region for numbers without a + / 00 / 011 prefix
+    platform:
+      addresses: [192.0.2.10, 10.0.0.0/8]   # our own SBC/proxy addresses (IPs or CIDRs)
+    trunks:                        # first match wins
+      - name: carrier_a
+        match: {cidr: [198.51.100.0/24], port: 5060}     # remote address (and optional port)
+      - name: cust_x
+        match: {header: {name: X-Trunk, value: cust_x}}  # a SIP header value on the INVITE
+    accounts:                      # first match wins
+      - {name: "12345", match: {trunk: cust_x}}
+      - {name: "67890", match: {header: {name: X-Account, value: "67890"}}}
+      - {name: "555", match: {pai_domain: example.com}}  # P-Asserted-Identity host
+      - {name: "777", match: {number_prefix: "+1312"}}   # caller number in E.164
+    providers:                     # first match wins; same match keys as trunks
+      - {name: prov1, match: {cidr: [203.0.113.0/24]}}
+    metrics: {short_call_thresholds: [6, 10, 30], call_series_retention_seconds: 300,
+              ner_codes: [200, 486, 600, 603, 480]}
+    limits: {max_label_sets: 10000}
+    billing: {min_billable_seconds: 0}
+    rtpengine: []                  # lists of mappings, kept raw for the collectors
+    kamailio: []
+
+Match keys.  Trunks and providers: ``cidr`` (one network or a list), ``port``
+(one port or a list), ``header`` ({name, value}; value one string or a
+list).  Accounts: ``trunk`` (a trunk name or list), ``header``,
+``pai_domain`` (a domain or list), ``number_prefix`` ("+digits" or list).
+All keys given in one ``match`` mapping must hold (AND); a list of values
+for one key matches any of them (OR); ``match`` may also be a list of
+mappings, any of which matches (OR).
+
+Label values only ever come from the configuration (names) or from closed
+sets (zones, directions, ISO region codes known to phonenumbers, "unknown"):
+nothing read off the wire becomes a label value, so the label cardinality
+is bounded by the configuration.
+"""
+from __future__ import annotations
+
+import functools
+import ipaddress
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from urllib.parse import unquote
+
+import phonenumbers
+import yaml
+from phonenumbers import PhoneNumberType
+
+__all__ = ["ConfigError", "InviteInfo", "CallLabels", "LabelConfig", "ZONES", "DIRECTIONS", "UNKNOWN"]
+
+UNKNOWN = "unknown"
+ZONES = ("INTERSTATE", "INTRASTATE", "LOCAL", "INTL", "TOLLFREE")
+DIRECTIONS = ("inbound", "outbound")
+PAI = "p-asserted-identity"
+
+DEFAULT_NER_CODES = frozenset({200, 486, 600, 603, 480})
+DEFAULT_SHORT_CALL_THRESHOLDS = (6,)
+DEFAULT_MAX_LABEL_SETS = 10000
+DEFAULT_RETENTION_S = 300.0
+
+_RESERVED_NAMES = {UNKNOWN: "it is the value of labels that match nothing",
+                   "other": "it is the value label sets fold into beyond limits.max_label_sets"}
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9!%*_+`'~.-]+\Z")          # RFC 3261 token
+_DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})?)*\.?\Z")
+_PREFIX_RE = re.compile(r"\+[1-9][0-9]{0,14}\Z")
+_SEPARATORS = str.maketrans("", "", "-.() \t/")
+_DIGITS_RE = re.compile(r"\+?[0-9]{1,20}\Z")
+
+
+# --------------------------------------------------------------------- public types
+
+
+class ConfigError(ValueError):
+    """A configuration problem: ``<file>: <yaml path>: <what is wrong>``."""
+
+    def __init__(self, source: str, where: str, problem: str):
+        self.source = source
+        self.where = where
+        self.problem = problem
+        super().__init__(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
+
+
+@dataclass(frozen=True)
+class InviteInfo:
+    """What the SIP layer knows of an initial INVITE."""
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    request_uri: Optional[str]
+    from_uri: Optional[str]
+    to_uri: Optional[str]
+    headers: Mapping[str, list]   # lower-case name -> raw values, only LabelConfig.header_names
+
+
+@dataclass(frozen=True)
+class CallLabels:
+    account: str = UNKNOWN
+    trunk: str = UNKNOWN
+    provider: str = UNKNOWN
+    zone: str = UNKNOWN
+    direction: str = UNKNOWN
+    destination_country: str = UNKNOWN
+    origination_country: str = UNKNOWN
+
+
+# --------------------------------------------------------------------- YAML loading
+
+
+class _TextInt(int):
+    """An int that remembers how it was written (so `name: 0123` is "0123")."""
+    text: str
+
+    def __new__(cls, value: int, text: str):
+        obj = super().__new__(cls, value)
+        obj.text = text
+        return obj
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema booleans and integers (so `NO` is
+    Norway, not false, and `0123` is not octal) and duplicate keys refused."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int",
+                              re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+                              list("-+0123456789"))
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    if text.startswith("0o"):
+        return _TextInt(int(text[2:], 8), text)
+    if text.startswith("0x"):
+        return _TextInt(int(text[2:], 16), text)
+    return _TextInt(int(text, 10), text)
+
+
+def _construct_bool(loader, node):
+    return loader.construct_scalar(node).lower() == "true"
+
+
+def _construct_mapping(loader, node, deep=False):
+    loader.flatten_mapping(node)
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a scalar",
+                                                    key_node.start_mark)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _plain(value):
+    """Raw sections handed on: _TextInt back to int, containers copied."""
+    if isinstance(value, _TextInt):
+        return int(value)
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------- validation helpers
+
+
+class _Checker:
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, where: str, problem: str):
+        raise ConfigError(self.source, where, problem)
+
+    def mapping(self, value, where: str, allowed: Iterable[str], *, none_ok: bool = True) -> dict:
+        if value is None and none_ok:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(where or "(top level)", f"must be a mapping, not {_kind(value)}")
+        bad = [k for k in value if not isinstance(k, str) or k not in allowed]
+        if bad:
+            names = ", ".join(repr(k) if not isinstance(k, str) else k for k in bad)
+            self.fail(where or "(top level)",
+                      f"unknown key{'s' if len(bad) > 1 else ''} {names} (allowed: {', '.join(sorted(allowed))})")
+        return value
+
+    def seq(self, value, where: str, *, scalar_ok: bool = False) -> List[Tuple[str, Any]]:
+        """[(path, item)] for a list (or, when scalar_ok, a single value)."""
+        if isinstance(value, list):
+            return [(f"{where}[{i}]", v) for i, v in enumerate(value)]
+        if scalar_ok and value is not None and not isinstance(value, dict):
+            return [(where, value)]
+        self.fail(where, f"must be a list, not {_kind(value)}")
+
+    def text(self, value, where: str, what: str = "a string") -> str:
+        if isinstance(value, _TextInt):
+            return value.text
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        self.fail(where, f"must be {what}, not {_kind(value)} {value!r} (quote it)")
+
+    def name(self, value, where: str) -> str:
+        name = self.text(value, where, "a name string")
+        if not name:
+            self.fail(where, "must not be empty")
+        if not _NAME_RE.match(name):
+            self.fail(where, f"{name!r} is not a valid name: use 1-128 characters from A-Z a-z 0-9 _ . : - "
+                             f"(names become label values)")
+        if name in _RESERVED_NAMES:
+            self.fail(where, f"{name!r} is reserved: {_RESERVED_NAMES[name]}")
+        return name
+
+    def number(self, value, where: str, *, positive: bool = False, minimum: Optional[float] = None):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(where, f"must be a number, not {_kind(value)} {value!r}")
+        if positive and value <= 0:
+            self.fail(where, f"must be a positive number, not {value!r}")
+        if minimum is not None and value < minimum:
+            self.fail(where, f"must be at least {minimum:g}, not {value!r}")
+        return int(value) if isinstance(value, int) else float(value)
+
+    def integer(self, value, where: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(where, f"must be an integer, not {_kind(value)} {value!r}")
+        if not lo <= value <= hi:
+            self.fail(where, f"{int(value)} is out of range {lo}-{hi}")
+        return int(value)
+
+    def network(self, value, where: str):
+        text = self.text(value, where, "an IP address or CIDR string").strip()
+        try:
+            return ipaddress.ip_network(text, strict=True)
+        except ValueError as e:
+            try:
+                fixed = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                self.fail(where, f"{text!r} is not a valid IP address or CIDR network ({e})")
+            self.fail(where, f"{text!r} has host bits set (did you mean {fixed}?)")
+
+    def country(self, value, where: str) -> str:
+        text = self.text(value, where, "an ISO country code").strip().upper()
+        if text not in phonenumbers.SUPPORTED_REGIONS:
+            self.fail(where, f"{value!r} is not an ISO 3166 region code known to phonenumbers (e.g. US, GB, DE)")
+        return text
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------- compiled rules
+
+
+@dataclass(frozen=True)
+class _Cond:
+    """One `match` mapping: every present part must hold."""
+    nets: Optional[tuple] = None            # ip networks (remote address)
+    ports: Optional[frozenset] = None       # remote port
+    header: Optional[Tuple[str, frozenset]] = None   # (lower-case name, accepted values)
+    trunks: Optional[frozenset] = None      # accounts: trunk names
+    pai_domains: Optional[frozenset] = None  # accounts: lower-case PAI hosts
+    prefixes: Optional[tuple] = None        # accounts: "+digits" caller-number prefixes
+
+    @property
+    def uses_address(self) -> bool:
+        return self.nets is not None or self.ports is not None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    name: str
+    conds: tuple   # of _Cond; any one matching (OR)
+
+    @property
+    def uses_address(self) -> bool:
+        return any(c.uses_address for c in self.conds)
+
+
+_TRUNK_KEYS = ("cidr", "port", "header")
+_ACCOUNT_KEYS = ("trunk", "header", "pai_domain", "number_prefix")
+
+
+# --------------------------------------------------------------------- numbers
+
+
+@dataclass(frozen=True)
+class _Number:
+    e164: str                 # "+<cc><nsn>" (parseable, maybe not valid)
+    cc: int
+    nsn: str
+    region: Optional[str]     # ISO region when the number is valid, else None
+    tollfree: bool
+
+
+def _uri_user(value: Optional[str]) -> Optional[str]:
+    """The telephone-number part of a SIP/tel URI (or a name-addr around one):
+    user part for sip:/sips:, the whole number for tel:, parameters kept."""
+    if not value or not isinstance(value, str):
+        return None
+    s = value.strip()
+    lt = s.find("<")
+    if lt >= 0:
+        gt = s.find(">", lt + 1)
+        s = s[lt + 1:gt] if gt > lt else s[lt + 1:]
+    s = s.strip()
+    colon = s.find(":")
+    scheme = s[:colon].lower() if colon > 0 else ""
+    if scheme in ("sip", "sips"):
+        rest = s[colon + 1:]
+        at = rest.rfind("@")
+        if at <= 0:
+            return None
+        user = rest[:at]
+        pw = user.find(":")          # user:password@host
+        return user[:pw] if pw >= 0 else user
+    if scheme == "tel":
+        return s[colon + 1:]
+    if colon < 0 and "@" not in s:
+        return s                     # a bare number
+    return None
+
+
+def _uri_host(value: str) -> Optional[str]:
+    """Lower-case host of a sip:/sips: URI (or name-addr), else None."""
+    s = value.strip()
+    lt = s.find("<")
+    if lt >= 0:
+        gt = s.find(">", lt + 1)
+        s = s[lt + 1:gt] if gt > lt else s[lt + 1:]
+    s = s.strip()
+    low = s[:5].lower()
+    if low.startswith("sip:"):
+        rest = s[4:]
+    elif low.startswith("sips:"):
+        rest = s[5:]
+    else:
+        return None
+    rest = rest[rest.rfind("@") + 1:]
+    for stop in ";?>":
+        i = rest.find(stop)
+        if i >= 0:
+            rest = rest[:i]
+    if rest.startswith("["):                      # IPv6 reference
+        host = rest[1:rest.find("]")] if "]" in rest else rest[1:]
+    else:
+        host = rest.split(":", 1)[0]
+    host = host.strip().lower().rstrip(".")
+    return host or None
+
+
+def _split_addresses(value: str) -> List[str]:
+    """Split a header value on commas outside quotes and <...>."""
+    out, cur, quoted, angle, i = [], [], False, False, 0
+    while i < len(value):
+        ch = value[i]
+        if quoted:
+            if ch == "\\" and i + 1 < len(value):
+                cur.append(value[i:i + 2])
+                i += 2
+                continue
+            if ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            angle = True
+        elif ch == ">":
+            angle = False
+        elif ch == "," and not angle:
+            out.append("".join(cur))
+            cur = []
+            i += 1
+            continue
+        cur.append(ch)
+        i += 1
+    out.append("".join(cur))
+    return [v.strip() for v in out if v.strip()]
+
+
+def _dial_string(user: Optional[str]) -> Optional[str]:
+    """User part -> "+digits" (international) or "digits" (national), or None.
+    Handles percent-escapes, visual separators and ;phone-context."""
+    if not user:
+        return None
+    if "%" in user:
+        user = unquote(user)
+    number, _, params = user.partition(";")
+    number = number.translate(_SEPARATORS)
+    if params and not number.startswith("+"):
+        for p in params.split(";"):
+            key, _, val = p.partition("=")
+            if key.strip().lower() == "phone-context":
+                ctx = val.strip().strip('"').translate(_SEPARATORS)
+                if ctx.startswith("+") and ctx[1:].isdigit():   # a global-number context
+                    number = ctx + number
+                break
+    if not _DIGITS_RE.match(number):
+        return None
+    return number
+
+
+_NANP_FAST = re.compile(r"1?([2-9][0-9]{9})\Z")
+
+
+@functools.lru_cache(maxsize=65536)
+def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number]:
+    """Parse and classify a dial string; cached (numbers repeat)."""
+    if dial.startswith("+"):
+        international = dial[1:]
+    elif dial.startswith("00"):
+        international = dial[2:]
+    elif dial.startswith("011") and default_cc == 1:
+        international = dial[3:]
+    else:
+        international = None
+    numobj = None
+    if international is not None:
+        m = _NANP_FAST.match(international) if international.startswith("1") else None
+        if m and len(international) == 11:
+            numobj = phonenumbers.PhoneNumber(country_code=1, national_number=int(m.group(1)))
+        elif international:
+            try:
+                numobj = phonenumbers.parse("+" + international, None)
+            except phonenumbers.NumberParseException:
+                return None
+        else:
+            return None
+    else:
+        m = _NANP_FAST.match(dial) if default_cc == 1 else None
+        if m:
+            numobj = phonenumbers.PhoneNumber(country_code=1, national_number=int(m.group(1)))
+        else:
+            try:
+                numobj = phonenumbers.parse(dial, default_region)
+            except phonenumbers.NumberParseException:
+                return None
+    nsn = phonenumbers.national_significant_number(numobj)
+    if not nsn:
+        return None
+    cc = numobj.country_code
+    region, ntype = _region_and_type(numobj, cc, nsn)
+    return _Number(e164=f"+{cc}{nsn}", cc=cc, nsn=nsn, region=region,
+                   tollfree=ntype == PhoneNumberType.TOLL_FREE)
+
+
+def _region_and_type(numobj, cc: int, nsn: str) -> Tuple[Optional[str], int]:
+    """(ISO region or None, number type) of a number; the region only when the
+    number is valid.  Same result as region_code_for_number() + number_type(),
+    with one pattern pass per candidate region instead of two."""
+    regions = _CC_REGIONS.get(cc)
+    if not regions:
+        return None, _UNKNOWN_TYPE
+    if _type_helper is None:   # pragma: no cover - phonenumbers without the helper
+        region = phonenumbers.region_code_for_number(numobj)
+        ntype = phonenumbers.number_type(numobj)
+    elif len(regions) == 1:
+        region = regions[0]
+        meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+        ntype = _type_helper(nsn, meta) if meta is not None else _UNKNOWN_TYPE
+    else:
+        region, ntype = None, _UNKNOWN_TYPE
+        for candidate in regions:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(candidate, None)
+            if meta is None:
+                continue
+            if meta.leading_digits is not None:
+                if _leading_re(meta.leading_digits).match(nsn):
+                    region, ntype = candidate, _type_helper(nsn, meta)
+                    break
+            else:
+                t = _type_helper(nsn, meta)
+                if t != _UNKNOWN_TYPE:
+                    region, ntype = candidate, t
+                    break
+    if region is None or ntype == _UNKNOWN_TYPE or region not in phonenumbers.SUPPORTED_REGIONS:
+        return None, ntype   # invalid, or "001" (non-geographic, e.g. +800)
+    return region, ntype
+
+
+_UNKNOWN_TYPE = PhoneNumberType.UNKNOWN
+_CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+_leading_re = functools.lru_cache(maxsize=None)(re.compile)
+try:   # the per-region pattern pass behind number_type(); stable across 8.x/9.x
+    from phonenumbers.phonenumberutil import _number_type_helper as _type_helper
+except ImportError:   # pragma: no cover
+    _type_helper = None
+
+
+# US states, DC, territories and Canadian provinces as the geocoder names them.
+_STATE_NAMES = {
+    "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
+    "Colorado": "CO", "Connecticut": "CT", "Delaware": "DE", "Florida": "FL", "Georgia": "GA",
+    "Hawaii": "HI", "Idaho": "ID", "Illinois": "IL", "Indiana": "IN", "Iowa": "IA", "Kansas": "KS",
+    "Kentucky": "KY", "Louisiana": "LA", "Maine": "ME", "Maryland": "MD", "Massachusetts": "MA",
+    "Michigan": "MI", "Minnesota": "MN", "Mississippi": "MS", "Missouri": "MO", "Montana": "MT",
+    "Nebraska": "NE", "Nevada": "NV", "New Hampshire": "NH", "New Jersey": "NJ", "New Mexico": "NM",
+    "New York": "NY", "North Carolina": "NC", "North Dakota": "ND", "Ohio": "OH", "Oklahoma": "OK",
+    "Oregon": "OR", "Pennsylvania": "PA", "Rhode Island": "RI", "South Carolina": "SC",
+    "South Dakota": "SD", "Tennessee": "TN", "Texas": "TX", "Utah": "UT", "Vermont": "VT",
+    "Virginia": "VA", "Washington": "WA", "Washington State": "WA", "West Virginia": "WV",
+    "Wisconsin": "WI", "Wyoming": "WY", "Washington D.C.": "DC", "Washington DC": "DC",
+    "District of Columbia": "DC",
+    "Alberta": "AB", "British Columbia": "BC", "British Colombia": "BC", "Manitoba": "MB",
+    "New Brunswick": "NB", "Newfoundland and Labrador": "NL", "Nova Scotia": "NS",
+    "Prince Edward Island": "PE", "Ontario": "ON", "Quebec": "QC", "Québec": "QC",
+    "Saskatchewan": "SK", "Northwest Territories": "NT", "Nunavut": "NU", "Yukon": "YT",
+    "Watson Lake": "YT",
+}
+_STATE_CODES = frozenset(_STATE_NAMES.values())
+_geocoder = None
+
+
+def _state_of_description(description: str) -> Optional[str]:
+    """"Chicago, IL" -> IL; "Illinois" -> IL; anything else -> None."""
+    d = description.strip()
+    if not d:
+        return None
+    if d in _STATE_NAMES:
+        return _STATE_NAMES[d]
+    if "," in d:
+        tail = d.rsplit(",", 1)[1].strip()
+        if tail in _STATE_CODES:
+            return tail
+        return _STATE_NAMES.get(tail)
+    return None
+
+
+_state_cache: dict = {}
+
+
+def _nanp_state(number: "_Number") -> Optional[str]:
+    """State/province of a valid NANP number from its geocoder description.
+    Cached by NPA-NXX: phonenumbers' geocoding data for +1 is keyed by at most
+    1+NPA+NXX, so every number of one NPA-NXX has the same description.
+    Outside the US and Canada the whole territory counts as one "state"."""
+    region = number.region
+    if region not in ("US", "CA"):
+        return region
+    key = number.nsn[:6]
+    try:
+        return _state_cache[key]
+    except KeyError:
+        pass
+    global _geocoder
+    if _geocoder is None:
+        from phonenumbers import geocoder as _g   # ~0.6 s and ~100 MB, on first need
+        _geocoder = _g
+    numobj = phonenumbers.PhoneNumber(country_code=1, national_number=int(number.nsn))
+    state = _state_of_description(_geocoder.description_for_valid_number(numobj, "en"))
+    if len(_state_cache) >= 65536:
+        _state_cache.clear()
+    _state_cache[key] = state
+    return state
+
+
+def _zone(dest: Optional[_Number], orig: Optional[_Number]) -> str:
+    if dest is None:
+        return UNKNOWN
+    if dest.tollfree:
+        return "TOLLFREE"
+    if dest.region is None or orig is None or orig.region is None:
+        return UNKNOWN
+    if dest.region != orig.region:
+        return "INTL"
+    if dest.cc != 1:
+        return "INTRASTATE"          # a national call outside NANP (approximation)
+    if len(dest.nsn) != 10 or len(orig.nsn) != 10:
+        return UNKNOWN
+    if dest.nsn[:3] == orig.nsn[:3]:
+        return "LOCAL"               # same NPA (approximation of a local calling area)
+    s_dest = _nanp_state(dest)
+    s_orig = _nanp_state(orig)
+    if s_dest is None or s_orig is None:
+        return UNKNOWN
+    return "INTRASTATE" if s_dest == s_orig else "INTERSTATE"
+
+
+# --------------------------------------------------------------------- addresses
+
+
+@functools.lru_cache(maxsize=8192)
+def _ip(text: str):
+    try:
+        ip = ipaddress.ip_address(text.strip().strip("[]"))
+    except (ValueError, AttributeError):
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _in_nets(ip, nets) -> bool:
+    if ip is None:
+        return False
+    for net in nets:
+        if ip in net:      # False across IP versions
+            return True
+    return False
+
+
+# --------------------------------------------------------------------- config
+
+
+class LabelConfig:
+    """Validated labelling configuration; `labels()` is the hot path."""
+
+    TOP_KEYS = ("default_country", "platform", "trunks", "accounts", "providers",
+                "metrics", "limits", "billing", "rtpengine", "kamailio")
+
+    def __init__(self, *, default_country: str = "US", platform_networks: tuple = (),
+                 trunks: tuple = (), accounts: tuple = (), providers: tuple = (),
+                 short_call_thresholds: tuple = DEFAULT_SHORT_CALL_THRESHOLDS,
+                 max_label_sets: int = DEFAULT_MAX_LABEL_SETS,
+                 call_series_retention_s: float = DEFAULT_RETENTION_S,
+                 ner_codes: frozenset = DEFAULT_NER_CODES, min_billable_seconds: float = 0.0,
+                 rtpengine: Optional[list] = None, kamailio: Optional[list] = None,
+                 source: str = "<defaults>"):
+        self.source = source
+        self.default_country = default_country
+        self._default_cc = phonenumbers.country_code_for_region(default_country)
+        self.platform_networks = tuple(platform_networks)
+        self.trunks = tuple(trunks)
+        self.accounts = tuple(accounts)
+        self.providers = tuple(providers)
+        self.short_call_thresholds = tuple(short_call_thresholds)
+        self.max_label_sets = max_label_sets
+        self.call_series_retention_s = float(call_series_retention_s)
+        self.ner_codes = frozenset(ner_codes)
+        self.min_billable_seconds = float(min_billable_seconds)
+        self.rtpengine = list(rtpengine or [])
+        self.kamailio = list(kamailio or [])
+        names = {PAI}
+        for rule in self.trunks + self.accounts + self.providers:
+            for cond in rule.conds:
+                if cond.header is not None:
+                    names.add(cond.header[0])
+        self.header_names = frozenset(names)
+        self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def default(cls) -> "LabelConfig":
+        """No configuration file: default_country US, no platform, no rules."""
+        return cls()
+
+    @classmethod
+    def load(cls, path: str) -> "LabelConfig":
+        """Read and strictly validate a YAML file; ConfigError on any problem."""
+        source = str(path)
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(source, "", f"cannot read the file: {e}") from None
+        try:
+            data = yaml.load(text, Loader=_Loader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(e, "problem", None) or str(e)
+            raise ConfigError(source, where, f"invalid YAML: {problem}") from None
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def from_dict(cls, data: Optional[Mapping], source: str = "<config>") -> "LabelConfig":
+        """Validate an already-parsed configuration (the YAML document)."""
+        ck = _Checker(source)
+        top = ck.mapping(data, "", cls.TOP_KEYS)
+        kw: dict = {"source": source}
+
+        if top.get("default_country") is not None:
+            kw["default_country"] = ck.country(top["default_country"], "default_country")
+
+        platform = ck.mapping(top.get("platform"), "platform", ("addresses",))
+        if platform.get("addresses") is not None:
+            kw["platform_networks"] = tuple(
+                ck.network(v, w) for w, v in ck.seq(platform["addresses"], "platform.addresses", scalar_ok=True))
+
+        trunks = cls._rules(ck, top.get("trunks"), "trunks", _TRUNK_KEYS, None)
+        providers = cls._rules(ck, top.get("providers"), "providers", _TRUNK_KEYS, None)
+        accounts = cls._rules(ck, top.get("accounts"), "accounts", _ACCOUNT_KEYS,
+                              frozenset(r.name for r in trunks))
+        kw.update(trunks=trunks, providers=providers, accounts=accounts)
+
+        metrics = ck.mapping(top.get("metrics"), "metrics",
+                             ("short_call_thresholds", "call_series_retention_seconds", "ner_codes"))
+        if metrics.get("short_call_thresholds") is not None:
+            items = ck.seq(metrics["short_call_thresholds"], "metrics.short_call_thresholds", scalar_ok=True)
+            if not items:
+                ck.fail("metrics.short_call_thresholds", "must list at least one threshold")
+            values = []
+            for w, v in items:
+                value = ck.number(v, w, positive=True)
+                if value in values:
+                    ck.fail(w, f"duplicate threshold {value!r}")
+                values.append(value)
+            kw["short_call_thresholds"] = tuple(sorted(values))
+        if metrics.get("call_series_retention_seconds") is not None:
+            kw["call_series_retention_s"] = float(ck.number(
+                metrics["call_series_retention_seconds"], "metrics.call_series_retention_seconds", positive=True))
+        if metrics.get("ner_codes") is not None:
+            items = ck.seq(metrics["ner_codes"], "metrics.ner_codes", scalar_ok=True)
+            if not items:
+                ck.fail("metrics.ner_codes", "must list at least one SIP final code")
+            kw["ner_codes"] = frozenset(ck.integer(v, w, 200, 699) for w, v in items)
+
+        limits = ck.mapping(top.get("limits"), "limits", ("max_label_sets",))
+        if limits.get("max_label_sets") is not None:
+            kw["max_label_sets"] = ck.integer(limits["max_label_sets"], "limits.max_label_sets", 1, 10 ** 9)
+
+        billing = ck.mapping(top.get("billing"), "billing", ("min_billable_seconds",))
+        if billing.get("min_billable_seconds") is not None:
+            kw["min_billable_seconds"] = float(ck.number(
+                billing["min_billable_seconds"], "billing.min_billable_seconds", minimum=0))
+
+        for key in ("rtpengine", "kamailio"):
+            if top.get(key) is not None:
+                items = ck.seq(top[key], key)
+                for w, v in items:
+                    if not isinstance(v, dict):
+                        ck.fail(w, f"must be a mapping, not {_kind(v)}")
+                kw[key] = [_plain(v) for _, v in items]
+        return cls(**kw)
+
+    @staticmethod
+    def _rules(ck: _Checker, value, section: str, keys: tuple, trunk_names) -> tuple:
+        if value is None:
+            return ()
+        rules, seen = [], {}
+        for where, item in ck.seq(value, section):
+            entry = ck.mapping(item, where, ("name", "match"), none_ok=False)
+            if "name" not in entry:
+                ck.fail(where, "missing 'name'")
+            if "match" not in entry:
+                ck.fail(where, "missing 'match'")
+            name = ck.name(entry["name"], f"{where}.name")
+            if name in seen:
+                ck.fail(f"{where}.name", f"duplicate name {name!r} (also {seen[name]}.name)")
+            seen[name] = where
+            match = entry["match"]
+            if isinstance(match, list):
+                if not match:
+                    ck.fail(f"{where}.match", "must not be an empty list")
+                conds = tuple(LabelConfig._cond(ck, m, w, keys, trunk_names)
+                              for w, m in ck.seq(match, f"{where}.match"))
+            else:
+                conds = (LabelConfig._cond(ck, match, f"{where}.match", keys, trunk_names),)
+            rules.append(_Rule(name=name, conds=conds))
+        return tuple(rules)
+
+    @staticmethod
+    def _cond(ck: _Checker, value, where: str, keys: tuple, trunk_names) -> _Cond:
+        m = ck.mapping(value, where, keys, none_ok=False)
+        if not m:
+            ck.fail(where, f"needs at least one of {', '.join(keys)}")
+        kw: dict = {}
+        if "cidr" in m:
+            items = ck.seq(m["cidr"], f"{where}.cidr", scalar_ok=True)
+            if not items:
+                ck.fail(f"{where}.cidr", "must not be empty")
+            kw["nets"] = tuple(ck.network(v, w) for w, v in items)
+        if "port" in m:
+            items = ck.seq(m["port"], f"{where}.port", scalar_ok=True)
+            if not items:
+                ck.fail(f"{where}.port", "must not be empty")
+            kw["ports"] = frozenset(ck.integer(v, w, 1, 65535) for w, v in items)
+        if "header" in m:
+            hw = f"{where}.header"
+            h = ck.mapping(m["header"], hw, ("name", "value"), none_ok=False)
+            for k in ("name", "value"):
+                if k not in h:
+                    ck.fail(hw, f"missing '{k}'")
+            hname = ck.text(h["name"], f"{hw}.name").strip()
+            if not _HEADER_NAME_RE.match(hname):
+                ck.fail(f"{hw}.name", f"{hname!r} is not a valid SIP header name")
+            items = ck.seq(h["value"], f"{hw}.value", scalar_ok=True)
+            if not items:
+                ck.fail(f"{hw}.value", "must not be empty")
+            values = []
+            for w, v in items:
+                text = ck.text(v, w).strip()
+                if not text:
+                    ck.fail(w, "must not be empty")
+                values.append(text)
+            kw["header"] = (hname.lower(), frozenset(values))
+        if "trunk" in m:
+            items = ck.seq(m["trunk"], f"{where}.trunk", scalar_ok=True)
+            if not items:
+                ck.fail(f"{where}.trunk", "must not be empty")
+            names = []
+            for w, v in items:
+                t = ck.text(v, w)
+                if t not in trunk_names:
+                    ck.fail(w, f"no trunk is named {t!r}")
+                names.append(t)
+            kw["trunks"] = frozenset(names)
+        if "pai_domain" in m:
+            items = ck.seq(m["pai_domain"], f"{where}.pai_domain", scalar_ok=True)
+            if not items:
+                ck.fail(f"{where}.pai_domain", "must not be empty")
+            domains = []
+            for w, v in items:
+                d = ck.text(v, w).strip()
+                if not _DOMAIN_RE.match(d):
+                    ck.fail(w, f"{d!r} is not a valid domain name")
+                domains.append(d.lower().rstrip("."))
+            kw["pai_domains"] = frozenset(domains)
+        if "number_prefix" in m:
+            items = ck.seq(m["number_prefix"], f"{where}.number_prefix", scalar_ok=True)
+            if not items:
+                ck.fail(f"{where}.number_prefix", "must not be empty")
+            prefixes = []
+            for w, v in items:
+                p = ck.text(v, w).strip()
+                if not _PREFIX_RE.match(p):
+                    ck.fail(w, f"{p!r} is not an E.164 prefix: write '+', then 1-15 digits not starting with 0")
+                prefixes.append(p)
+            kw["prefixes"] = tuple(prefixes)
+        return _Cond(**kw)
+
+    # ------------------------------------------------------------ labelling
+
+    def labels(self, info: InviteInfo) -> CallLabels:
+        headers = info.headers or {}
+        src_ip, dst_ip = _ip(info.src), _ip(info.dst)
+
+        direction = UNKNOWN
+        if self.platform_networks:
+            if _in_nets(src_ip, self.platform_networks):
+                direction = "outbound"
+            elif _in_nets(dst_ip, self.platform_networks):
+                direction = "inbound"
+        if direction == "inbound":
+            remotes = ((src_ip, info.sport),)
+        elif direction == "outbound":
+            remotes = ((dst_ip, info.dport),)
+        else:
+            remotes = ((src_ip, info.sport), (dst_ip, info.dport))
+
+        trunk = self._match_remote(self.trunks, remotes, headers)
+        provider = self._match_remote(self.providers, remotes, headers)
+
+        region, cc = self.default_country, self._default_cc
+        dest = _number_of(info.request_uri, region, cc) or _number_of(info.to_uri, region, cc)
+        orig = None
+        pai_host = None
+        pai_values = headers.get(PAI)
+        if isinstance(pai_values, str):
+            pai_values = (pai_values,)
+        if pai_values:
+            for raw in pai_values:
+                if not isinstance(raw, str):
+                    continue
+                for ident in _split_addresses(raw) if "," in raw else (raw,):
+                    if orig is None:
+                        orig = _number_of(ident, region, cc)
+                    if pai_host is None and self._need_pai_domain:
+                        pai_host = _uri_host(ident)
+        if orig is None:
+            orig = _number_of(info.from_uri, region, cc)
+
+        account = UNKNOWN
+        for rule in self.accounts:
+            if any(self._account_cond(c, trunk, headers, pai_host, orig) for c in rule.conds):
+                account = rule.name
+                break
+
+        return CallLabels(
+            account=account, trunk=trunk, provider=provider, zone=_zone(dest, orig), direction=direction,
+            destination_country=dest.region if dest is not None and dest.region else UNKNOWN,
+            origination_country=orig.region if orig is not None and orig.region else UNKNOWN,
+        )
+
+    @staticmethod
+    def _match_remote(rules: tuple, remotes: tuple, headers: Mapping) -> str:
+        """First rule matching the remote address; with two candidate remotes
+        (direction unknown) every rule is tried on the source, then on the
+        destination."""
+        if not rules:
+            return UNKNOWN
+        for ip, port in remotes:
+            for rule in rules:
+                for c in rule.conds:
+                    if c.nets is not None and not _in_nets(ip, c.nets):
+                        continue
+                    if c.ports is not None and port not in c.ports:
+                        continue
+                    if c.header is not None and not _header_has(headers, c.header):
+                        continue
+                    return rule.name
+        return UNKNOWN
+
+    @staticmethod
+    def _account_cond(c: _Cond, trunk: str, headers: Mapping, pai_host: Optional[str],
+                      orig: Optional[_Number]) -> bool:
+        if c.trunks is not None and trunk not in c.trunks:
+            return False
+        if c.header is not None and not _header_has(headers, c.header):
+            return False
+        if c.pai_domains is not None and (pai_host is None or pai_host not in c.pai_domains):
+            return False
+        if c.prefixes is not None and (orig is None or not orig.e164.startswith(c.prefixes)):
+            return False
+        return True
+
+    def __repr__(self) -> str:
+        return (f"LabelConfig(source={self.source!r}, default_country={self.default_country!r}, "
+                f"trunks={len(self.trunks)}, accounts={len(self.accounts)}, providers={len(self.providers)}, "
+                f"platform_networks={[str(n) for n in self.platform_networks]})")
+
+
+def _header_has(headers: Mapping, header: Tuple[str, frozenset]) -> bool:
+    values = headers.get(header[0])
+    if not values:
+        return False
+    if isinstance(values, str):
+        values = (values,)
+    accepted = header[1]
+    for v in values:
+        if isinstance(v, str) and v.strip() in accepted:
+            return True
+    return False
+
+
+def _number_of(uri: Optional[str], region: str, cc: int) -> Optional[_Number]:
+    dial = _dial_string(_uri_user(uri))
+    if dial is None:
+        return None
+    return _number(dial, region, cc)

@@ -1,0 +1,251 @@
+"""One analysis job: engine + SIP correlation + quality + aggregation.
+
+Replay and live capture both drive a Pipeline; the exporter reads it under
+its lock. Work happens per packet in the engine, per message in the call
+tracker, and per capture second here (timers, media joins, interval MOS).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+from warpsniff._engine import (
+    RUN_BUDGET,
+    RUN_ENDED,
+    RUN_EOF,
+    RUN_SIGNALLING,
+    RUN_TICK,
+    STREAM_DTYPE,
+    CaptureError,
+)
+from warpsniff.metrics.aggregate import CallAggregator, CallMedia
+from warpsniff.quality.codecs import CodecTable
+from warpsniff.quality.emodel import score
+from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext, call_mos
+from warpsniff.sip.calls import Call, CallConfig, CallTracker
+from warpsniff.sip.correlator import SignallingCorrelator
+
+MEDIA_CHECK_EVERY_S = 5.0
+V4_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def last_rtp_by_call(streams: np.ndarray) -> dict:
+    """call_ref -> latest RTP time (s), from a stream snapshot."""
+    bound = streams[streams["call_ref"] > 0]
+    if not len(bound):
+        return {}
+    refs, inverse = np.unique(bound["call_ref"], return_inverse=True)
+    latest = np.zeros(len(refs), dtype=np.int64)
+    np.maximum.at(latest, inverse, bound["last_ns"])
+    return {int(r): int(t) / 1e9 for r, t in zip(refs, latest)}
+
+
+def sender_side(call: Call, rec) -> Optional[str]:
+    """Which party sent this stream: the one whose SDP address it did not go to."""
+    dst = (bytes(rec["dst"]), int(rec["dport"]))
+    side = call.media.get(dst)
+    if side is not None:
+        return "callee" if side == "caller" else "caller"
+    return call.media.get((bytes(rec["src"]), int(rec["sport"])))
+
+
+def media_direction(call: Call, rec) -> str:
+    """inbound/outbound from the platform's view when the call's direction is
+    known, else from the caller's (its own media is outbound)."""
+    side = sender_side(call, rec) or "caller"
+    call_dir = call.labels.direction if call.labels is not None else "unknown"
+    if call_dir not in ("inbound", "outbound"):
+        call_dir = "outbound"
+    if side == "caller":
+        return call_dir
+    return "inbound" if call_dir == "outbound" else "outbound"
+
+
+class Pipeline:
+    def __init__(self, engine_options, call_config: Optional[CallConfig] = None, label_config=None,
+                 codecs: Optional[CodecTable] = None, plc: bool = True, keep_calls: bool = True,
+                 quality_interval_s: float = 10.0, on_call: Optional[Callable] = None):
+        from warpsniff.labels import LabelConfig
+
+        self.lock = threading.RLock()
+        self.engine = engine_options.build()
+        self.label_config = label_config or LabelConfig.default()
+        self.codecs = codecs or CodecTable.load()
+        self.plc = plc
+        self.aggregator = CallAggregator(self.label_config)
+        self.keep_calls = keep_calls
+        self.calls: list[Call] = []          # finished, in order (replay output)
+        self.pending: list[Call] = []        # finished, media not yet joined
+        self.ended_streams: list[np.ndarray] = []
+        self.on_call = on_call
+        self.tracker = CallTracker(self.engine, call_config, on_call=self.pending.append,
+                                   on_attempt=self.aggregator.attempt_started,
+                                   label_config=self.label_config)
+        self.correlator = SignallingCorrelator(self.tracker, self.tracker.config.correlation_header)
+        self.quality_interval_s = quality_interval_s
+        self.next_media_check = 0.0
+        self.next_quality = 0.0
+        self.live_media: dict = {}           # call_ref -> CallMedia of calls still up
+        self.interval_state: dict = {}       # stream identity -> cumulative counters at last interval
+        self.signalling_records = 0
+        self.errors: list[CaptureError] = []
+        self.replay_lag_s = 0.0
+        self.started = time.time()
+
+    # -- feeding --------------------------------------------------------------
+
+    def run_reader(self, path: str, progress=None, speed: Optional[float] = None, budget: int = 1 << 16) -> None:
+        """Runs one capture file; CaptureError is recorded, and what was read stays."""
+        engine = self.engine
+        try:
+            with self.lock:
+                engine.open(path)
+        except CaptureError as exc:
+            self.errors.append(exc)
+            return
+        wall0 = capture0 = None
+        try:
+            while True:
+                with self.lock:
+                    rc = engine.run(budget)
+                    self._handle(rc)
+                if rc == RUN_EOF:
+                    break
+                if rc == RUN_BUDGET and progress:
+                    progress.update(str(path), engine.position, engine.file_size, engine.counters()["frames"])
+                if speed and rc in (RUN_TICK, RUN_BUDGET, RUN_SIGNALLING):
+                    now_capture = engine.capture_time_ns / 1e9
+                    if wall0 is None:
+                        wall0, capture0 = time.monotonic(), now_capture
+                    due = wall0 + (now_capture - capture0) / speed
+                    ahead = due - time.monotonic()
+                    if ahead > 0:
+                        time.sleep(min(ahead, 1.0))
+                    self.replay_lag_s = max(0.0, -ahead)
+        except CaptureError as exc:
+            self.errors.append(exc)  # everything read before the damage is kept
+        finally:
+            with self.lock:
+                engine.close()
+
+    def _handle(self, rc: int) -> None:
+        if rc == RUN_SIGNALLING:
+            self._drain_signalling()
+        elif rc == RUN_TICK:
+            self._drain_signalling()
+            self.tick(self.engine.capture_time_ns / 1e9)
+        elif rc == RUN_ENDED:
+            self.ended_streams.append(self.engine.drain_ended())
+
+    def _drain_signalling(self) -> None:
+        records, arena = self.engine.drain_signalling()
+        if len(records):
+            self.signalling_records += len(records)
+            self.correlator.batch(records, arena)
+
+    # -- per capture second ---------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        snapshot = None
+        if now >= self.next_media_check:
+            snapshot = self.engine.streams()
+            self.tracker.media_activity(last_rtp_by_call(snapshot))
+            # often enough that the RTP timeout never fires on stale activity
+            every = min(MEDIA_CHECK_EVERY_S, self.tracker.config.rtp_timeout / 2)
+            self.next_media_check = now + every
+        self.tracker.tick(now)
+        if now >= self.next_quality:
+            snapshot = self.engine.streams() if snapshot is None else snapshot
+            self._interval_quality(snapshot)
+            self.next_quality = now + self.quality_interval_s
+        if self.pending:
+            self._join_media(self.engine.streams() if snapshot is None else snapshot)
+        self.aggregator.expire_media(now)
+
+    def finish(self) -> None:
+        """End of input: open calls are reported, media joined."""
+        with self.lock:
+            self._drain_signalling()
+            self.tracker.media_activity(last_rtp_by_call(self.engine.streams()))
+            self.tracker.close()
+            self.ended_streams.append(self.engine.drain_ended())
+            self._join_media(self.all_streams())
+            self.live_media.clear()
+
+    def all_streams(self) -> np.ndarray:
+        return np.concatenate(self.ended_streams + [self.engine.streams()]).astype(STREAM_DTYPE, copy=False)
+
+    # -- media ----------------------------------------------------------------
+
+    def quality_context(self, calls) -> QualityContext:
+        return QualityContext(self.codecs, self.engine.rtcp_sources(),
+                              {c.call_ref: c.payload_names for c in calls}, plc=self.plc)
+
+    def _call_media(self, call: Call, streams: np.ndarray, quality: QualityContext,
+                    mos_override: Optional[float] = None) -> CallMedia:
+        media = CallMedia(account=call.labels.account, call_id=call.call_id)
+        assessed = []
+        for rec in streams:
+            q = quality.assess(rec)
+            assessed.append(q)
+            key = (media_direction(call, rec), q["codec"] or "unknown")
+            row = media.streams.setdefault(key, [0, 0, 0.0])
+            row[0] += max(int(rec["lost"]), 0)
+            row[1] += max(int(rec["expected"]), 0)
+            row[2] = max(row[2], float(rec["max_jitter_ms"]))
+        media.mos = mos_override if mos_override is not None else call_mos(assessed)
+        return media
+
+    def _join_media(self, streams: np.ndarray) -> None:
+        calls, self.pending[:] = list(self.pending), []
+        if not calls:
+            return
+        quality = self.quality_context(calls)
+        refs = streams["call_ref"]
+        for call in calls:
+            media = self._call_media(call, streams[refs == call.call_ref], quality)
+            self.aggregator.call_finished(call, media)
+            self.live_media.pop(call.call_ref, None)
+            if self.keep_calls:
+                self.calls.append(call)
+            if self.on_call is not None:
+                self.on_call(call, streams[refs == call.call_ref], quality)
+
+    def _interval_quality(self, snapshot: np.ndarray) -> None:
+        """MOS over the last interval for calls still up, so a dashboard sees
+        a call degrade while it lasts."""
+        active = {c.call_ref: c for c in self.tracker.calls.values() if c.answered and c.end_ts is None}
+        if not active:
+            self.live_media.clear()
+            self.interval_state.clear()
+            return
+        bound = snapshot[np.isin(snapshot["call_ref"], np.fromiter(active, dtype=np.uint32))]
+        quality = self.quality_context(active.values())
+        by_call: dict = {}
+        state = {}
+        for rec in bound:
+            ident = (bytes(rec["src"]), int(rec["sport"]), bytes(rec["dst"]), int(rec["dport"]), int(rec["ssrc"]))
+            now_counts = (int(rec["expected"]), max(int(rec["lost"]), 0),
+                          tuple(int(x) for x in rec["jb_late"]), tuple(int(x) for x in rec["jb_loss_runs"]))
+            state[ident] = now_counts
+            prev = self.interval_state.get(ident, (0, 0, (0,) * len(JB_MODES), (0,) * len(JB_MODES)))
+            codec = quality.codec_of(rec)
+            imp = codec.plc if codec is not None else None
+            expected = now_counts[0] - prev[0]
+            if imp is None or expected <= 0:
+                continue
+            m = JB_MODES.index(DEFAULT_MOS_MODE)
+            lost = (now_counts[1] - prev[1]) + (now_counts[2][m] - prev[2][m])
+            runs = now_counts[3][m] - prev[3][m]
+            s = score(imp.ie, imp.bpl, expected, max(0, min(lost, expected)), max(runs, 0))
+            ref = int(rec["call_ref"])
+            by_call[ref] = min(by_call.get(ref, 5.0), s.mos)
+        self.interval_state = state
+        refs = bound["call_ref"]
+        self.live_media = {
+            ref: self._call_media(call, bound[refs == ref], quality, by_call.get(ref))
+            for ref, call in active.items()
+        }
