@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--speed", type=float, metavar="X",
                     help="pace by capture time, X times real time (default: as fast as possible)")
     rp.add_argument("--keep-serving", action="store_true",
-                    help="with --listen: keep serving the final state after the input ends (until Ctrl-C)")
+                    help="with --listen: keep serving the final state after the input ends (until Ctrl-C);"
+                         " calls still up at the end stay active and are left out of --cdr")
     rp.add_argument("--basic-auth", metavar="USER:PASSWORD", help="require HTTP basic auth on the exporter")
     rp.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
     rp.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
@@ -171,7 +172,9 @@ def cmd_replay(args) -> int:
     cdr_out = _open_output(args.cdr) if args.cdr else None
     pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc)
     exporter, registry = _serve(args, pipeline)
-    result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline)
+    # with --keep-serving, calls still up at the end stay active in the served state
+    result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
+                    close_calls=not args.keep_serving)
     to_stdout = "-" in outputs
     read_anything = result.counters["frames"] > 0 or len(result.errors) < len(args.files)
     if not args.quiet and not to_stdout and read_anything:

@@ -165,15 +165,21 @@ class Pipeline:
             self._join_media(self.engine.streams() if snapshot is None else snapshot)
         self.aggregator.expire_media(now)
 
-    def finish(self) -> None:
-        """End of input: open calls are reported, media joined."""
+    def finish(self, close_calls: bool = True) -> None:
+        """End of input: finished calls get their media joined; open calls are
+        reported as interrupted, or (close_calls=False) stay up, as the
+        capture left them, for an exporter that keeps serving."""
         with self.lock:
             self._drain_signalling()
             self.tracker.media_activity(last_rtp_by_call(self.engine.streams()))
-            self.tracker.close()
+            if close_calls:
+                self.tracker.close()
             self.ended_streams.append(self.engine.drain_ended())
+            if not close_calls:
+                self._interval_quality(self.engine.streams())
             self._join_media(self.all_streams())
-            self.live_media.clear()
+            if close_calls:
+                self.live_media.clear()
 
     def all_streams(self) -> np.ndarray:
         return np.concatenate(self.ended_streams + [self.engine.streams()]).astype(STREAM_DTYPE, copy=False)

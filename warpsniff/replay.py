@@ -93,14 +93,16 @@ def replay(
     plc: bool = True,
     speed: Optional[float] = None,
     pipeline: Optional[Pipeline] = None,
+    close_calls: bool = True,
 ) -> ReplayResult:
     """Runs every file through one pipeline, as if the files were one capture.
-    `speed` paces by capture time (1 = real time); None runs flat out."""
+    `speed` paces by capture time (1 = real time); None runs flat out.
+    close_calls=False leaves calls still up at the end open (for serving)."""
     start = time.perf_counter()
     p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
     for path in paths:
         p.run_reader(str(path), progress=progress, speed=speed)
-    p.finish()
+    p.finish(close_calls)
     if progress:
         progress.done()
     streams = p.all_streams()
