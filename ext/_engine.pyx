@@ -68,7 +68,7 @@ cdef class Engine:
 
     def __cinit__(self, uint32_t max_streams=200000, sip_ports=(5060,),
                   rtp_port_range=(1024, 65535), double idle_timeout=300.0,
-                  bint sip_by_content=True):
+                  bint sip_by_content=True, control_ports=()):
         self.e = <ws_engine *>calloc(1, sizeof(ws_engine))
         if self.e == NULL:
             raise MemoryError()
@@ -78,6 +78,8 @@ cdef class Engine:
         ws_engine_set_sip_port(self.e, 5060, 0)
         for port in sip_ports:
             ws_engine_set_sip_port(self.e, port, 1)
+        for port in control_ports:
+            ws_engine_set_control_port(self.e, port, 1)
         self.e.rtp_port_min, self.e.rtp_port_max = rtp_port_range
         self.e.idle_ns = <int64_t>(idle_timeout * 1e9)
         self.e.sip_by_content = sip_by_content
@@ -228,6 +230,7 @@ cdef class Engine:
             "frames": c.frames, "bytes": c.bytes,
             "rtp_packets": c.rtp_packets, "rtcp_packets": c.rtcp_packets,
             "sip_udp": c.sip_udp, "tcp_segments": c.tcp_segments, "sctp_packets": c.sctp_chunks,
+            "control_udp": c.control_udp,
             "other_udp": c.other_udp, "other_tcp": c.other_tcp,
             "held_fragments": c.held_fragments, "ignored": c.ignored,
             "decode_errors": c.decode_errors, "signalling_dropped": c.sig_oversize,

@@ -190,7 +190,7 @@ cdef extern from "engine/ws_engine.h":
 
     ctypedef struct ws_engine_counters:
         uint64_t frames, bytes
-        uint64_t rtp_packets, rtcp_packets, sip_udp, tcp_segments, sctp_chunks
+        uint64_t rtp_packets, rtcp_packets, sip_udp, tcp_segments, sctp_chunks, control_udp
         uint64_t other_udp, other_tcp
         uint64_t held_fragments, ignored, decode_errors
         uint64_t sig_oversize
@@ -214,6 +214,7 @@ cdef extern from "engine/ws_engine.h":
     int ws_engine_init(ws_engine *e, uint32_t max_streams) nogil
     void ws_engine_free(ws_engine *e) nogil
     void ws_engine_set_sip_port(ws_engine *e, uint16_t port, int on) nogil
+    void ws_engine_set_control_port(ws_engine *e, uint16_t port, int on) nogil
     void ws_engine_frame(ws_engine *e, const ws_frame *f) nogil
     int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget) nogil
     void ws_engine_sig_reset(ws_engine *e) nogil

@@ -27,6 +27,7 @@ class EngineOptions:
     idle_timeout: float = 300.0
     sip_by_content: bool = True
     payload_types: dict = field(default_factory=dict)  # pt -> (clock_rate, kind)
+    control_ports: tuple = ()   # UDP ports whose datagrams go to control handlers (rtpengine ng)
 
     def build(self) -> Engine:
         engine = Engine(
@@ -35,6 +36,7 @@ class EngineOptions:
             rtp_port_range=self.rtp_port_range,
             idle_timeout=self.idle_timeout,
             sip_by_content=self.sip_by_content,
+            control_ports=self.control_ports,
         )
         for pt, (clock, kind) in self.payload_types.items():
             engine.set_payload_type(pt, clock, kind)

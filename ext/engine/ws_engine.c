@@ -44,6 +44,14 @@ void ws_engine_set_sip_port(ws_engine *e, uint16_t port, int on)
     else e->sip_ports[port >> 3] &= (uint8_t)~(1u << (port & 7));
 }
 
+void ws_engine_set_control_port(ws_engine *e, uint16_t port, int on)
+{
+    if (on) e->control_ports[port >> 3] |= (uint8_t)(1u << (port & 7));
+    else e->control_ports[port >> 3] &= (uint8_t)~(1u << (port & 7));
+    e->any_control_port = 0;
+    for (size_t i = 0; i < sizeof e->control_ports; i++) e->any_control_port |= e->control_ports[i] != 0;
+}
+
 void ws_engine_sig_reset(ws_engine *e)
 {
     e->sig_count = 0;
@@ -167,6 +175,12 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
                         (e->sip_by_content && n && p[0] >= 'A' && p[0] <= 'Z' && looks_like_sip(p, n)))) {
             c->sip_udp++;
             sig_push(e, &l, ts, WS_SIG_UDP);
+            return;
+        }
+        if (WS_UNLIKELY(e->any_control_port && ((e->control_ports[l.sport >> 3] >> (l.sport & 7)) & 1 ||
+                                                 (e->control_ports[l.dport >> 3] >> (l.dport & 7)) & 1))) {
+            c->control_udp++;
+            sig_push(e, &l, ts, WS_SIG_CONTROL);
             return;
         }
         if (l.sport < e->rtp_port_min || l.dport < e->rtp_port_min || l.sport > e->rtp_port_max ||

@@ -23,6 +23,7 @@ typedef enum ws_sig_kind {
     WS_SIG_UDP = 1,  /* one whole UDP datagram on a SIP port or that starts like SIP */
     WS_SIG_TCP = 2,  /* one TCP segment of a connection that carries SIP */
     WS_SIG_SCTP = 3,
+    WS_SIG_CONTROL = 4, /* a UDP datagram on a configured control port (rtpengine ng, ...) */
 } ws_sig_kind;
 
 /* One signalling payload handed to Python; bytes live in the batch arena. */
@@ -50,7 +51,7 @@ extern const size_t ws_sig_record_nfields;
 
 typedef struct ws_engine_counters {
     uint64_t frames, bytes;
-    uint64_t rtp_packets, rtcp_packets, sip_udp, tcp_segments, sctp_chunks;
+    uint64_t rtp_packets, rtcp_packets, sip_udp, tcp_segments, sctp_chunks, control_udp;
     uint64_t other_udp, other_tcp;
     uint64_t held_fragments, ignored, decode_errors;
     uint64_t sig_oversize; /* payloads larger than the arena can take */
@@ -63,6 +64,8 @@ typedef struct ws_engine {
     ws_engine_counters c;
     /* classification */
     uint8_t sip_ports[65536 / 8];
+    uint8_t control_ports[65536 / 8];
+    int any_control_port;
     uint16_t rtp_port_min, rtp_port_max;
     int sip_by_content;
     /* TCP connections seen carrying SIP: hashes only, collisions are harmless */
@@ -84,6 +87,7 @@ typedef struct ws_engine {
 int ws_engine_init(ws_engine *e, uint32_t max_streams);
 void ws_engine_free(ws_engine *e);
 void ws_engine_set_sip_port(ws_engine *e, uint16_t port, int on);
+void ws_engine_set_control_port(ws_engine *e, uint16_t port, int on);
 
 /* One frame through the whole pipeline. */
 void ws_engine_frame(ws_engine *e, const ws_frame *f);

@@ -135,6 +135,8 @@ class CallTracker:
         self.on_call = on_call or (lambda call: None)
         self.on_attempt = on_attempt or (lambda call: None)
         self.label_config = label_config   # warpsniff.labels.LabelConfig, or None: all "unknown"
+        # called with every parsed message: f(h, ts, src, dst), e.g. proxy health
+        self.observers: list = []
         self.calls: "OrderedDict[str, Call]" = OrderedDict()
         self.stats = CallStats()
         self.seen_requests: "OrderedDict[tuple, None]" = OrderedDict()
@@ -156,6 +158,8 @@ class CallTracker:
         if h.status_name != "ok":
             self.stats.parse_errors += 1
             return
+        for observe in self.observers:
+            observe(h, ts, src, dst)
         if h.is_request:
             self.stats.requests += 1
             self.stats.by_method[h.method] = self.stats.by_method.get(h.method, 0) + 1

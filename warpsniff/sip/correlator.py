@@ -13,7 +13,7 @@ from warpsniff._engine import parse_sip
 from warpsniff.sip.calls import CallTracker
 from warpsniff.sip.tcp import TcpReassembler
 
-SIG_UDP, SIG_TCP, SIG_SCTP = 1, 2, 3
+SIG_UDP, SIG_TCP, SIG_SCTP, SIG_CONTROL = 1, 2, 3, 4
 
 
 class SignallingCorrelator:
@@ -23,6 +23,8 @@ class SignallingCorrelator:
         self.tcp = tcp or TcpReassembler()
         self.corr = correlation_header.lower().encode() if correlation_header else None
         self.sctp_messages = 0
+        # handlers for datagrams on control ports: f(payload, ts, (src16, sport), (dst16, dport))
+        self.control_handlers: list = []
 
     def batch(self, records: np.ndarray, arena: bytes) -> None:
         tracker, corr = self.tracker, self.corr
@@ -40,6 +42,9 @@ class SignallingCorrelator:
                 for msg in sctp_messages(payload):
                     self.sctp_messages += 1
                     tracker.message(parse_sip(msg, True, corr), msg, ts, a, b)
+            elif kind == SIG_CONTROL:
+                for handler in self.control_handlers:
+                    handler(payload, ts, a, b)
 
 
 def sctp_messages(chunks: bytes):
