@@ -92,6 +92,7 @@ def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
         "leg": call.leg,
         "evicted": call.evicted,
         "dtmf_events": sum(s["dtmf_events"] for s in stream_dicts),
+        "vq_reports": call.vq_reports,
         "mos": call_mos(stream_dicts) if quality is not None else None,
         "streams": stream_dicts,
     }

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from warpsniff.quality.vq import CONTENT_TYPE as VQ_CONTENT_TYPE
+from warpsniff.quality.vq import parse_vq_report
 from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
@@ -54,6 +56,7 @@ class CallStats:
     keepalives: int = 0
     evicted: int = 0
     orphan_responses: int = 0
+    vq_reports: int = 0
     reinvites: int = 0
     by_method: dict = field(default_factory=dict)
 
@@ -95,6 +98,7 @@ class Call:
     labels: object = None          # warpsniff.labels.CallLabels; None until labelled
     media: dict = field(default_factory=dict)          # (addr16, port) -> "caller" | "callee" side
     payload_names: dict = field(default_factory=dict)  # pt -> encoding, from a=rtpmap
+    vq_reports: list = field(default_factory=list)     # RFC 6035 PUBLISH reports about this call
     done: bool = False
     evicted: bool = False
 
@@ -142,6 +146,7 @@ class CallTracker:
         self.seen_requests: "OrderedDict[tuple, None]" = OrderedDict()
         self.seen_responses: "OrderedDict[tuple, None]" = OrderedDict()
         self.legs: "OrderedDict[str, int]" = OrderedDict()  # correlation id -> legs seen
+        self.recent: "OrderedDict[str, Call]" = OrderedDict()  # finished calls, for late reports
         self.next_ref = 1
         self.now = 0.0
         self._call_id_re = re.compile(self.config.call_id_pattern) if self.config.call_id_pattern else None
@@ -191,7 +196,23 @@ class CallTracker:
 
     # -- requests -------------------------------------------------------------
 
+    def _publish(self, h, payload: bytes) -> None:
+        """RFC 6035 quality report: attach it to the call it names."""
+        if not h.body_len or VQ_CONTENT_TYPE not in (h.content_type or "").lower():
+            return
+        report = parse_vq_report(payload[h.body_off:h.body_off + h.body_len])
+        if report is None:
+            return
+        self.stats.vq_reports += 1
+        cid = report.get("call_id") or ""
+        call = self.calls.get(cid) or self.recent.get(cid)  # CallTerm reports follow the BYE
+        if call is not None and len(call.vq_reports) < 16:
+            call.vq_reports.append(report)
+
     def _request(self, h, payload: bytes, ts: float, src: tuple, dst: tuple) -> None:
+        if h.method == "PUBLISH":
+            self._publish(h, payload)
+            return
         call = self.calls.get(h.call_id)
         if call is not None:
             call.last_sip_ts = ts
@@ -484,4 +505,7 @@ class CallTracker:
             self.engine.unbind(a16, port, call.call_ref)
         if pop and self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
+        self.recent[call.call_id] = call
+        if len(self.recent) > 1024:
+            self.recent.popitem(last=False)
         self.on_call(call)
