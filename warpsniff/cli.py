@@ -25,9 +25,24 @@ def _port_range(text: str) -> tuple[int, int]:
         lo_i, hi_i = int(lo), int(hi or lo)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port range: {text!r} (expected LOW-HIGH)")
-    if not (0 <= lo_i <= hi_i <= 65535):
+    if not (0 <= lo_i <= 65535 and 0 <= hi_i <= 65535):
         raise argparse.ArgumentTypeError(f"port range {text!r} outside 0-65535")
+    if lo_i > hi_i:
+        raise argparse.ArgumentTypeError(f"port range {text!r} runs backwards (LOW-HIGH)")
     return lo_i, hi_i
+
+
+def _bounded(kind, lo: float, hi: float):
+    """An argparse type: a finite number of `kind` within [lo, hi]."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+        if not lo <= value <= hi:  # also refuses nan; inf only where hi is inf
+            raise argparse.ArgumentTypeError(f"{text} outside {lo:g}-{hi:g}")
+        return value
+    return parse
 
 
 def _port_list(text: str) -> tuple[int, ...]:
@@ -50,12 +65,21 @@ def _payload_type(text: str) -> tuple[int, int, str]:
         raise argparse.ArgumentTypeError(f"expected PT=CLOCK[/KIND], got {text!r}")
     if not 0 <= value[0] < 128 or value[2] not in ("audio", "video", "cn", "event", "unknown"):
         raise argparse.ArgumentTypeError(f"bad payload type mapping {text!r}")
+    if not 1 <= value[1] <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"clock rate in {text!r} outside 1-10000000 Hz")
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (exit 2), as every other bad input."""
+
+    def error(self, message):
+        self.exit(EXIT_INPUT, f"{self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="warpsniff", description="SIP/RTP analyzer")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="warpsniff", description="SIP/RTP analyzer")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     rp = sub.add_parser("replay", help="analyse pcap/pcapng files")
     rp.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' for stdin)")
@@ -63,11 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--cdr", metavar="PATH", help="write one JSON line per call attempt ('-' for stdout)")
     rp.add_argument("--correlation-header", metavar="NAME",
                     help="header linking B2BUA legs of one call, e.g. X-CID")
-    rp.add_argument("--rtp-timeout", type=float, default=60.0,
+    rp.add_argument("--rtp-timeout", type=_bounded(float, 0.001, 1e7), default=60.0,
                     help="seconds without RTP or SIP after which an answered call without BYE ends (default 60)")
-    rp.add_argument("--max-call-duration", type=float, default=14400.0,
+    rp.add_argument("--max-call-duration", type=_bounded(float, 0.001, 1e9), default=14400.0,
                     help="answered calls end after this many seconds (default 14400)")
-    rp.add_argument("--max-calls", type=int, default=100_000,
+    rp.add_argument("--max-calls", type=_bounded(int, 1, 50_000_000), default=100_000,
                     help="calls tracked at once; the oldest is evicted beyond this (default 100000)")
     rp.add_argument("--sip-ports", type=_port_list, default=(5060,), metavar="P[,P...]",
                     help="UDP/TCP ports always treated as SIP (default 5060); SIP is also found by content")
@@ -75,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="UDP ports considered for RTP/RTCP detection (default 1024-65535)")
     rp.add_argument("--payload-type", type=_payload_type, action="append", default=[], metavar="PT=CLOCK[/KIND]",
                     help="clock rate of a dynamic payload type, e.g. 101=8000/event (repeatable)")
-    rp.add_argument("--max-streams", type=int, default=200_000, help="RTP stream table size (default 200000)")
-    rp.add_argument("--idle-timeout", type=float, default=300.0,
+    rp.add_argument("--max-streams", type=_bounded(int, 1, 50_000_000), default=200_000, help="RTP stream table size (default 200000)")
+    rp.add_argument("--idle-timeout", type=_bounded(float, 0, 1e7), default=300.0,
                     help="seconds of capture time after which a silent stream ends (default 300)")
     rp.add_argument("--codec-table", metavar="FILE",
                     help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
@@ -85,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--config", metavar="FILE", help="label configuration (YAML, see docs/labels.md)")
     rp.add_argument("--listen", metavar="[HOST]:PORT",
                     help="serve /metrics and /healthz while replaying (warpsniff's port is 10780)")
-    rp.add_argument("--speed", type=float, metavar="X",
+    rp.add_argument("--speed", type=_bounded(float, 1e-6, 1e9), metavar="X",
                     help="pace by capture time, X times real time (default: as fast as possible)")
     rp.add_argument("--keep-serving", action="store_true",
                     help="with --listen: keep serving the final state after the input ends (until Ctrl-C);"

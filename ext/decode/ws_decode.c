@@ -131,6 +131,9 @@ static int frag_add(ctx *c, int family, const ws_addr *src, const ws_addr *dst, 
             return err(c, WS_ERR_FRAG_OVERLAP);
         }
         s->total_len = end;
+    } else if (s->total_len >= 0 && (int32_t)(offset + n) > s->total_len) {
+        frag_free(d, s); /* data past the end the last fragment declared */
+        return err(c, WS_ERR_FRAG_OVERLAP);
     }
     memcpy(s->buf + offset, p, n);
     uint8_t *bitmap = s->buf + FRAG_PAYLOAD_MAX + 1;
@@ -140,7 +143,11 @@ static int frag_add(ctx *c, int family, const ws_addr *src, const ws_addr *dst, 
             s->blocks_seen++;
         }
     }
-    if (s->total_len < 0 || s->blocks_seen < ((uint32_t)s->total_len + 7) / 8) return WS_DEC_HELD;
+    uint32_t needed = s->total_len < 0 ? 0 : ((uint32_t)s->total_len + 7) / 8;
+    if (s->total_len < 0 || s->blocks_seen < needed) return WS_DEC_HELD;
+    /* blocks_seen may count blocks past the end: make sure there is no hole */
+    for (uint32_t b = 0; b < needed; b++)
+        if (!(bitmap[b >> 3] & (1u << (b & 7)))) return WS_DEC_HELD;
     d->reassembled++;
     *data = s->buf;
     *len = (uint32_t)s->total_len;

@@ -17,9 +17,12 @@ int main(int argc, char **argv)
         if (rc == WS_READ_OK) {
             for (;;) {
                 rc = ws_engine_run(&e, &r, 1u << 20);
+                /* EOF is 0 and reader errors are negative; every positive
+                 * status (batch full, streams ended, budget, tick, ...) means
+                 * "drain what you need and call again" */
+                if (rc <= 0) break;
                 if (rc == WS_RUN_SIGNALLING) ws_engine_sig_reset(&e);
                 else if (rc == WS_RUN_ENDED) e.rtp.ended_count = 0;
-                else if (rc != WS_RUN_BUDGET) break;
             }
         }
         if (rc < 0) {
