@@ -38,6 +38,7 @@ class CallConfig:
     invite_timeout: float = 32.0       # no response at all (RFC 3261 Timer B)
     ring_timeout: float = 180.0        # provisional but no final (Timer C)
     rtp_timeout: float = 60.0          # answered, no BYE, no RTP for this long
+    sip_only_timeout: float = 3600.0   # answered, no BYE, and no RTP ever seen (a SIP-only tap)
     max_duration: float = 4 * 3600.0   # answered calls end after this regardless
     bye_linger: float = 32.0           # wait this long for the BYE's response
     max_calls: int = 100_000           # dialogs tracked at once; oldest evicted
@@ -84,6 +85,7 @@ class Call:
     cancelled: bool = False
     answer_ts: Optional[float] = None
     answer_to_tag: Optional[str] = None
+    answer_tags: dict = field(default_factory=dict)   # top Via branch -> To-tag of its first 2xx
     end_ts: Optional[float] = None
     ended_by: Optional[str] = None
     reason: Optional[str] = None
@@ -232,7 +234,7 @@ class CallTracker:
                 call.cancelled = True
         elif method == "BYE":
             callee_tag = h.to_tag if h.from_tag == call.from_tag else h.from_tag
-            if call.answer_to_tag and callee_tag != call.answer_to_tag:
+            if call.answer_tags and callee_tag not in call.answer_tags.values():
                 return  # ends a fork that lost the race, not the call
             if call.end_ts is None or call.reason == "timeout":
                 call.end_ts = ts
@@ -335,7 +337,11 @@ class CallTracker:
         if h.cseq_method == "INVITE" and h.cseq == call.invite_cseq:
             if not call.answered:
                 self._invite_response(call, h, payload, ts)
-            # else: a 2xx from another fork after the first won; that leg is BYEd
+            elif 200 <= code < 300 and h.via_branch not in call.answer_tags:
+                # the answer as another leg of the same Call-ID saw it (a B2BUA or
+                # a proxy on both sides of the tap): its dialog is the call too
+                call.answer_tags[h.via_branch] = h.to_tag
+            # else: a 2xx from another fork of the same leg after the first won
         elif 200 <= code < 300:
             if h.cseq_method == "INVITE" and h.session_expires:
                 call.session_expires = _session_expires(h.session_expires)
@@ -359,6 +365,7 @@ class CallTracker:
         if code < 300:
             call.answer_ts = ts
             call.answer_to_tag = h.to_tag
+            call.answer_tags[h.via_branch] = h.to_tag
             call.final_code = code
             call.challenged = False
             if call.pdd_ms is None:
@@ -464,7 +471,9 @@ class CallTracker:
                 continue
             since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
             activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
-            if now - activity > cfg.rtp_timeout:
+            # without any RTP the tap may simply not see the media: wait longer
+            idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+            if now - activity > idle_limit:
                 self._time_out(call, max(since_media, call.answer_ts))
                 expired.append(call)
             elif call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:

@@ -23,6 +23,7 @@ class SignallingCorrelator:
         self.tcp = tcp or TcpReassembler()
         self.corr = correlation_header.lower().encode() if correlation_header else None
         self.sctp_messages = 0
+        self.sctp = SctpReassembler()
         # handlers for datagrams on control ports: f(payload, ts, (src16, sport), (dst16, dport))
         self.control_handlers: list = []
 
@@ -39,7 +40,7 @@ class SignallingCorrelator:
                 for msg in self.tcp.segment((src, sport, dst, dport), tcp_seq, tcp_flags, payload, ts):
                     tracker.message(parse_sip(msg, False, corr), msg, ts, a, b)
             elif kind == SIG_SCTP:
-                for msg in sctp_messages(payload):
+                for msg in self.sctp.messages((src, sport, dst, dport), payload):
                     self.sctp_messages += 1
                     tracker.message(parse_sip(msg, True, corr), msg, ts, a, b)
             elif kind == SIG_CONTROL:
@@ -47,13 +48,37 @@ class SignallingCorrelator:
                     handler(payload, ts, a, b)
 
 
-def sctp_messages(chunks: bytes):
-    """Complete user messages from the DATA chunks of one SCTP packet."""
-    off = 0
-    while off + 4 <= len(chunks):
-        ctype, flags, clen = struct.unpack_from("!BBH", chunks, off)
-        if clen < 4:
-            return
-        if ctype == 0 and clen > 16 and flags & 0x03 == 0x03:  # DATA, B and E: unfragmented
-            yield chunks[off + 16:off + clen]
-        off += (clen + 3) & ~3
+class SctpReassembler:
+    """Whole user messages from SCTP DATA chunks (RFC 9260 section 3.3.1):
+    a message split over chunks (B ... E flags) is joined per association
+    and stream, in arrival order; a fragment set is bounded in size."""
+
+    MAX_MESSAGE = 256 * 1024
+
+    def __init__(self):
+        self.partial: dict = {}   # (association, stream id) -> bytearray
+
+    def messages(self, association: tuple, chunks: bytes):
+        off = 0
+        while off + 4 <= len(chunks):
+            ctype, flags, clen = struct.unpack_from("!BBH", chunks, off)
+            if clen < 4 or off + clen > len(chunks):
+                return
+            if ctype == 0 and clen > 16:  # DATA
+                stream = struct.unpack_from("!H", chunks, off + 8)[0]
+                data = chunks[off + 16:off + clen]
+                key = (association, stream)
+                begin, end = flags & 0x02, flags & 0x01
+                if begin and end:
+                    yield data
+                elif begin:
+                    self.partial[key] = bytearray(data)
+                elif key in self.partial:
+                    buf = self.partial[key]
+                    buf += data
+                    if end:
+                        del self.partial[key]
+                        yield bytes(buf)
+                    elif len(buf) > self.MAX_MESSAGE:
+                        del self.partial[key]
+            off += (clen + 3) & ~3
