@@ -131,7 +131,17 @@ def _open_output(path: str):
         raise UsageError(f"{path}: cannot write: {exc.strerror}")
 
 
-def _serve(args, pipeline):
+def _relay(label_config):
+    """rtpengine / Kamailio watching (warpsniff/relay) when the config lists instances, else None."""
+    from warpsniff.relay import ConfigError, Relay
+
+    try:
+        return Relay.from_config(label_config)
+    except ConfigError as exc:
+        raise UsageError(str(exc))
+
+
+def _serve(args, pipeline, relay=None):
     """The exporter for --listen, started before the replay so scrapes see it run."""
     from warpsniff.exporter import Exporter, registry_for
 
@@ -139,7 +149,7 @@ def _serve(args, pipeline):
         return None, None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
-    registry = registry_for(pipeline)
+    registry = registry_for(pipeline, relay=relay)
     try:
         exporter = Exporter(registry, args.listen, args.basic_auth, args.tls_cert, args.tls_key).start()
     except ValueError as exc:
@@ -148,6 +158,8 @@ def _serve(args, pipeline):
         raise UsageError(f"--listen {args.listen}: {exc.strerror or exc}")
     host = args.listen.rpartition(":")[0] or "0.0.0.0"
     print(f"warpsniff: serving /metrics on {host}:{exporter.port}", file=sys.stderr)
+    if relay is not None:
+        relay.start()  # rtpengine pollers run with the exporter
     return exporter, registry
 
 
@@ -186,6 +198,9 @@ def cmd_replay(args) -> int:
         raise UsageError(str(exc))
     except OSError as exc:
         raise UsageError(f"{args.config}: {exc.strerror}")
+    relay = _relay(label_config)
+    if relay is not None:
+        options.control_ports = relay.control_ports  # rtpengine ng ports -> the ng sniffer
     if args.speed is not None and args.speed <= 0:
         raise UsageError(f"--speed must be positive, got {args.speed}")
     if args.keep_serving and not args.listen:
@@ -195,7 +210,9 @@ def cmd_replay(args) -> int:
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
     pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc)
-    exporter, registry = _serve(args, pipeline)
+    if relay is not None:
+        relay.attach(pipeline)
+    exporter, registry = _serve(args, pipeline, relay)
     # with --keep-serving, calls still up at the end stay active in the served state
     result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
                     close_calls=not args.keep_serving)
@@ -222,7 +239,8 @@ def cmd_replay(args) -> int:
 
         from warpsniff.exporter import registry_for
         try:
-            push_to_gateway(args.push_gateway, job="warpsniff", registry=registry or registry_for(pipeline))
+            push_to_gateway(args.push_gateway, job="warpsniff",
+                            registry=registry or registry_for(pipeline, relay=relay))
         except OSError as exc:
             print(f"warpsniff: --push-gateway {args.push_gateway}: {exc}", file=sys.stderr)
     for err in result.errors:
@@ -238,6 +256,8 @@ def cmd_replay(args) -> int:
                 exporter.thread.join()
             except KeyboardInterrupt:
                 pass
+        if relay is not None:
+            relay.stop()
         exporter.stop()
     return status
 

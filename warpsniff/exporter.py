@@ -93,10 +93,12 @@ class Exporter:
         self.server.server_close()
 
 
-def registry_for(pipeline, capture_drops=lambda: 0) -> CollectorRegistry:
+def registry_for(pipeline, capture_drops=lambda: 0, relay=None) -> CollectorRegistry:
     from warpsniff.metrics.collector import SnifferCollector, WarpCollector
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WarpCollector(pipeline))
     registry.register(SnifferCollector(pipeline, capture_drops))
+    if relay is not None:  # rtpengine / Kamailio (warpsniff/relay), when the config lists instances
+        registry.register(relay.collector())
     return registry

@@ -83,6 +83,7 @@ class Pipeline:
         self.on_call = on_call
         self.tracker = CallTracker(self.engine, call_config, on_call=self.pending.append,
                                    on_attempt=self.aggregator.attempt_started,
+                                   on_pdd=self.aggregator.pdd_measured,
                                    label_config=self.label_config)
         self.correlator = SignallingCorrelator(self.tracker, self.tracker.config.correlation_header)
         self.quality_interval_s = quality_interval_s

@@ -131,14 +131,17 @@ class CallAggregator:
                     (lb.account, lb.trunk, lb.direction, lb.zone, lb.destination_country,
                      lb.origination_country))
 
+    def pdd_measured(self, call) -> None:
+        """PDD is observed the moment it ends (first 18x or 2xx), not at hang-up."""
+        lb = call.labels
+        self._hist("warp_pdd_milliseconds", self.pdd, (lb.account, lb.trunk, lb.provider, lb.zone),
+                   PDD_BUCKETS_MS).observe(call.pdd_ms)
+
     def call_finished(self, call, media: Optional[CallMedia] = None) -> None:
         lb = call.labels
         ts = call.end_ts if call.end_ts is not None else call.last_sip_ts
         answered = call.answered
         duration = call.duration_s
-        if call.pdd_ms is not None:
-            self._hist("warp_pdd_milliseconds", self.pdd, (lb.account, lb.trunk, lb.provider, lb.zone),
-                       PDD_BUCKETS_MS).observe(call.pdd_ms)
         if call.reason == "interrupted":
             # still up when the input ended: no outcome to count yet beyond the answer
             if media is not None:

@@ -71,15 +71,15 @@ class QualityContext:
         lost = max(int(rec["lost"]), 0)
         delay = rtt / 2.0 if rtt is not None else None
         network = score(imp.ie, imp.bpl, expected, lost, int(rec["loss_runs"]), delay)
-        out["mos_network"] = round(network.mos, 4)
+        out["mos_network"] = network.mos
         for i, mode in enumerate(JB_MODES):
             s = score(imp.ie, imp.bpl, expected, min(expected, lost + int(rec["jb_late"][i])),
                       int(rec["jb_loss_runs"][i]), delay)
-            out[f"mos_{mode}"] = round(s.mos, 4)
+            out[f"mos_{mode}"] = s.mos
             if mode == DEFAULT_MOS_MODE:
-                out["mos"] = round(s.mos, 4)
-                out["r_factor"] = round(s.r, 3)
-                out["burst_ratio"] = round(s.burst_r, 4)
+                out["mos"] = s.mos
+                out["r_factor"] = s.r
+                out["burst_ratio"] = s.burst_r
         return out
 
 

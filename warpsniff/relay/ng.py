@@ -274,7 +274,7 @@ class NgSniffer:
         ports: dict = {}
         for inst in instances:
             for addr16 in inst.addresses16:
-                self.by_endpoint[(addr16, inst.ng_port)] = inst.name
+                self.by_endpoint.setdefault((addr16, inst.ng_port), inst.name)   # the first listed wins
             ports.setdefault(inst.ng_port, []).append(inst.name)
         self.by_port = {p: names[0] for p, names in ports.items() if len(names) == 1}
         self.next_sweep = 0.0
@@ -378,9 +378,12 @@ class NgSniffer:
                 st.sessions.popitem(last=False)
                 st.closed += 1
 
-    def snapshot(self) -> dict:
-        """name -> dict(seen, opened, closed, active, latency{label: cumulative, sum, count}, errors)."""
+    def snapshot(self, now: float = 0.0) -> dict:
+        """name -> dict(seen, opened, closed, active, latency{label: (cumulative, sum)}, errors).
+        `now` (capture time) first expires unanswered commands and idle sessions."""
         with self.lock:
+            if now and now >= self.next_sweep:
+                self._sweep(now)
             return {
                 name: {
                     "seen": st.seen, "opened": st.opened, "closed": st.closed, "active": len(st.sessions),

@@ -135,11 +135,13 @@ class CallTracker:
     """Consumes SIP messages in capture order; hands finished calls to `on_call`."""
 
     def __init__(self, engine, config: Optional[CallConfig] = None, on_call: Optional[Callable] = None,
-                 on_attempt: Optional[Callable] = None, label_config=None):
+                 on_attempt: Optional[Callable] = None, label_config=None,
+                 on_pdd: Optional[Callable] = None):
         self.engine = engine
         self.config = config or CallConfig()
         self.on_call = on_call or (lambda call: None)
         self.on_attempt = on_attempt or (lambda call: None)
+        self.on_pdd = on_pdd or (lambda call: None)
         self.label_config = label_config   # warpsniff.labels.LabelConfig, or None: all "unknown"
         # called with every parsed message: f(h, ts, src, dst), e.g. proxy health
         self.observers: list = []
@@ -357,6 +359,7 @@ class CallTracker:
                 if call.pdd_ms is None:
                     call.pdd_ms = (ts - call.invite_ts) * 1000.0
                     call.pdd_end = PROVISIONAL_PDD[code]
+                    self.on_pdd(call)
                 call.ringing = call.ringing or code != 183
                 if h.to_tag:
                     call.early_dialogs.add(h.to_tag)
@@ -371,6 +374,7 @@ class CallTracker:
             if call.pdd_ms is None:
                 call.pdd_ms = (ts - call.invite_ts) * 1000.0
                 call.pdd_end = "answer"
+                self.on_pdd(call)
             se = _session_expires(h.session_expires)
             if se:
                 call.session_expires = se
