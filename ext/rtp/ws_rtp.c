@@ -352,7 +352,7 @@ static void loss_gap(ws_rtp_stream *s)
 /* One voice packet through the three playout buffers. d_ms is its transit
  * change against the reference packet of A.8; the buffers play out relative
  * to the fastest packet seen. */
-static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time)
+static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time, int reordered, int fill)
 {
     float t = jb->transit + (float)d_ms;
     if (t < jb->min_transit) jb->min_transit = t;
@@ -363,8 +363,13 @@ static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time)
     const float playout[WS_JB_MODES] = {50.0f, 200.0f, adaptive};
     for (int m = 0; m < WS_JB_MODES; m++) {
         uint8_t bit = (uint8_t)(1u << m);
-        if (over > playout[m]) {
-            jb->late[m]++;
+        int late = over > playout[m];
+        jb->late[m] += (uint32_t)late;
+        if (reordered) {
+            /* its position was counted lost by the gap: in time, it leaves the
+             * run as the network's does; late, the position stays lost */
+            if (!late && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
+        } else if (late) {
             if (!(jb->in_run & bit)) jb->loss_runs[m]++;
             jb->in_run |= bit;
         } else {
@@ -378,7 +383,22 @@ static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time)
     if (in_time) jb->transit = t;
 }
 
-static int update_seq(ws_rtp_stream *s, uint16_t seq)
+static int window_has(const ws_rtp_stream *s, uint32_t back)
+{
+    return back < 128 && ((s->seen_window[back >> 6] >> (back & 63)) & 1);
+}
+
+/* A late packet fills a position a gap had counted lost: the loss run it sat
+ * in vanishes (-1), splits in two (+1), or just shrinks (0). */
+static int run_change_on_fill(const ws_rtp_stream *s, uint32_t back)
+{
+    uint32_t span = s->cycles + s->max_seq - s->base_seq; /* positions after the first */
+    int newer = window_has(s, back - 1);
+    int older = back + 1 > span || back + 1 >= 128 || window_has(s, back + 1);
+    return (newer && older) ? -1 : (!newer && !older) ? 1 : 0;
+}
+
+static int update_seq(ws_rtp_stream *s, uint16_t seq, int *fill)
 {
     uint16_t udelta = (uint16_t)(seq - s->max_seq);
     if (WS_UNLIKELY(s->probation)) {
@@ -398,6 +418,7 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq)
         s->max_seq = seq;
         if (udelta != 1) {
             s->probation = WS_RTP_MIN_SEQUENTIAL - 1; /* a gap: still the same run */
+            loss_gap(s);
             return SEQ_PROBATION;
         }
         if (--s->probation) return SEQ_PROBATION;
@@ -438,6 +459,9 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq)
     }
     if (back < 128) *w |= bit;
     s->reordered++;
+    *fill = run_change_on_fill(s, back);
+    if (*fill < 0 && !s->loss_runs) *fill = 0;
+    s->loss_runs += (uint32_t)*fill;
     return SEQ_LATE;
 }
 
@@ -648,7 +672,8 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     s->last_pt = pt;
     /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does;
      * a packet the sequence rules set aside does not */
-    int st = update_seq(s, seq);
+    int fill = 0;
+    int st = update_seq(s, seq, &fill);
     if (WS_UNLIKELY(st == SEQ_BAD)) return 0;
 
     ws_pt_info info = stream_pt_info(t, s, pt);
@@ -696,7 +721,8 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             s->jitter_sum += s->jitter;
             s->jitter_samples++;
         }
-        jb_packet(&s->jb, d * 1000.0 / info.clock_rate, in_time);
+        if (st != SEQ_DUPLICATE) /* a copy is no new position for a playout buffer */
+            jb_packet(&s->jb, d * 1000.0 / info.clock_rate, in_time, st == SEQ_LATE, fill);
     }
     if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {

@@ -29,17 +29,26 @@ FIELDS = {
 
 
 def parse_vq_report(body: bytes) -> Optional[dict]:
-    """One vq-rtcpxr body -> {"event", "call_id", "local", "remote", fields...}."""
+    """One vq-rtcpxr body -> {"event", "call_id", "local", "remote", fields...}.
+    The reporter's own figures (LocalMetrics) are the fields; what it says of
+    the far end (RemoteMetrics) goes under "remote_metrics"."""
     text = body.decode("utf-8", "replace")
     lines = [l.strip() for l in text.splitlines() if l.strip()]
     if not lines or not lines[0].startswith("VQSessionReport"):
         return None
     report: dict = {"event": lines[0].partition(":")[2].strip() or None, "call_id": None}
+    target = report
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep:
             continue
         name, value = name.strip(), value.strip()
+        if name == "LocalMetrics":
+            target = report
+            continue
+        if name == "RemoteMetrics":
+            target = report.setdefault("remote_metrics", {})
+            continue
         if name == "CallID":
             report["call_id"] = value
         elif name in ("LocalAddr", "RemoteAddr"):
@@ -50,7 +59,7 @@ def parse_vq_report(body: bytes) -> Optional[dict]:
                 if field is None:
                     continue
                 try:
-                    report[field] = float(raw)
+                    target[field] = float(raw)
                 except ValueError:
                     continue
     return report

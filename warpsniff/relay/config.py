@@ -78,10 +78,13 @@ def _host_port(ck: _Checker, value, where: str, *, port_required: bool) -> tuple
         bare = False
     if bare:
         if port_required:
-            ck.fail(where, f"{text!r} has no port (expected HOST:PORT)")
+            hint = "; write an IPv6 address with a port as [ADDRESS]:PORT" if ":" in text else ""
+            ck.fail(where, f"{text!r} has no port (expected HOST:PORT{hint})")
         return text.strip("[]"), None
     host, sep, port = text.rpartition(":")
     host = host.strip()
+    if not sep and not port_required:
+        return text, None
     if not sep or not host:
         ck.fail(where, f"{text!r} is not HOST:PORT")
     if host.startswith("["):
