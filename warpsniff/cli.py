@@ -133,6 +133,8 @@ def _open_output(path: str):
 
 def _relay(label_config):
     """rtpengine / Kamailio watching (warpsniff/relay) when the config lists instances, else None."""
+    if not (label_config.rtpengine or label_config.kamailio):
+        return None
     from warpsniff.relay import ConfigError, Relay
 
     try:

@@ -40,6 +40,7 @@ from typing import Optional
 
 STATUSES = ("healthy", "degraded", "unhealthy")
 PENDING_LIMIT = 50_000          # requests awaiting an answer, per proxy and kind
+DONE_KEEP_S = 32.0              # answered requests remembered this long (64*T1)
 ANSWERED_INVITE_LIMIT_S = 300.0  # an INVITE with provisional answers only is forgotten after this
 
 # bucket fields
@@ -51,8 +52,18 @@ class _Proxy:
         self.cfg = cfg
         self.options: "OrderedDict[tuple, float]" = OrderedDict()   # key -> request time
         self.invites: "OrderedDict[tuple, list]" = OrderedDict()    # key -> [request time, responded]
+        self.done: "OrderedDict[tuple, float]" = OrderedDict()      # answered keys -> time, for retransmissions
         # [second, opt_ok, opt_lost, latency_sum, inv_ok, inv_failed], oldest first
         self.buckets: deque = deque()
+
+    def remember(self, key: tuple, ts: float) -> None:
+        """An answered transaction; its retransmissions (within 32 s, Timer B) are not new requests."""
+        self.done[key] = ts
+        while self.done:
+            old_key, old_ts = next(iter(self.done.items()))
+            if ts - old_ts <= DONE_KEEP_S and len(self.done) <= PENDING_LIMIT:
+                break
+            self.done.popitem(last=False)
 
     def add(self, when: float, field: int, value: float = 1.0) -> None:
         second = math.floor(when)
@@ -93,9 +104,9 @@ class KamailioHealth:
                 return
             with self.lock:
                 self.now = max(self.now, ts)
-                key = (h.call_id, h.via_branch, h.cseq)
+                key = (h.call_id, h.via_branch, h.cseq, h.method)
                 table = proxy.options if h.method == "OPTIONS" else proxy.invites
-                if key in table:        # retransmission: the first one counts
+                if key in table or key in proxy.done:    # retransmission: the first one counts
                     return
                 table[key] = ts if h.method == "OPTIONS" else [ts, False]
                 if len(table) > PENDING_LIMIT:
@@ -108,7 +119,7 @@ class KamailioHealth:
             return
         with self.lock:
             self.now = max(self.now, ts)
-            key = (h.call_id, h.via_branch, h.cseq)
+            key = (h.call_id, h.via_branch, h.cseq, h.cseq_method)
             code = h.code
             if h.cseq_method == "OPTIONS":
                 if code < 200:
@@ -116,6 +127,7 @@ class KamailioHealth:
                 t0 = proxy.options.pop(key, None)
                 if t0 is None:
                     return
+                proxy.remember(key, ts)
                 if code >= 500:
                     proxy.add(ts, OPT_LOST)
                 else:
@@ -129,6 +141,7 @@ class KamailioHealth:
                     entry[1] = True
                     return
                 del proxy.invites[key]
+                proxy.remember(key, ts)
                 proxy.add(ts, INV_FAILED if 500 <= code <= 599 else INV_OK)
 
     # -- evaluation -----------------------------------------------------------
