@@ -9,25 +9,24 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-C_SOURCES = [
-    "ext/capture/ws_pcap.c",
-    "ext/decode/ws_decode.c",
-    "ext/rtp/ws_rtp.c",
-    "ext/sip/ws_sip.c",
-    "ext/engine/ws_engine.c",
-]
+# one translation unit (it #includes each stage's .c) so the per-packet path inlines
+C_SOURCES = ["ext/ws_engine_all.c"]
 
 extra_compile_args = ["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
+extra_link_args = []
 if os.environ.get("WARPSNIFF_SANITIZE"):
     # bounds-checked variant for tests: ASan + UBSan
     extra_compile_args += ["-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+    extra_link_args += ["-fsanitize=address,undefined"]
 
 engine = Extension(
     "warpsniff._engine",
     sources=["ext/_engine.pyx"] + C_SOURCES,
     include_dirs=["ext", numpy.get_include()],
     extra_compile_args=extra_compile_args,
+    extra_link_args=extra_link_args,
     define_macros=[("_GNU_SOURCE", None), ("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    depends=["ext/ws_common.h"] + [str(p) for p in __import__("pathlib").Path("ext").glob("*/*.[ch]")],
     libraries=["m"],
 )
 

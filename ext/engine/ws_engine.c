@@ -1,4 +1,6 @@
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "ws_engine.h"
 
 #include <stdlib.h>
@@ -255,3 +257,4 @@ const ws_field_desc ws_sig_record_fields[] = {
     F(family, "u1"),    F(tcp_seq, "u4"),      F(offset, "u4"),  F(length, "u4"),
 };
 const size_t ws_sig_record_nfields = sizeof ws_sig_record_fields / sizeof ws_sig_record_fields[0];
+#undef F

@@ -349,18 +349,20 @@ static void loss_gap(ws_rtp_stream *s)
     s->jb.in_run = (1u << WS_JB_MODES) - 1;
 }
 
-/* One voice packet through the three playout buffers. d_ms is its transit
- * change against the reference packet of A.8; the buffers play out relative
- * to the fastest packet seen. */
-static void jb_packet(ws_jb_sim *jb, double d_ms, int in_time, int reordered, int fill)
+/* One voice packet through the three playout buffers. d is its transit
+ * change against the reference packet of A.8, in timestamp units; the buffers
+ * play out relative to the fastest packet seen. Everything stays in timestamp
+ * units (the buffer sizes are scaled once), so no division per packet. */
+static void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reordered, int fill)
 {
-    float t = jb->transit + (float)d_ms;
+    float t = jb->transit + d;
     if (t < jb->min_transit) jb->min_transit = t;
     float over = t - jb->min_transit; /* delay beyond the fastest packet */
+    float ms = clock * 0.001f;        /* timestamp units per millisecond */
     float adaptive = jb->delay_avg + 4.0f * jb->delay_dev;
-    if (adaptive < WS_JB_ADAPTIVE_MIN_MS) adaptive = WS_JB_ADAPTIVE_MIN_MS;
-    if (adaptive > WS_JB_ADAPTIVE_MAX_MS) adaptive = WS_JB_ADAPTIVE_MAX_MS;
-    const float playout[WS_JB_MODES] = {50.0f, 200.0f, adaptive};
+    if (adaptive < WS_JB_ADAPTIVE_MIN_MS * ms) adaptive = WS_JB_ADAPTIVE_MIN_MS * ms;
+    if (adaptive > WS_JB_ADAPTIVE_MAX_MS * ms) adaptive = WS_JB_ADAPTIVE_MAX_MS * ms;
+    const float playout[WS_JB_MODES] = {50.0f * ms, 200.0f * ms, adaptive};
     for (int m = 0; m < WS_JB_MODES; m++) {
         uint8_t bit = (uint8_t)(1u << m);
         int late = over > playout[m];
@@ -710,6 +712,10 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
                 s->max_jitter *= (float)scale;
                 s->jitter_sum *= scale;
                 s->jitter *= scale;
+                s->jb.transit *= (float)scale; /* the buffers count in timestamp units too */
+                s->jb.min_transit *= (float)scale;
+                s->jb.delay_avg *= (float)scale;
+                s->jb.delay_dev *= (float)scale;
             }
             s->clock_rate = info.clock_rate;
         }
@@ -722,7 +728,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             s->jitter_samples++;
         }
         if (st != SEQ_DUPLICATE) /* a copy is no new position for a playout buffer */
-            jb_packet(&s->jb, d * 1000.0 / info.clock_rate, in_time, st == SEQ_LATE, fill);
+            jb_packet(&s->jb, (float)d, (float)info.clock_rate, in_time, st == SEQ_LATE, fill);
     }
     if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {
@@ -969,3 +975,4 @@ const ws_field_desc ws_rtcp_source_fields[] = {
     F(ws_rtcp_source, xr_jb_abs_max, "u2"),
 };
 const size_t ws_rtcp_source_nfields = sizeof ws_rtcp_source_fields / sizeof ws_rtcp_source_fields[0];
+#undef F

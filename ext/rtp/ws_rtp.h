@@ -75,10 +75,10 @@ enum { WS_JB_FIXED50 = 0, WS_JB_FIXED200 = 1, WS_JB_ADAPTIVE = 2, WS_JB_MODES = 
 #define WS_JB_ADAPTIVE_MIN_MS 20.0f
 
 typedef struct ws_jb_sim {
-    float transit;      /* relative transit of the last in-order voice packet (ms) */
-    float min_transit;  /* the fastest packet so far: the playout reference (ms) */
-    float delay_avg;    /* adaptive: smoothed delay above the reference (ms) */
-    float delay_dev;    /* adaptive: smoothed deviation of that delay (ms) */
+    float transit;      /* relative transit of the last in-order voice packet (timestamp units) */
+    float min_transit;  /* the fastest packet so far: the playout reference */
+    float delay_avg;    /* adaptive: smoothed delay above the reference */
+    float delay_dev;    /* adaptive: smoothed deviation of that delay */
     uint32_t late[WS_JB_MODES];      /* packets past their playout point */
     uint32_t loss_runs[WS_JB_MODES]; /* runs of consecutive lost-or-late packets */
     uint8_t in_run;     /* bit m: the previous sequence position was lost or late for mode m */

@@ -281,3 +281,5 @@ const ws_field_desc ws_sip_msg_fields[] = {
     S(to_tag), S(via_branch), S(content_type), S(session_expires), S(correlation), S(body),
 };
 const size_t ws_sip_msg_nfields = sizeof ws_sip_msg_fields / sizeof ws_sip_msg_fields[0];
+#undef F
+#undef S

@@ -1,0 +1,9 @@
+/* The engine as one translation unit, so the compiler inlines across the
+ * per-packet path (reader -> decode -> classify -> RTP table) without relying
+ * on link-time optimisation. Each stage keeps its own file. */
+#define _GNU_SOURCE
+#include "capture/ws_pcap.c"
+#include "decode/ws_decode.c"
+#include "rtp/ws_rtp.c"
+#include "sip/ws_sip.c"
+#include "engine/ws_engine.c"
