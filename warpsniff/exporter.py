@@ -96,6 +96,7 @@ class Exporter:
 def registry_for(pipeline, capture_drops=lambda: 0, relay=None) -> CollectorRegistry:
     from warpsniff.metrics.collector import SnifferCollector, WarpCollector
 
+    pipeline.serving = True  # per-call series want interval MOS while calls are up
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WarpCollector(pipeline))
     registry.register(SnifferCollector(pipeline, capture_drops))

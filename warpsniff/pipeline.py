@@ -24,7 +24,7 @@ from warpsniff._engine import (
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
 from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.emodel import score
-from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext, call_mos
+from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext
 from warpsniff.sip.calls import Call, CallConfig, CallTracker
 from warpsniff.sip.correlator import SignallingCorrelator
 
@@ -87,6 +87,7 @@ class Pipeline:
                                    label_config=self.label_config)
         self.correlator = SignallingCorrelator(self.tracker, self.tracker.config.correlation_header)
         self.quality_interval_s = quality_interval_s
+        self.serving = False                 # an exporter wants per-call live series
         self.next_media_check = 0.0
         self.next_quality = 0.0
         self.live_media: dict = {}           # call_ref -> CallMedia of calls still up
@@ -158,7 +159,7 @@ class Pipeline:
             every = min(MEDIA_CHECK_EVERY_S, self.tracker.config.rtp_timeout / 2)
             self.next_media_check = now + every
         self.tracker.tick(now)
-        if now >= self.next_quality:
+        if self.serving and now >= self.next_quality:
             snapshot = self.engine.streams() if snapshot is None else snapshot
             self._interval_quality(snapshot)
             self.next_quality = now + self.quality_interval_s
@@ -176,7 +177,7 @@ class Pipeline:
             if close_calls:
                 self.tracker.close()
             self.ended_streams.append(self.engine.drain_ended())
-            if not close_calls:
+            if not close_calls and self.serving:
                 self._interval_quality(self.engine.streams())
             self._join_media(self.all_streams())
             if close_calls:
@@ -194,16 +195,18 @@ class Pipeline:
     def _call_media(self, call: Call, streams: np.ndarray, quality: QualityContext,
                     mos_override: Optional[float] = None) -> CallMedia:
         media = CallMedia(account=call.labels.account, call_id=call.call_id)
-        assessed = []
+        scores = []
         for rec in streams:
-            q = quality.assess(rec)
-            assessed.append(q)
-            key = (media_direction(call, rec), q["codec"] or "unknown")
+            codec, mos = quality.default_mos(rec)
+            if mos is not None:
+                scores.append(mos)
+            key = (media_direction(call, rec), codec or "unknown")
             row = media.streams.setdefault(key, [0, 0, 0.0])
             row[0] += max(int(rec["lost"]), 0)
             row[1] += max(int(rec["expected"]), 0)
             row[2] = max(row[2], float(rec["max_jitter_ms"]))
-        media.mos = mos_override if mos_override is not None else call_mos(assessed)
+        # a call is as good as its worse direction
+        media.mos = mos_override if mos_override is not None else (min(scores) if scores else None)
         return media
 
     def _join_media(self, streams: np.ndarray) -> None:

@@ -34,6 +34,7 @@ class WarpCollector:
 
     def __init__(self, pipeline):
         self.p = pipeline
+        self.active_keys: set = set()   # label sets of warp_active_calls seen so far: 0, not absent
 
     def collect(self):
         p = self.p
@@ -116,8 +117,10 @@ class WarpCollector:
                 lb = call.labels
                 key = (lb.account, lb.trunk, lb.direction)
                 counts[key] = counts.get(key, 0) + 1
-        for key, n in counts.items():
-            fam.add_metric(list(key), n)
+        if len(self.active_keys) < p.label_config.max_label_sets:
+            self.active_keys.update(counts)
+        for key in self.active_keys | set(counts):
+            fam.add_metric(list(key), counts.get(key, 0))
         return fam
 
     def _media(self, agg, live_media):

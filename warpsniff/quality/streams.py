@@ -38,6 +38,23 @@ class QualityContext:
         names = self.payload_names.get(int(rec["call_ref"]), {})
         return self.codecs.lookup(pt, names.get(pt))
 
+    def default_mos(self, rec: np.void):
+        """(codec name, MOS of the default buffer) for one stream: what the
+        metrics need, without the report's other fields."""
+        codec = self.codec_of(rec)
+        imp = None
+        if codec is not None:
+            imp = codec.plc if self.plc or codec.no_plc is None else codec.no_plc
+        expected = int(rec["expected"])
+        if imp is None or expected <= 0:
+            return (codec.name if codec else None), None
+        m = JB_MODES.index(DEFAULT_MOS_MODE)
+        rtt = self.rtt.get(int(rec["ssrc"]))
+        lost = min(expected, max(int(rec["lost"]), 0) + int(rec["jb_late"][m]))
+        s = score(imp.ie, imp.bpl, expected, lost, int(rec["jb_loss_runs"][m]),
+                  rtt / 2.0 if rtt is not None else None)
+        return codec.name, s.mos
+
     def assess(self, rec: np.void) -> dict:
         codec = self.codec_of(rec)
         ssrc = int(rec["ssrc"])
