@@ -8,8 +8,9 @@ call without any per-packet Python.
 """
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
+from functools import lru_cache
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -19,6 +20,7 @@ from warpsniff.quality.vq import parse_vq_report
 from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
+V4_MAPPED = bytes(10) + b"\xff\xff"
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
 CHALLENGES = (401, 407)
 # Final codes -> termination reason. Anything else 3xx-6xx is "failed".
@@ -115,13 +117,25 @@ class Call:
         return max(0.0, self.end_ts - self.answer_ts)
 
 
+@lru_cache(maxsize=65536)
 def addr16(text: str) -> bytes:
-    ip = ipaddress.ip_address(text)
-    return (b"\x00" * 10 + b"\xff\xff" + ip.packed) if ip.version == 4 else ip.packed
+    """IP text -> engine address (16 bytes, IPv4 v4-mapped); ValueError if not an IP."""
+    try:
+        return V4_MAPPED + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        raise ValueError(f"not an IP address: {text!r}") from None
 
 
-def _unmap(a16: bytes) -> bytes:
-    return a16[12:] if a16[:12] == bytes(10) + b"\xff\xff" else a16
+@lru_cache(maxsize=65536)
+def ip_text(a16: bytes) -> str:
+    """Engine address (16 bytes, IPv4 v4-mapped) -> text."""
+    if a16[:12] == V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, a16[12:])
+    return socket.inet_ntop(socket.AF_INET6, a16)
 
 
 def _session_expires(value: Optional[str]) -> Optional[float]:
@@ -253,8 +267,8 @@ class CallTracker:
     def _invite_info(self, h, payload: bytes, src: tuple, dst: tuple):
         from warpsniff.labels import InviteInfo
         return InviteInfo(
-            src=str(ipaddress.ip_address(_unmap(src[0]))), sport=src[1],
-            dst=str(ipaddress.ip_address(_unmap(dst[0]))), dport=dst[1],
+            src=ip_text(src[0]), sport=src[1],
+            dst=ip_text(dst[0]), dport=dst[1],
             request_uri=h.request_uri, from_uri=h.from_uri, to_uri=h.to_uri,
             headers=header_values(payload, h.header_len, self.label_config.header_names),
         )

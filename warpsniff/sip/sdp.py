@@ -1,7 +1,8 @@
 """SDP offers and answers (RFC 4566, RFC 3264): just what media binding needs."""
 from __future__ import annotations
 
-import ipaddress
+import socket
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -36,15 +37,18 @@ class SessionDescription:
         return m.direction or self.direction
 
 
+@lru_cache(maxsize=65536)
 def _connection_address(value: str) -> Optional[str]:
     # c=IN IP4 192.0.2.1[/ttl]
     parts = value.split()
     if len(parts) < 3 or parts[0] != "IN":
         return None
     addr = parts[2].split("/")[0]
+    family = socket.AF_INET6 if parts[1] == "IP6" else socket.AF_INET
     try:
-        return str(ipaddress.ip_address(addr))
-    except ValueError:
+        # normalised text, as the engine's addresses will be compared with it
+        return socket.inet_ntop(family, socket.inet_pton(family, addr))
+    except OSError:
         return None
 
 

@@ -1,0 +1,106 @@
+"""warpsniff as a benchmark peer: imports the package, then times one pass
+over the capture and prints one JSON line shaped like ref_loop's.
+
+    python -m benchmarks.ws_peer capture.pcap                 # replay()
+    python -m benchmarks.ws_peer --engine-only capture.pcap   # the native loop alone
+
+`replay()` is the product: open, native loop, signalling batches through the
+Python SIP layer, SDP bindings, final stream arrays. `--engine-only` drives
+`warpsniff._engine.Engine` directly and throws the signalling batches away,
+which isolates the C engine (streams are then not bound to calls).
+
+Interpreter start-up, imports and a warm-up replay of an empty capture (which
+loads what replay() imports on first use) are reported apart
+(`import_seconds`): they are a constant, not a per-packet cost; the CLI row of
+benchmarks.run includes them. `seconds` is wall time, `cpu_seconds`
+this process's CPU time over the same span.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import tempfile
+import time
+
+
+def warm_up(replay) -> None:
+    """One replay of an empty capture (a bare pcap header), so the modules
+    replay() imports on first use are loaded before the clock starts."""
+    fd, path = tempfile.mkstemp(suffix=".pcap")
+    try:
+        os.write(fd, struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        os.close(fd)
+        replay([path])
+    finally:
+        os.unlink(path)
+
+
+def engine_only(path: str) -> dict:
+    from warpsniff import _engine as E
+
+    engine = E.Engine()
+    engine.open(path)
+    returns = 0
+    ended = []
+    while True:
+        rc = engine.run(1 << 20)
+        returns += 1
+        if rc == E.RUN_SIGNALLING or rc == getattr(E, "RUN_TICK", -1):
+            engine.drain_signalling()
+        elif rc == E.RUN_ENDED:
+            ended.append(engine.drain_ended())
+        elif rc == E.RUN_EOF:
+            break
+    engine.close()
+    import numpy as np
+
+    streams = np.concatenate(ended + [engine.drain_ended(), engine.streams()])
+    return {"streams": streams, "counters": engine.counters(), "returns": returns}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    only = "--engine-only" in argv
+    args = [a for a in argv if a != "--engine-only"]
+    if len(args) != 1:
+        print("usage: python -m benchmarks.ws_peer [--engine-only] capture.pcap", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    from warpsniff.replay import replay
+
+    warm_up(replay)
+    t1, c1 = time.perf_counter(), time.process_time()
+    if only:
+        got = engine_only(args[0])
+        s, c, extra = got["streams"], got["counters"], {"engine_returns": got["returns"]}
+        s = s[(s["flags"] & 1) == 1] if len(s) else s  # validated streams, as replay() reports
+    else:
+        result = replay([args[0]])
+        if result.errors:
+            print(f"ws_peer: {result.errors[0]}", file=sys.stderr)
+            return 1
+        s, c = result.streams, result.counters
+        extra = {"calls": len(getattr(result, "calls", []) or [])}
+    t2, c2 = time.perf_counter(), time.process_time()
+    print(json.dumps({
+        "tool": "warpsniff-engine" if only else "warpsniff",
+        "seconds": round(t2 - t1, 6),
+        "cpu_seconds": round(c2 - c1, 6),
+        "import_seconds": round(t1 - t0, 6),
+        "frames": int(c["frames"]),
+        "rtp_packets": int(c["rtp_packets"]),
+        "sip_udp": int(c["sip_udp"]),
+        "streams": int(len(s)),
+        "stream_packets": int(s["packets"].sum()) if len(s) else 0,
+        "expected": int(s["expected"].sum()) if len(s) else 0,
+        "lost": int(s["lost"].sum()) if len(s) else 0,
+        "max_jitter_ms": round(float(s["max_jitter_ms"].max()), 4) if len(s) else 0.0,
+        **extra,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
