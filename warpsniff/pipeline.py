@@ -103,8 +103,8 @@ class Pipeline:
         self.serving = False                 # an exporter wants per-call live series
         self.next_media_check = 0.0
         self.next_quality = 0.0
-        self.live_media: dict = {}           # call_ref -> CallMedia of calls still up
-        self.interval_state: dict = {}       # stream identity -> cumulative counters at last interval
+        self.interval_prev = self.interval_last = None   # stream snapshots at the last two boundaries
+        self._live_cache = None
         self.signalling_records = 0
         self.errors: list[CaptureError] = []
         self.replay_lag_s = 0.0
@@ -174,7 +174,7 @@ class Pipeline:
         self.tracker.tick(now)
         if self.serving and now >= self.next_quality:
             snapshot = self.engine.streams() if snapshot is None else snapshot
-            self._interval_quality(snapshot)
+            self._interval_boundary(snapshot)
             self.next_quality = now + self.quality_interval_s
         if self.pending:
             self._join_media(self.engine.streams() if snapshot is None else snapshot)
@@ -191,10 +191,9 @@ class Pipeline:
                 self.tracker.close()
             self.ended_streams.append(self.engine.drain_ended())
             if not close_calls and self.serving:
-                self._interval_quality(self.engine.streams())
+                self._interval_boundary(self.engine.streams())
             self._join_media(self.all_streams())
-            if close_calls:
-                self.live_media.clear()
+            self._live_cache = None
 
     def all_streams(self) -> np.ndarray:
         return np.concatenate(self.ended_streams + [self.engine.streams()]).astype(STREAM_DTYPE, copy=False)
@@ -233,45 +232,64 @@ class Pipeline:
             mine = by_call.get(call.call_ref, empty)
             media = self._call_media(call, mine, quality)
             self.aggregator.call_finished(call, media)
-            self.live_media.pop(call.call_ref, None)
             if self.keep_calls:
                 self.calls.append(call)
             if self.on_call is not None:
                 self.on_call(call, mine, quality)
 
-    def _interval_quality(self, snapshot: np.ndarray) -> None:
-        """MOS over the last interval for calls still up, so a dashboard sees
-        a call degrade while it lasts."""
+    def _interval_boundary(self, snapshot: np.ndarray) -> None:
+        """Marks the end of a quality interval: keeps the stream counters only.
+        The E-model work waits for a scrape (live_media), so a replay nobody
+        scrapes pays next to nothing, at any speed."""
+        self.interval_prev, self.interval_last = self.interval_last, snapshot
+        self._live_cache = None
+
+    def live_media(self) -> dict:
+        """call_ref -> CallMedia of the calls still up: loss and jitter so far,
+        MOS over the last complete interval (the whole call before the first)."""
+        if self._live_cache is not None:
+            return self._live_cache
         active = {c.call_ref: c for c in self.tracker.calls.values() if c.answered and c.end_ts is None}
-        if not active:
-            self.live_media.clear()
-            self.interval_state.clear()
-            return
-        bound = snapshot[np.isin(snapshot["call_ref"], np.fromiter(active, dtype=np.uint32, count=len(active)))]
+        last = self.interval_last
+        if not active or last is None:
+            self._live_cache = {}
+            return self._live_cache
+        refs = np.fromiter(active, dtype=np.uint32, count=len(active))
+        bound = last[np.isin(last["call_ref"], refs)]
+        prev_counts = {}
+        if self.interval_prev is not None:
+            for rec in self.interval_prev[np.isin(self.interval_prev["call_ref"], refs)]:
+                prev_counts[_ident(rec)] = _counts(rec)
         quality = self.quality_context(active.values())
+        m = JB_MODES.index(DEFAULT_MOS_MODE)
+        zero = (0, 0, (0,) * len(JB_MODES), (0,) * len(JB_MODES))
         by_call: dict = {}
-        state = {}
         for rec in bound:
-            ident = (bytes(rec["src"]), int(rec["sport"]), bytes(rec["dst"]), int(rec["dport"]), int(rec["ssrc"]))
-            now_counts = (int(rec["expected"]), max(int(rec["lost"]), 0),
-                          tuple(int(x) for x in rec["jb_late"]), tuple(int(x) for x in rec["jb_loss_runs"]))
-            state[ident] = now_counts
-            prev = self.interval_state.get(ident, (0, 0, (0,) * len(JB_MODES), (0,) * len(JB_MODES)))
+            now_counts = _counts(rec)
+            prev = prev_counts.get(_ident(rec), zero)
             codec = quality.codec_of(rec)
             imp = codec.plc if codec is not None else None
             expected = now_counts[0] - prev[0]
             if imp is None or expected <= 0:
                 continue
-            m = JB_MODES.index(DEFAULT_MOS_MODE)
             lost = (now_counts[1] - prev[1]) + (now_counts[2][m] - prev[2][m])
             runs = now_counts[3][m] - prev[3][m]
             s = score(imp.ie, imp.bpl, expected, max(0, min(lost, expected)), max(runs, 0))
             ref = int(rec["call_ref"])
             by_call[ref] = min(by_call.get(ref, 5.0), s.mos)
-        self.interval_state = state
         rows = streams_by_call(bound, set(active))
         empty = bound[:0]
-        self.live_media = {
+        self._live_cache = {
             ref: self._call_media(call, rows.get(ref, empty), quality, by_call.get(ref))
             for ref, call in active.items()
         }
+        return self._live_cache
+
+
+def _ident(rec) -> tuple:
+    return (bytes(rec["src"]), int(rec["sport"]), bytes(rec["dst"]), int(rec["dport"]), int(rec["ssrc"]))
+
+
+def _counts(rec) -> tuple:
+    return (int(rec["expected"]), max(int(rec["lost"]), 0),
+            tuple(int(x) for x in rec["jb_late"]), tuple(int(x) for x in rec["jb_loss_runs"]))

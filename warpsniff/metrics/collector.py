@@ -44,7 +44,7 @@ class WarpCollector:
             yield from self._calls(agg)
             yield from self._ratios(agg, now)
             yield self._active_calls(p)
-            yield from self._media(agg, p.live_media)
+            yield from self._media(agg, p.live_media())
             yield from self._usage(agg)
 
     def _calls(self, agg):
@@ -130,8 +130,8 @@ class WarpCollector:
                                    labels=["account", "call_id", "direction"])
         mos = GaugeMetricFamily("warp_mos_score", "E-model MOS: last interval while up, whole call once ended.",
                                 labels=["account", "call_id"])
-        merged = dict(agg.media)
-        merged.update(live_media)
+        merged = dict(live_media)
+        merged.update(agg.media)  # a call that ended shows its whole-call figures
         for media in merged.values():
             worst_jitter: dict = {}
             for (direction, codec), (lost, expected, jitter_ms) in media.streams.items():

@@ -21,6 +21,8 @@ from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
 V4_MAPPED = bytes(10) + b"\xff\xff"
+OTHER_TRANSACTIONS = 8192   # remembered keys of messages outside any call
+RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmissions, PUBLISH reports)
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
 CHALLENGES = (401, 407)
 # Final codes -> termination reason. Anything else 3xx-6xx is "failed".
@@ -102,6 +104,7 @@ class Call:
     labels: object = None          # warpsniff.labels.CallLabels; None until labelled
     media: dict = field(default_factory=dict)          # (addr16, port) -> "caller" | "callee" side
     payload_names: dict = field(default_factory=dict)  # pt -> encoding, from a=rtpmap
+    seen: set = field(default_factory=set)             # transaction keys, for retransmissions
     vq_reports: list = field(default_factory=list)     # RFC 6035 PUBLISH reports about this call
     done: bool = False
     evicted: bool = False
@@ -161,8 +164,9 @@ class CallTracker:
         self.observers: list = []
         self.calls: "OrderedDict[str, Call]" = OrderedDict()
         self.stats = CallStats()
-        self.seen_requests: "OrderedDict[tuple, None]" = OrderedDict()
-        self.seen_responses: "OrderedDict[tuple, None]" = OrderedDict()
+        # transaction keys of messages that belong to no call (REGISTER, OPTIONS,
+        # stragglers); a call's own keys live and die with the call
+        self.seen_other: "OrderedDict[tuple, None]" = OrderedDict()
         self.legs: "OrderedDict[str, int]" = OrderedDict()  # correlation id -> legs seen
         self.recent: "OrderedDict[str, Call]" = OrderedDict()  # finished calls, for late reports
         self.next_ref = 1
@@ -186,23 +190,37 @@ class CallTracker:
         if h.is_request:
             self.stats.requests += 1
             self.stats.by_method[h.method] = self.stats.by_method.get(h.method, 0) + 1
-            if self._retransmitted(self.seen_requests, (h.call_id, h.via_branch, h.cseq, h.method, h.from_tag)):
+            starts_call = h.method == "INVITE" and h.to_tag is None  # the new call will hold its key
+            if self._retransmitted(h.call_id, (h.via_branch, h.cseq, h.method, h.from_tag), not starts_call):
                 self._count_retransmission(h.call_id)
                 return
             self._request(h, payload, ts, src, dst)
+            call = self.calls.get(h.call_id)
+            if call is not None and starts_call:
+                call.seen.add((h.via_branch, h.cseq, h.method, h.from_tag))
         else:
             self.stats.responses += 1
-            key = (h.call_id, h.via_branch, h.cseq, h.cseq_method, h.code, h.to_tag)
-            if self._retransmitted(self.seen_responses, key):
+            if self._retransmitted(h.call_id, (h.via_branch, h.cseq, h.cseq_method, h.code, h.to_tag)):
                 self._count_retransmission(h.call_id)
                 return
             self._response(h, payload, ts)
 
-    def _retransmitted(self, seen: OrderedDict, key: tuple) -> bool:
+    def _retransmitted(self, call_id: str, key: tuple, remember_outside: bool = True) -> bool:
+        """Seen before? Keys are kept per call (freed with it), else in a small LRU."""
+        call = self.calls.get(call_id) or self.recent.get(call_id)
+        if call is not None:
+            if key in call.seen:
+                return True
+            call.seen.add(key)
+            return False
+        seen = self.seen_other
+        key = (call_id, *key)
         if key in seen:
             return True
+        if not remember_outside:
+            return False
         seen[key] = None
-        if len(seen) > 4 * self.config.max_calls:
+        if len(seen) > OTHER_TRANSACTIONS:
             seen.popitem(last=False)
         return False
 
@@ -533,6 +551,6 @@ class CallTracker:
         if pop and self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
         self.recent[call.call_id] = call
-        if len(self.recent) > 1024:
+        if len(self.recent) > RECENT_CALLS:
             self.recent.popitem(last=False)
         self.on_call(call)
