@@ -727,8 +727,10 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             s->jitter_sum += s->jitter;
             s->jitter_samples++;
         }
+#ifndef WS_NO_JB_SIM /* benchmarks build without it to measure its cost */
         if (st != SEQ_DUPLICATE) /* a copy is no new position for a playout buffer */
             jb_packet(&s->jb, (float)d, (float)info.clock_rate, in_time, st == SEQ_LATE, fill);
+#endif
     }
     if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {
