@@ -38,6 +38,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from promutil import Proc as _Proc
+from promutil import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PROM_DIR = DEPLOY / "prometheus"
@@ -403,39 +406,10 @@ def test_docs_list_the_seed_corrections():
 # ================================================================== the running stack
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    def __init__(self, argv, workdir: Path, name: str):
-        self.name = name
-        self.argv = [str(a) for a in argv]
-        self.err_path = workdir / f"{name}.stderr"
-        self._out = open(workdir / f"{name}.stdout", "wb")
-        self._err = open(self.err_path, "wb")
-        env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
-        self.popen = subprocess.Popen(self.argv, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-                                      env=env, start_new_session=True)
-
-    def stderr(self) -> str:
-        return self.err_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self):
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=10)
-        self._out.close()
-        self._err.close()
+def Proc(argv, workdir: Path, name: str) -> _Proc:
+    """promutil's process handle, without proxy settings (all traffic here is loopback)."""
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy")}
+    return _Proc([str(a) for a in argv], workdir, name, env=env)
 
 
 def http_get(url: str, timeout: float = 10.0):

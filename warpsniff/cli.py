@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds of capture time after which a silent stream ends (default 300)")
     rp.add_argument("--codec-table", metavar="FILE",
                     help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
+    rp.add_argument("--quality-interval", type=_bounded(float, 1, 3600), default=10.0, metavar="SECONDS",
+                    help="interval of the live MOS shown for calls still up (default 10)")
     rp.add_argument("--no-plc", action="store_true",
                     help="score G.711 without packet-loss concealment (Bpl 4.3 instead of 25.1)")
     rp.add_argument("--config", metavar="FILE", help="label configuration (YAML, see docs/labels.md)")
@@ -211,7 +213,8 @@ def cmd_replay(args) -> int:
     # open outputs first: a bad path fails before the work, not after
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
-    pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc)
+    pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc,
+                        quality_interval_s=args.quality_interval)
     if relay is not None:
         relay.attach(pipeline)
     exporter, registry = _serve(args, pipeline, relay)
