@@ -214,6 +214,31 @@ void ws_reader_close(ws_reader *r)
 
 static int next_pcap(ws_reader *r, ws_frame *f)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* the common case: a mapped little-endian file (swapped == 0 means little
+     * endian here) with the whole record present */
+    if (WS_LIKELY(r->map && !r->swapped && r->map_len - r->pos >= 16)) {
+        const uint8_t *p = r->map + r->pos;
+        uint32_t hdr[4];
+        memcpy(hdr, p, 16);
+        uint32_t caplen = hdr[2];
+        if (WS_LIKELY(caplen <= WS_MAX_RECORD && r->map_len - r->pos - 16 >= caplen)) {
+            f->data = p + 16;
+            f->caplen = caplen;
+            f->origlen = hdr[3];
+            f->ts_ns = (int64_t)hdr[0] * 1000000000 + (int64_t)hdr[1] * (r->nsec ? 1 : 1000);
+            f->linktype = r->ifaces[0].linktype;
+            f->iface = 0;
+            r->pos += 16ull + caplen;
+            if (WS_UNLIKELY(r->pos - r->dropped_to >= DROP_CHUNK)) {
+                r->pos -= 16ull + caplen;
+                advance(r, 16ull + caplen);
+            }
+            r->frames++;
+            return WS_READ_OK;
+        }
+    }
+#endif
     uint64_t avail;
     const uint8_t *p = peek(r, 16, &avail);
     if (!p) {

@@ -422,13 +422,34 @@ int ws_decode(ws_decoder *d, const ws_frame *f, ws_l4 *out)
         d->frag_release = -1;
     }
     d->frames++;
-    ctx c = {d, out, f->ts_ns, f->caplen < f->origlen};
     out->vlan = 0;
     out->tunnels = 0;
     out->reassembled = 0;
     out->tcp_flags = 0;
     const uint8_t *p = f->data;
     uint32_t n = f->caplen;
+    /* fast path for what a media mirror mostly carries: Ethernet, IPv4 without
+     * options or fragmentation, UDP with honest lengths (anything else, and
+     * VXLAN, takes the general path below) */
+    if (WS_LIKELY(f->linktype == WS_LINK_ETHERNET && n >= 42 && p[12] == 0x08 && p[13] == 0x00 &&
+                  p[14] == 0x45 && p[23] == 17 && (ws_be16(p + 20) & 0x3fff) == 0)) {
+        uint32_t tot = ws_be16(p + 16), ulen = ws_be16(p + 38);
+        uint16_t dport = ws_be16(p + 36);
+        if (WS_LIKELY(tot >= 28 && tot <= n - 14 && ulen >= 8 && ulen <= tot - 20 && dport != d->vxlan_port)) {
+            d->ip_packets++;
+            d->udp++;
+            ws_addr_set_v4(&out->src, p + 26);
+            ws_addr_set_v4(&out->dst, p + 30);
+            out->family = 4;
+            out->proto = 17;
+            out->sport = ws_be16(p + 34);
+            out->dport = dport;
+            out->payload = p + 42;
+            out->payload_len = ulen - 8;
+            return WS_DEC_L4;
+        }
+    }
+    ctx c = {d, out, f->ts_ns, f->caplen < f->origlen};
     switch (f->linktype) {
     case WS_LINK_ETHERNET:
         return dec_ether(&c, p, n);

@@ -290,7 +290,7 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
         }
         slot = t->used++;
     }
-    if ((t->index.count + 1) * 2 > t->index.mask + 1) {
+    if ((t->index.count + 1) * 4 > t->index.mask + 1) { /* 25 % load: short probes */
         if (ix_grow(&t->index)) return NULL;
         ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), k, h, &pos);
     }
