@@ -3,6 +3,7 @@
  * on link-time optimisation. Each stage keeps its own file. */
 #define _GNU_SOURCE
 #include "capture/ws_pcap.c"
+#include "capture/ws_ring.c"
 #include "decode/ws_decode.c"
 #include "rtp/ws_rtp.c"
 #include "sip/ws_sip.c"

@@ -53,6 +53,24 @@ cdef extern from "capture/ws_pcap.h":
     void ws_reader_close(ws_reader *r) nogil
 
 
+cdef extern from "capture/ws_ring.h":
+    enum:
+        WS_RING_TIMEOUT
+
+    ctypedef struct ws_ring:
+        int fd
+        uint32_t linktype
+        uint64_t packets
+        uint64_t drops
+        uint64_t freezes
+        char err[256]
+
+    int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t block_count,
+                     uint32_t block_timeout_ms, int promisc, int fanout_group) nogil
+    void ws_ring_stats(ws_ring *r) nogil
+    void ws_ring_close(ws_ring *r) nogil
+
+
 cdef extern from "decode/ws_decode.h":
     ctypedef enum ws_decode_error:
         WS_ERR_LINKTYPE
@@ -184,6 +202,7 @@ cdef extern from "engine/ws_engine.h":
         WS_RUN_ENDED
         WS_RUN_BUDGET
         WS_RUN_TICK
+        WS_RUN_IDLE
 
     ctypedef struct ws_sig_record:
         pass
@@ -217,5 +236,6 @@ cdef extern from "engine/ws_engine.h":
     void ws_engine_set_control_port(ws_engine *e, uint16_t port, int on) nogil
     void ws_engine_frame(ws_engine *e, const ws_frame *f) nogil
     int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget) nogil
+    int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms) nogil
     void ws_engine_sig_reset(ws_engine *e) nogil
 

@@ -77,6 +77,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"{self.prog}: {message} (see --help)\n")
 
 
+def _add_analysis_options(p) -> None:
+    """What replay and live share: engine, calls, quality and labels."""
+    p.add_argument("--correlation-header", metavar="NAME",
+                    help="header linking B2BUA legs of one call, e.g. X-CID")
+    p.add_argument("--rtp-timeout", type=_bounded(float, 0.001, 1e7), default=60.0,
+                    help="seconds without RTP or SIP after which an answered call without BYE ends (default 60)")
+    p.add_argument("--max-call-duration", type=_bounded(float, 0.001, 1e9), default=14400.0,
+                    help="answered calls end after this many seconds (default 14400)")
+    p.add_argument("--max-calls", type=_bounded(int, 1, 50_000_000), default=100_000,
+                    help="calls tracked at once; the oldest is evicted beyond this (default 100000)")
+    p.add_argument("--sip-ports", type=_port_list, default=(5060,), metavar="P[,P...]",
+                    help="UDP/TCP ports always treated as SIP (default 5060); SIP is also found by content")
+    p.add_argument("--rtp-ports", type=_port_range, default=(1024, 65535), metavar="LOW-HIGH",
+                    help="UDP ports considered for RTP/RTCP detection (default 1024-65535)")
+    p.add_argument("--payload-type", type=_payload_type, action="append", default=[], metavar="PT=CLOCK[/KIND]",
+                    help="clock rate of a dynamic payload type, e.g. 101=8000/event (repeatable)")
+    p.add_argument("--max-streams", type=_bounded(int, 1, 50_000_000), default=200_000, help="RTP stream table size (default 200000)")
+    p.add_argument("--idle-timeout", type=_bounded(float, 0, 1e7), default=300.0,
+                    help="seconds of capture time after which a silent stream ends (default 300)")
+    p.add_argument("--codec-table", metavar="FILE",
+                    help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
+    p.add_argument("--quality-interval", type=_bounded(float, 1, 3600), default=10.0, metavar="SECONDS",
+                    help="interval of the live MOS shown for calls still up (default 10)")
+    p.add_argument("--no-plc", action="store_true",
+                    help="score G.711 without packet-loss concealment (Bpl 4.3 instead of 25.1)")
+    p.add_argument("--config", metavar="FILE", help="label configuration (YAML, see docs/labels.md)")
+
+
+def _add_serving_options(p, listen_default=None) -> None:
+    p.add_argument("--listen", metavar="[HOST]:PORT",
+                    default=listen_default,
+                   help="serve /metrics and /healthz (warpsniff's port is 10780)")
+    p.add_argument("--basic-auth", metavar="USER:PASSWORD", help="require HTTP basic auth on the exporter")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="warpsniff", description="SIP/RTP analyzer")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -85,42 +122,27 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("files", nargs="+", metavar="FILE", help="capture files ('-' for stdin)")
     rp.add_argument("--streams-json", metavar="PATH", help="write RTP streams as a JSON array ('-' for stdout)")
     rp.add_argument("--cdr", metavar="PATH", help="write one JSON line per call attempt ('-' for stdout)")
-    rp.add_argument("--correlation-header", metavar="NAME",
-                    help="header linking B2BUA legs of one call, e.g. X-CID")
-    rp.add_argument("--rtp-timeout", type=_bounded(float, 0.001, 1e7), default=60.0,
-                    help="seconds without RTP or SIP after which an answered call without BYE ends (default 60)")
-    rp.add_argument("--max-call-duration", type=_bounded(float, 0.001, 1e9), default=14400.0,
-                    help="answered calls end after this many seconds (default 14400)")
-    rp.add_argument("--max-calls", type=_bounded(int, 1, 50_000_000), default=100_000,
-                    help="calls tracked at once; the oldest is evicted beyond this (default 100000)")
-    rp.add_argument("--sip-ports", type=_port_list, default=(5060,), metavar="P[,P...]",
-                    help="UDP/TCP ports always treated as SIP (default 5060); SIP is also found by content")
-    rp.add_argument("--rtp-ports", type=_port_range, default=(1024, 65535), metavar="LOW-HIGH",
-                    help="UDP ports considered for RTP/RTCP detection (default 1024-65535)")
-    rp.add_argument("--payload-type", type=_payload_type, action="append", default=[], metavar="PT=CLOCK[/KIND]",
-                    help="clock rate of a dynamic payload type, e.g. 101=8000/event (repeatable)")
-    rp.add_argument("--max-streams", type=_bounded(int, 1, 50_000_000), default=200_000, help="RTP stream table size (default 200000)")
-    rp.add_argument("--idle-timeout", type=_bounded(float, 0, 1e7), default=300.0,
-                    help="seconds of capture time after which a silent stream ends (default 300)")
-    rp.add_argument("--codec-table", metavar="FILE",
-                    help="JSON file overriding codec impairments (Ie, Bpl) by codec name")
-    rp.add_argument("--quality-interval", type=_bounded(float, 1, 3600), default=10.0, metavar="SECONDS",
-                    help="interval of the live MOS shown for calls still up (default 10)")
-    rp.add_argument("--no-plc", action="store_true",
-                    help="score G.711 without packet-loss concealment (Bpl 4.3 instead of 25.1)")
-    rp.add_argument("--config", metavar="FILE", help="label configuration (YAML, see docs/labels.md)")
-    rp.add_argument("--listen", metavar="[HOST]:PORT",
-                    help="serve /metrics and /healthz while replaying (warpsniff's port is 10780)")
+    _add_analysis_options(rp)
+    _add_serving_options(rp)
     rp.add_argument("--speed", type=_bounded(float, 1e-6, 1e9), metavar="X",
                     help="pace by capture time, X times real time (default: as fast as possible)")
     rp.add_argument("--keep-serving", action="store_true",
                     help="with --listen: keep serving the final state after the input ends (until Ctrl-C);"
                          " calls still up at the end stay active and are left out of --cdr")
-    rp.add_argument("--basic-auth", metavar="USER:PASSWORD", help="require HTTP basic auth on the exporter")
-    rp.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
-    rp.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
     rp.add_argument("--push-gateway", metavar="URL", help="also push the metrics to a Pushgateway at the end")
     rp.add_argument("-q", "--quiet", action="store_true", help="no table on stdout")
+
+    lp = sub.add_parser("live", help="capture from a network interface (span port) and serve /metrics")
+    lp.add_argument("-i", "--interface", action="append", required=True, metavar="IFACE",
+                    help="interface to capture on (needs CAP_NET_RAW; CAP_NET_ADMIN for promiscuous mode)")
+    lp.add_argument("--cdr", metavar="PATH", help="append one JSON line per call as it ends (flushed per call)")
+    lp.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    lp.add_argument("--ring-block-size", type=_bounded(int, 4096, 1 << 30), default=1 << 20, metavar="BYTES",
+                    help="TPACKET_V3 block size, a power of two (default 1 MiB)")
+    lp.add_argument("--ring-blocks", type=_bounded(int, 2, 65536), default=64, metavar="N",
+                    help="blocks in the ring (default 64: 64 MiB)")
+    _add_analysis_options(lp)
+    _add_serving_options(lp, listen_default=":10780")
     return parser
 
 
@@ -145,15 +167,15 @@ def _relay(label_config):
         raise UsageError(str(exc))
 
 
-def _serve(args, pipeline, relay=None):
-    """The exporter for --listen, started before the replay so scrapes see it run."""
+def _serve(args, pipeline, relay=None, capture_drops=lambda: 0):
+    """The exporter for --listen, started before the work so scrapes see it run."""
     from warpsniff.exporter import Exporter, registry_for
 
     if not args.listen:
         return None, None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
-    registry = registry_for(pipeline, relay=relay)
+    registry = registry_for(pipeline, capture_drops=capture_drops, relay=relay)
     try:
         exporter = Exporter(registry, args.listen, args.basic_auth, args.tls_cert, args.tls_key).start()
     except ValueError as exc:
@@ -167,12 +189,13 @@ def _serve(args, pipeline, relay=None):
     return exporter, registry
 
 
-def cmd_replay(args) -> int:
-    from warpsniff import report
+def _build_pipeline(args, keep_calls: bool, on_call=None):
+    """Engine options, call rules, labels, codecs and relay pollers from the
+    arguments both commands share; bad values are usage errors."""
     from warpsniff.labels import ConfigError, LabelConfig
     from warpsniff.pipeline import Pipeline
-    from warpsniff.replay import EngineOptions, Progress, replay
     from warpsniff.quality.codecs import CodecTable
+    from warpsniff.replay import EngineOptions
     from warpsniff.sip.calls import CallConfig
 
     if args.max_streams < 1:
@@ -205,6 +228,18 @@ def cmd_replay(args) -> int:
     relay = _relay(label_config)
     if relay is not None:
         options.control_ports = relay.control_ports  # rtpengine ng ports -> the ng sniffer
+    pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc,
+                        quality_interval_s=args.quality_interval, keep_calls=keep_calls, on_call=on_call)
+    if relay is not None:
+        relay.attach(pipeline)
+    return pipeline, relay, label_config
+
+
+def cmd_replay(args) -> int:
+    from warpsniff import report
+    from warpsniff.replay import Progress, replay
+
+    pipeline, relay, label_config = _build_pipeline(args, keep_calls=True)
     if args.speed is not None and args.speed <= 0:
         raise UsageError(f"--speed must be positive, got {args.speed}")
     if args.keep_serving and not args.listen:
@@ -213,10 +248,6 @@ def cmd_replay(args) -> int:
     # open outputs first: a bad path fails before the work, not after
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
-    pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc,
-                        quality_interval_s=args.quality_interval)
-    if relay is not None:
-        relay.attach(pipeline)
     exporter, registry = _serve(args, pipeline, relay)
     # with --keep-serving, calls still up at the end stay active in the served state
     result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
@@ -267,12 +298,80 @@ def cmd_replay(args) -> int:
     return status
 
 
+def cmd_live(args) -> int:
+    """Capture until SIGTERM/SIGINT; SIGHUP reloads the label configuration."""
+    import signal
+    import threading
+
+    from warpsniff import report
+    from warpsniff._engine import CaptureError
+    from warpsniff.labels import ConfigError, LabelConfig
+
+    if len(args.interface) > 1:
+        raise UsageError("several -i interfaces are not supported yet: run one warpsniff per span port")
+    if args.ring_block_size & (args.ring_block_size - 1):
+        raise UsageError(f"--ring-block-size must be a power of two, got {args.ring_block_size}")
+    cdr_out = None
+    if args.cdr:
+        try:
+            cdr_out = open(args.cdr, "a")
+        except OSError as exc:
+            raise UsageError(f"{args.cdr}: cannot append: {exc.strerror}")
+
+    def write_cdr(call, streams, quality):
+        if cdr_out is not None:
+            cdr_out.write(json.dumps(report.call_to_dict(call, streams, quality)) + "\n")
+            cdr_out.flush()
+
+    pipeline, relay, _ = _build_pipeline(args, keep_calls=False, on_call=write_cdr)
+    stop = threading.Event()
+
+    def reload_labels(signum, frame):
+        if not args.config:
+            return
+        try:
+            fresh = LabelConfig.load(args.config)
+        except (ConfigError, OSError) as exc:
+            print(f"warpsniff: SIGHUP: keeping the old labels: {exc}", file=sys.stderr)
+            return
+        with pipeline.lock:  # new calls get the new labels; nothing else is lost
+            pipeline.tracker.label_config = fresh
+        print(f"warpsniff: SIGHUP: reloaded {args.config}", file=sys.stderr)
+
+    signal.signal(signal.SIGTERM, lambda s, f: stop.set())
+    signal.signal(signal.SIGINT, lambda s, f: stop.set())
+    signal.signal(signal.SIGHUP, reload_labels)
+    def kernel_drops():
+        with pipeline.lock:
+            return pipeline.engine.live_stats()["drops"]
+
+    exporter, _ = _serve(args, pipeline, relay, capture_drops=kernel_drops)
+    status = EXIT_OK
+    try:
+        pipeline.run_live(args.interface[0], stop, block_size=args.ring_block_size,
+                          block_count=args.ring_blocks, promisc=not args.no_promisc)
+    except CaptureError as exc:
+        print(f"warpsniff: {exc}", file=sys.stderr)
+        status = EXIT_INPUT
+    finally:
+        pipeline.finish()  # open calls end as interrupted; their CDRs are written
+        if cdr_out is not None:
+            cdr_out.close()
+        if relay is not None:
+            relay.stop()
+        if exporter is not None:
+            exporter.stop()
+    return status
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on usage errors
     try:
         if args.command == "replay":
             return cmd_replay(args)
+        if args.command == "live":
+            return cmd_live(args)
     except UsageError as exc:
         print(f"warpsniff: {exc}", file=sys.stderr)
         return EXIT_INPUT

@@ -16,6 +16,7 @@ from warpsniff._engine import (
     RUN_BUDGET,
     RUN_ENDED,
     RUN_EOF,
+    RUN_IDLE,
     RUN_SIGNALLING,
     RUN_TICK,
     STREAM_DTYPE,
@@ -146,6 +147,28 @@ class Pipeline:
             with self.lock:
                 engine.close()
 
+    def run_live(self, interface: str, stop: threading.Event, poll_ms: int = 100, budget: int = 1 << 16,
+                 **ring) -> None:
+        """Captures from a live interface until `stop` is set. Timers follow the
+        packets' kernel time stamps, and the wall clock when traffic is quiet."""
+        with self.lock:
+            self.engine.open_live(interface, **ring)  # CaptureError: unknown interface, no privilege
+        last_tick = time.time()
+        try:
+            while not stop.is_set():
+                with self.lock:
+                    rc = self.engine.run_live(budget, poll_ms)
+                    self._handle(rc)
+                    now = time.time()
+                    if now - last_tick >= 1.0:
+                        self._drain_signalling()
+                        self.tick(max(now, self.engine.capture_time_ns / 1e9))
+                        last_tick = now
+        finally:
+            with self.lock:
+                self.engine.live_stats()
+                self.engine.close_live()
+
     def _handle(self, rc: int) -> None:
         if rc == RUN_SIGNALLING:
             self._drain_signalling()
@@ -153,7 +176,11 @@ class Pipeline:
             self._drain_signalling()
             self.tick(self.engine.capture_time_ns / 1e9)
         elif rc == RUN_ENDED:
-            self.ended_streams.append(self.engine.drain_ended())
+            ended = self.engine.drain_ended()
+            if self.keep_calls:  # a replay reports every stream at the end; live does not keep history
+                self.ended_streams.append(ended)
+        elif rc == RUN_IDLE:
+            pass  # nothing arrived: run_live ticks on the wall clock
 
     def _drain_signalling(self) -> None:
         records, arena = self.engine.drain_signalling()

@@ -250,6 +250,25 @@ int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget)
     return WS_RUN_BUDGET;
 }
 
+int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms)
+{
+    ws_frame f;
+    for (uint64_t i = 0; i < budget; i++) {
+        if (WS_UNLIKELY(e->sig_urgent || e->sig_count >= WS_SIG_RECORDS ||
+                        WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
+            return WS_RUN_SIGNALLING;
+        if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
+        if (WS_UNLIKELY(e->tick)) {
+            e->tick = 0;
+            return WS_RUN_TICK;
+        }
+        int rc = ws_ring_next(ring, &f, poll_ms);
+        if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_RING_TIMEOUT ? WS_RUN_IDLE : rc;
+        ws_engine_frame(e, &f);
+    }
+    return WS_RUN_BUDGET;
+}
+
 #define F(name, fmt) {#name, fmt, offsetof(ws_sig_record, name)}
 const ws_field_desc ws_sig_record_fields[] = {
     F(ts_ns, "i8"),     F(src, "V16"),         F(dst, "V16"),    F(sport, "u2"),

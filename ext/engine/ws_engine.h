@@ -6,6 +6,7 @@
 #define WS_ENGINE_H
 
 #include "../capture/ws_pcap.h"
+#include "../capture/ws_ring.h"
 #include "../decode/ws_decode.h"
 #include "../rtp/ws_rtp.h"
 #include "../sip/ws_sip.h"
@@ -16,6 +17,7 @@ typedef enum ws_run_status {
     WS_RUN_ENDED = 2,      /* ended streams waiting: drain them */
     WS_RUN_BUDGET = 3,     /* frame budget spent */
     WS_RUN_TICK = 4,       /* a second of capture time passed: time for timers */
+    WS_RUN_IDLE = 5,       /* live: nothing arrived within the poll timeout */
     /* negative values are ws_read_status errors from the reader */
 } ws_run_status;
 
@@ -93,6 +95,8 @@ void ws_engine_set_control_port(ws_engine *e, uint16_t port, int on);
 void ws_engine_frame(ws_engine *e, const ws_frame *f);
 /* Runs frames from the reader until a status other than "keep going". */
 int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget);
+/* The same from a live ring; WS_RUN_IDLE when nothing came within poll_ms. */
+int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms);
 void ws_engine_sig_reset(ws_engine *e);
 
 #endif
