@@ -177,8 +177,10 @@ class Pipeline:
             self.tick(self.engine.capture_time_ns / 1e9)
         elif rc == RUN_ENDED:
             ended = self.engine.drain_ended()
-            if self.keep_calls:  # a replay reports every stream at the end; live does not keep history
+            if self.keep_calls:  # a replay reports every stream at the end
                 self.ended_streams.append(ended)
+            else:  # live keeps no history, only what calls still open will report
+                self.ended_streams.append(ended[ended["call_ref"] > 0])
         elif rc == RUN_IDLE:
             pass  # nothing arrived: run_live ticks on the wall clock
 
@@ -204,7 +206,17 @@ class Pipeline:
             self._interval_boundary(snapshot)
             self.next_quality = now + self.quality_interval_s
         if self.pending:
-            self._join_media(self.engine.streams() if snapshot is None else snapshot)
+            current = self.engine.streams() if snapshot is None else snapshot
+            # live: streams that already left the table (rebound, evicted) still count for
+            # their call; a replay joins its whole history once, at the end
+            recent = self.ended_streams if not self.keep_calls else []
+            self._join_media(np.concatenate(recent + [current]) if recent else current)
+        if not self.keep_calls and self.ended_streams:
+            # ended streams of calls that are over have been reported: let them go
+            open_refs = np.fromiter((c.call_ref for c in self.tracker.calls.values()), dtype=np.uint32)
+            kept = np.concatenate(self.ended_streams)
+            kept = kept[np.isin(kept["call_ref"], open_refs)]
+            self.ended_streams = [kept] if len(kept) else []
         self.aggregator.expire_media(now)
 
     def finish(self, close_calls: bool = True) -> None:
