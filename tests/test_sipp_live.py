@@ -138,3 +138,56 @@ def test_sipp_calls_match_warpsniff(lab):
             assert all(s["call_id"] == call["call_id"] for s in call["streams"])
         else:
             assert call["reason"] == "busy" and call["streams"] == []
+
+
+def test_injected_loss_is_measured(lab):
+    """5 % of the callee's RTP dropped by an NFQUEUE program in its namespace,
+    which records every dropped sequence number: warpsniff's loss per stream is
+    exactly the dropped packets that a later packet revealed."""
+    pytest.importorskip("netfilterqueue", reason="pip package NetfilterQueue (the [test] extra installs it)")
+    need("iptables")
+    results = lab["dir"] / "dropped.json"
+    sh("ip", "netns", "exec", lab["b"], "iptables", "-A", "OUTPUT", "-p", "udp", "--sport", "7000",
+       "-j", "NFQUEUE", "--queue-num", "7")
+    dropper = subprocess.Popen(["ip", "netns", "exec", lab["b"], sys.executable, str(HERE / "nfq_dropper.py"),
+                                "7", "0.05", "20261127", str(results)], stdout=subprocess.PIPE, text=True)
+    assert dropper.stdout.readline().strip() == "ready"
+    cdr = lab["dir"] / "calls.jsonl"
+    err = lab["dir"] / "live.err"
+    live = subprocess.Popen(["ip", "netns", "exec", lab["a"], sys.executable, "-m", "warpsniff", "live",
+                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr],
+                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    try:
+        deadline = time.monotonic() + 20
+        while "serving /metrics" not in err.read_text():
+            assert live.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        answered = run_uac(lab, 5060, 5061, 4, "answered")
+        assert answered["successful"] == 4
+        time.sleep(1.5)
+    finally:
+        live.send_signal(signal.SIGTERM)
+        assert live.wait(timeout=30) == 0, err.read_text()
+        dropper.send_signal(signal.SIGTERM)
+        dropper.wait(timeout=30)
+    truth = json.loads(results.read_text())
+    streams = {}
+    for line in cdr.read_text().splitlines():
+        for s in json.loads(line)["streams"]:
+            if s["src"].endswith(":7000"):
+                streams[str(s["ssrc"])] = s
+    assert set(streams) == set(truth)
+    total_dropped = total_sent = 0
+    for ssrc, seqs in truth.items():
+        first, last = min(seqs["passed"]), max(seqs["passed"])
+        # only a drop between two packets that arrived can be seen (no sequence wraps in 2 s)
+        revealed = [q for q in seqs["dropped"] if first < q < last]
+        assert streams[ssrc]["lost"] == len(revealed), (ssrc, streams[ssrc], len(revealed))
+        assert streams[ssrc]["packets"] == len(seqs["passed"])
+        total_dropped += len(seqs["dropped"])
+        total_sent += len(seqs["dropped"]) + len(seqs["passed"])
+    # and the injected rate itself, within binomial tolerance (4 sigma)
+    rate = total_dropped / total_sent
+    sigma = (0.05 * 0.95 / total_sent) ** 0.5
+    assert abs(rate - 0.05) < 4 * sigma, (rate, total_sent)
