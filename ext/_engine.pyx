@@ -186,6 +186,17 @@ cdef class Engine:
         self.ring_open = True
         self.path = interface
 
+    def set_live_filter(self, program):
+        """Attaches classic BPF [(code, jt, jf, k), ...] to the live ring."""
+        if not self.ring_open:
+            raise RuntimeError("no interface open")
+        cdef bytearray raw = bytearray()
+        for code, jt, jf, k in program:
+            raw += (<int>code).to_bytes(2, "little") + bytes((jt, jf)) + (<unsigned int>k).to_bytes(4, "little")
+        cdef const unsigned char[::1] view = raw
+        if ws_ring_set_filter(&self.ring, &view[0], len(program)) != WS_READ_OK:
+            raise CaptureError(self.path, self.ring.err.decode(errors="replace"))
+
     def run_live(self, uint64_t budget=1 << 16, int poll_ms=100):
         """Like run(), from the live ring; RUN_IDLE when nothing came within poll_ms."""
         if not self.ring_open:

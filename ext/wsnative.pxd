@@ -67,6 +67,7 @@ cdef extern from "capture/ws_ring.h":
 
     int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t block_count,
                      uint32_t block_timeout_ms, int promisc, int fanout_group) nogil
+    int ws_ring_set_filter(ws_ring *r, const void *insns, uint16_t count) nogil
     void ws_ring_stats(ws_ring *r) nogil
     void ws_ring_close(ws_ring *r) nogil
 

@@ -180,3 +180,40 @@ def test_sighup_reloads_labels_for_new_calls(veth, tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def send_junk(ns: dict, count: int) -> None:
+    """Frames of an experimental ethertype (0x88B5): nothing warpsniff decodes."""
+    script = f"""
+from scapy.all import Ether, Raw, sendp
+sendp([Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", type=0x88B5) / Raw(b"x" * 64)] * {count},
+      iface={ns["tx"]!r}, verbose=False)
+"""
+    sh("ip", "netns", "exec", ns["b"], sys.executable, "-c", script)
+
+
+@pytest.mark.parametrize("capture_filter,expected_extra", [("udp", 0), ("none", 50)])
+def test_kernel_filter_drops_what_it_should(veth, tmp_path, capture_filter, expected_extra):
+    proc = start_live(veth, tmp_path, "--filter", capture_filter)
+    try:
+        send_junk(veth, 50)
+        send_sample(veth)
+        frames = TRUTH["totals"]["frames"]
+        samples = wait_for(veth, lambda s: s.get("warpsniff_packets_total", 0) >= frames + expected_extra)
+        rtp = samples['warpsniff_packets_by_kind_total{kind="rtp"}']
+        assert rtp == TRUTH["totals"]["rtp_packets"]
+        if capture_filter == "udp":  # the kernel kept exactly the sample's UDP frames
+            assert samples["warpsniff_packets_total"] == frames
+        else:  # everything reached the engine, the junk counted as not IP
+            assert samples["warpsniff_packets_total"] >= frames + 50
+            assert samples['warpsniff_packets_by_kind_total{kind="ignored"}'] >= 50
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_bad_filter_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "live", "-i", "lo", "--filter", "not a (filter",
+                           "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--filter" in proc.stderr and "cannot compile" in proc.stderr

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="interface to capture on (needs CAP_NET_RAW; CAP_NET_ADMIN for promiscuous mode)")
     lp.add_argument("--cdr", metavar="PATH", help="append one JSON line per call as it ends (flushed per call)")
     lp.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
+    lp.add_argument("--filter", metavar="EXPR",
+                    help="kernel capture filter (libpcap syntax; default keeps SIP ports, all UDP, "
+                         "fragments, IPv6 and tunnels; 'none' keeps everything)")
     lp.add_argument("--ring-block-size", type=_bounded(int, 4096, 1 << 30), default=1 << 20, metavar="BYTES",
                     help="TPACKET_V3 block size, a power of two (default 1 MiB)")
     lp.add_argument("--ring-blocks", type=_bounded(int, 2, 65536), default=64, metavar="N",
@@ -323,6 +326,16 @@ def cmd_live(args) -> int:
             cdr_out.write(json.dumps(report.call_to_dict(call, streams, quality)) + "\n")
             cdr_out.flush()
 
+    from warpsniff.bpf import BpfError, compile_filter, default_expression
+
+    kernel_filter = None
+    if args.filter != "none":
+        try:
+            kernel_filter = compile_filter(args.filter or default_expression(args.sip_ports))
+        except BpfError as exc:
+            if args.filter:  # the user asked for this filter: it must hold
+                raise UsageError(f"--filter: {exc}")
+            print(f"warpsniff: no kernel filter ({exc}): every packet reaches the engine", file=sys.stderr)
     pipeline, relay, _ = _build_pipeline(args, keep_calls=False, on_call=write_cdr)
     stop = threading.Event()
 
@@ -349,7 +362,7 @@ def cmd_live(args) -> int:
     status = EXIT_OK
     try:
         pipeline.run_live(args.interface[0], stop, block_size=args.ring_block_size,
-                          block_count=args.ring_blocks, promisc=not args.no_promisc)
+                          block_count=args.ring_blocks, promisc=not args.no_promisc, kernel_filter=kernel_filter)
     except CaptureError as exc:
         print(f"warpsniff: {exc}", file=sys.stderr)
         status = EXIT_INPUT

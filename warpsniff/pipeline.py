@@ -148,11 +148,13 @@ class Pipeline:
                 engine.close()
 
     def run_live(self, interface: str, stop: threading.Event, poll_ms: int = 100, budget: int = 1 << 16,
-                 **ring) -> None:
+                 kernel_filter: Optional[list] = None, **ring) -> None:
         """Captures from a live interface until `stop` is set. Timers follow the
         packets' kernel time stamps, and the wall clock when traffic is quiet."""
         with self.lock:
             self.engine.open_live(interface, **ring)  # CaptureError: unknown interface, no privilege
+            if kernel_filter:
+                self.engine.set_live_filter(kernel_filter)
         last_tick = time.time()
         try:
             while not stop.is_set():

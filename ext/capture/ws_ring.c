@@ -4,6 +4,7 @@
 #include "ws_ring.h"
 
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -111,6 +112,16 @@ int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t b
     }
     ws_ring_stats(r); /* start the counters from zero */
     r->packets = r->drops = r->freezes = 0;
+    return WS_READ_OK;
+}
+
+int ws_ring_set_filter(ws_ring *r, const void *insns, uint16_t count)
+{
+    struct sock_fprog prog = {count, (struct sock_filter *)insns};
+    if (setsockopt(r->fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) < 0) {
+        snprintf(r->err, sizeof r->err, "the kernel refused the capture filter: %s", strerror(errno));
+        return WS_READ_IO;
+    }
     return WS_READ_OK;
 }
 

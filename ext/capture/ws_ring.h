@@ -32,6 +32,9 @@ typedef struct ws_ring {
  * (unknown interface, missing CAP_NET_RAW, ...). */
 int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t block_count,
                  uint32_t block_timeout_ms, int promisc, int fanout_group);
+/* Attaches a classic BPF program (struct sock_filter[]: code, jt, jf, k) so
+ * the kernel drops what we would ignore. Returns WS_READ_OK or WS_READ_IO. */
+int ws_ring_set_filter(ws_ring *r, const void *insns, uint16_t count);
 /* The next frame; valid until the next call. WS_READ_OK, WS_RING_TIMEOUT, or WS_READ_IO. */
 int ws_ring_next(ws_ring *r, ws_frame *f, int poll_ms);
 /* Adds the kernel's counters since the last call to packets/drops/freezes. */
