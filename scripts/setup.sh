@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(tshark gcc python3-dev prometheus rtpengine-daemon victoria-metrics prometheus-pushgateway tcpreplay iproute2 util-linux sip-tester iptables libnetfilter-queue-dev)
+APT_PACKAGES=(tshark gcc python3-dev prometheus rtpengine-daemon victoria-metrics prometheus-pushgateway tcpreplay iproute2 util-linux sip-tester iptables libnetfilter-queue-dev libpcap0.8)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
