@@ -86,6 +86,19 @@ def lab(tmp_path):
         sh("ip", "netns", "del", b, check=False)
 
 
+def start_live(lab, cdr: Path, err: Path) -> subprocess.Popen:
+    """warpsniff live on the UAC's side of the veth, once its exporter is up."""
+    live = subprocess.Popen(["ip", "netns", "exec", lab["a"], sys.executable, "-m", "warpsniff", "live",
+                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr],
+                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    deadline = time.monotonic() + 20
+    while "serving /metrics" not in err.read_text():
+        assert live.poll() is None and time.monotonic() < deadline, err.read_text()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return live
+
+
 def run_uac(lab, target_port: int, local_port: int, calls: int, name: str) -> dict:
     stat = lab["dir"] / f"{name}.csv"
     sh("ip", "netns", "exec", lab["a"], lab["sipp"], "-sf", SCENARIOS / "uac.xml", f"{UAS_IP}:{target_port}",
@@ -99,15 +112,8 @@ def run_uac(lab, target_port: int, local_port: int, calls: int, name: str) -> di
 def test_sipp_calls_match_warpsniff(lab):
     cdr = lab["dir"] / "calls.jsonl"
     err = lab["dir"] / "live.err"
-    live = subprocess.Popen(["ip", "netns", "exec", lab["a"], sys.executable, "-m", "warpsniff", "live",
-                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr],
-                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    live = start_live(lab, cdr, err)
     try:
-        deadline = time.monotonic() + 20
-        while "serving /metrics" not in err.read_text():
-            assert live.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.05)
-        time.sleep(0.3)
         answered = run_uac(lab, 5060, 5061, 5, "answered")
         busy = run_uac(lab, 5070, 5062, 3, "busy")
         assert answered == {"successful": 5, "failed": 0} and busy == {"successful": 3, "failed": 0}
@@ -154,15 +160,8 @@ def test_injected_loss_is_measured(lab):
     assert dropper.stdout.readline().strip() == "ready"
     cdr = lab["dir"] / "calls.jsonl"
     err = lab["dir"] / "live.err"
-    live = subprocess.Popen(["ip", "netns", "exec", lab["a"], sys.executable, "-m", "warpsniff", "live",
-                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr],
-                            stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+    live = start_live(lab, cdr, err)
     try:
-        deadline = time.monotonic() + 20
-        while "serving /metrics" not in err.read_text():
-            assert live.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.05)
-        time.sleep(0.3)
         answered = run_uac(lab, 5060, 5061, 4, "answered")
         assert answered["successful"] == 4
         time.sleep(1.5)

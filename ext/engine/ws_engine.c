@@ -231,18 +231,26 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
     }
 }
 
+/* Why the loop must hand control to Python before the next frame, or 0. */
+WS_INLINE int must_return(ws_engine *e)
+{
+    if (WS_UNLIKELY(e->sig_urgent || e->sig_count >= WS_SIG_RECORDS ||
+                    WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
+        return WS_RUN_SIGNALLING;
+    if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
+    if (WS_UNLIKELY(e->tick)) {
+        e->tick = 0;
+        return WS_RUN_TICK;
+    }
+    return 0;
+}
+
 int ws_engine_run(ws_engine *e, ws_reader *r, uint64_t budget)
 {
     ws_frame f;
     for (uint64_t i = 0; i < budget; i++) {
-        if (WS_UNLIKELY(e->sig_urgent || e->sig_count >= WS_SIG_RECORDS ||
-                        WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
-            return WS_RUN_SIGNALLING;
-        if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
-        if (WS_UNLIKELY(e->tick)) {
-            e->tick = 0;
-            return WS_RUN_TICK;
-        }
+        int why = must_return(e);
+        if (WS_UNLIKELY(why)) return why;
         int rc = ws_reader_next(r, &f);
         if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_READ_EOF ? WS_RUN_EOF : rc;
         ws_engine_frame(e, &f);
@@ -254,14 +262,8 @@ int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms
 {
     ws_frame f;
     for (uint64_t i = 0; i < budget; i++) {
-        if (WS_UNLIKELY(e->sig_urgent || e->sig_count >= WS_SIG_RECORDS ||
-                        WS_SIG_ARENA - e->sig_arena_used < SIG_HEADROOM))
-            return WS_RUN_SIGNALLING;
-        if (WS_UNLIKELY(e->rtp.ended_count >= e->ended_drain_at)) return WS_RUN_ENDED;
-        if (WS_UNLIKELY(e->tick)) {
-            e->tick = 0;
-            return WS_RUN_TICK;
-        }
+        int why = must_return(e);
+        if (WS_UNLIKELY(why)) return why;
         int rc = ws_ring_next(ring, &f, poll_ms);
         if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_RING_TIMEOUT ? WS_RUN_IDLE : rc;
         ws_engine_frame(e, &f);
