@@ -644,6 +644,14 @@ def _in_nets(ip, nets) -> bool:
 # --------------------------------------------------------------------- config
 
 
+def _nonempty_seq(ck: "_Checker", value, where: str) -> list:
+    """A scalar or a list, as [(path, item)...]; an empty one is a config error."""
+    items = ck.seq(value, where, scalar_ok=True)
+    if not items:
+        ck.fail(where, "must not be empty")
+    return items
+
+
 class LabelConfig:
     """Validated labelling configuration; `labels()` is the hot path."""
 
@@ -799,14 +807,10 @@ class LabelConfig:
             ck.fail(where, f"needs at least one of {', '.join(keys)}")
         kw: dict = {}
         if "cidr" in m:
-            items = ck.seq(m["cidr"], f"{where}.cidr", scalar_ok=True)
-            if not items:
-                ck.fail(f"{where}.cidr", "must not be empty")
+            items = _nonempty_seq(ck, m["cidr"], f"{where}.cidr")
             kw["nets"] = tuple(ck.network(v, w) for w, v in items)
         if "port" in m:
-            items = ck.seq(m["port"], f"{where}.port", scalar_ok=True)
-            if not items:
-                ck.fail(f"{where}.port", "must not be empty")
+            items = _nonempty_seq(ck, m["port"], f"{where}.port")
             kw["ports"] = frozenset(ck.integer(v, w, 1, 65535) for w, v in items)
         if "header" in m:
             hw = f"{where}.header"
@@ -817,9 +821,7 @@ class LabelConfig:
             hname = ck.text(h["name"], f"{hw}.name").strip()
             if not _HEADER_NAME_RE.match(hname):
                 ck.fail(f"{hw}.name", f"{hname!r} is not a valid SIP header name")
-            items = ck.seq(h["value"], f"{hw}.value", scalar_ok=True)
-            if not items:
-                ck.fail(f"{hw}.value", "must not be empty")
+            items = _nonempty_seq(ck, h["value"], f"{hw}.value")
             values = []
             for w, v in items:
                 text = ck.text(v, w).strip()
@@ -828,9 +830,7 @@ class LabelConfig:
                 values.append(text)
             kw["header"] = (hname.lower(), frozenset(values))
         if "trunk" in m:
-            items = ck.seq(m["trunk"], f"{where}.trunk", scalar_ok=True)
-            if not items:
-                ck.fail(f"{where}.trunk", "must not be empty")
+            items = _nonempty_seq(ck, m["trunk"], f"{where}.trunk")
             names = []
             for w, v in items:
                 t = ck.text(v, w)
@@ -839,9 +839,7 @@ class LabelConfig:
                 names.append(t)
             kw["trunks"] = frozenset(names)
         if "pai_domain" in m:
-            items = ck.seq(m["pai_domain"], f"{where}.pai_domain", scalar_ok=True)
-            if not items:
-                ck.fail(f"{where}.pai_domain", "must not be empty")
+            items = _nonempty_seq(ck, m["pai_domain"], f"{where}.pai_domain")
             domains = []
             for w, v in items:
                 d = ck.text(v, w).strip()
@@ -850,9 +848,7 @@ class LabelConfig:
                 domains.append(d.lower().rstrip("."))
             kw["pai_domains"] = frozenset(domains)
         if "number_prefix" in m:
-            items = ck.seq(m["number_prefix"], f"{where}.number_prefix", scalar_ok=True)
-            if not items:
-                ck.fail(f"{where}.number_prefix", "must not be empty")
+            items = _nonempty_seq(ck, m["number_prefix"], f"{where}.number_prefix")
             prefixes = []
             for w, v in items:
                 p = ck.text(v, w).strip()

@@ -15,10 +15,12 @@ tests/test_deploy.py.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # deploy/, for generated.py
+from generated import write_or_check  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "dashboards"
@@ -361,21 +363,7 @@ def outputs() -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if a dashboard file is stale")
-    args = ap.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        if args.check:
-            if not path.exists() or path.read_text() != text:
-                stale.append(str(path))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-    if stale:
-        print("stale (run deploy/grafana/gen_dashboards.py):\n  " + "\n  ".join(stale), file=sys.stderr)
-        return 1
-    return 0
+    return write_or_check(outputs(), __doc__.splitlines()[0], "deploy/grafana/gen_dashboards.py", argv)
 
 
 if __name__ == "__main__":
