@@ -71,7 +71,7 @@ cdef class Engine:
 
     def __cinit__(self, uint32_t max_streams=200000, sip_ports=(5060,),
                   rtp_port_range=(1024, 65535), double idle_timeout=300.0,
-                  bint sip_by_content=True, control_ports=()):
+                  bint sip_by_content=True, control_ports=(), bint adopt_unbound=False):
         self.ring_open = False
         self.e = <ws_engine *>calloc(1, sizeof(ws_engine))
         if self.e == NULL:
@@ -87,6 +87,8 @@ cdef class Engine:
         self.e.rtp_port_min, self.e.rtp_port_max = rtp_port_range
         self.e.idle_ns = <int64_t>(idle_timeout * 1e9)
         self.e.sip_by_content = sip_by_content
+        # several workers: media may start on one before SIP seen on another binds it
+        self.e.rtp.adopt_unbound = adopt_unbound
 
     def __dealloc__(self):
         if self.reader_open:
@@ -290,6 +292,7 @@ cdef class Engine:
             "streams_expired": self.e.rtp.expired,
             "media_bindings": self.e.rtp.bind_active, "bindings_dropped": self.e.rtp.bind_dropped,
             "bound_streams": self.e.rtp.bound_streams, "latched_bindings": self.e.rtp.latched,
+            "adopted_streams": self.e.rtp.adopted,
             "rtcp_malformed": self.e.rtp.rtcp_malformed, "rtcp_dropped": self.e.rtp.rtcp_dropped,
             "first_ns": c.first_ns if c.frames else None,
             "last_ns": c.last_ns if c.frames else None,

@@ -139,7 +139,9 @@ cdef extern from "rtp/ws_rtp.h":
         ws_stream_record *ended
         uint32_t ended_count
         uint32_t bind_active
-        uint64_t bind_dropped, bound_streams, latched
+        uint8_t adopt_unbound
+        uint32_t bind_epoch
+        uint64_t bind_dropped, bound_streams, latched, adopted
 
     const ws_field_desc ws_stream_record_fields[]
     const size_t ws_stream_record_nfields

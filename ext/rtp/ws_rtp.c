@@ -569,6 +569,7 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
 int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
                 const ws_pt_entry *pts, uint32_t npts)
 {
+    if (t->adopt_unbound && !++t->bind_epoch) t->bind_epoch = 1; /* 0: never checked */
     return bind_set(t, addr, port, call_ref, pts, npts, 0) ? 0 : -1;
 }
 
@@ -640,7 +641,14 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     int marker = p[1] >> 7;
     if (WS_LIKELY(slot != NOT_FOUND)) {
         s = &t->streams[slot];
-        if (WS_UNLIKELY((s->flags & WS_STREAM_BOUND) && t->bindings[s->binding].gen != s->bind_gen)) {
+        if (WS_UNLIKELY(!(s->flags & WS_STREAM_BOUND))) {
+            /* an unbound stream's bind_gen is the bind_epoch it last checked */
+            if (WS_UNLIKELY(s->bind_gen != t->bind_epoch) && !s->call_ref) {
+                s->bind_gen = t->bind_epoch;
+                stream_bind(t, s);
+                t->adopted += (s->flags & WS_STREAM_BOUND) != 0;
+            }
+        } else if (WS_UNLIKELY(t->bindings[s->binding].gen != s->bind_gen)) {
             /* the destination was re-bound (re-INVITE) or released (call over) */
             uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
             if (b == NOT_FOUND) {
@@ -666,6 +674,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         s->first_ns = ts_ns;
         s->payload_type = pt;
         if (t->bind_active) stream_bind(t, s);
+        if (!(s->flags & WS_STREAM_BOUND)) s->bind_gen = t->bind_epoch;
     }
     s->packets++;
     s->bytes += n;

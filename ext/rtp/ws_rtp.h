@@ -241,7 +241,13 @@ typedef struct ws_rtp_table {
     uint32_t *bind_free;
     uint32_t bind_used, bind_capacity, bind_max, bind_free_count, bind_active;
     uint32_t bind_gen_next;
-    uint64_t bind_dropped, bound_streams, latched;
+    /* Several capture workers: SIP seen on one worker binds media another
+     * worker may already have started as an unbound stream. With
+     * adopt_unbound set, every bind moves bind_epoch, and an unbound stream
+     * that has not looked since checks once whether it is now bound. */
+    uint8_t adopt_unbound;
+    uint32_t bind_epoch;
+    uint64_t bind_dropped, bound_streams, latched, adopted;
     /* streams that left the table, waiting for Python */
     ws_stream_record *ended;
     uint32_t ended_count, ended_cap;
