@@ -3,11 +3,17 @@ a veth pair (its own network namespace), `warpsniff live` captures the other
 end; reports packets sent, seen, dropped by the kernel, and the rates.
 Needs root (namespaces) and tcpreplay.
 
-    python -m benchmarks.live_rate [--capture bench-out/<capture>.pcap] [--loops N]
+    python -m benchmarks.live_rate [--capture bench-out/<capture>.pcap] [--loops N] [--workers N]
+
+Besides what was seen, it reports the CPU time warpsniff spent (all its
+threads, /proc/<pid>/stat) from just before the send until the ring drained:
+packets per CPU second is the capture capacity per core even when the sender,
+not warpsniff, limits the offered rate.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -34,11 +40,17 @@ def scrape(ns: str) -> dict:
     return samples
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--capture", type=Path, default=OUT / "synth-v1-c500-p1000000-l0.005-j5-s1.pcap")
     ap.add_argument("--loops", type=int, default=1)
     ap.add_argument("--ring-blocks", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:6]
     a, b, cap, tx = f"lra{tag}", f"lrb{tag}", f"lrc{tag}", f"lrt{tag}"
@@ -53,12 +65,14 @@ def main() -> int:
             sh("ip", "-n", ns, "link", "set", dev, "up")
         err = OUT / "live_rate.err"
         live = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-m", "warpsniff", "live", "-i", cap,
-                                 "--listen", f"127.0.0.1:{PORT}", "--ring-blocks", str(args.ring_blocks)],
+                                 "--listen", f"127.0.0.1:{PORT}", "--ring-blocks", str(args.ring_blocks),
+                                 "--workers", str(args.workers)],
                                 stdout=subprocess.DEVNULL, stderr=open(err, "w"))
         while "serving" not in err.read_text():
             time.sleep(0.05)
         time.sleep(0.5)
         before = scrape(a)
+        cpu0 = cpu_seconds(live.pid)
         sent = sh("ip", "netns", "exec", b, "tcpreplay", "-i", tx, "--topspeed", f"--loop={args.loops}",
                   args.capture).stdout
         m = re.search(r"Actual: (\d+) packets .* in ([\d.]+) seconds", sent)
@@ -72,12 +86,16 @@ def main() -> int:
             time.sleep(0.5)
             if scrape(a)["warpsniff_packets_total"] == now["warpsniff_packets_total"]:
                 break
+        cpu = cpu_seconds(live.pid) - cpu0
         drops = now["warpsniff_capture_drops_total"]
+        rings = {k.split('"')[1]: int(v) for k, v in now.items() if k.startswith("warpsniff_ring_packets_total{")}
         rtp = int(now['warpsniff_packets_by_kind_total{kind="rtp"}'])
         print(f"capture: {args.capture.name} x{args.loops}")
         print(f"tcpreplay sent {n_sent:,} packets in {seconds:.3f} s ({n_sent / seconds / 1e6:.2f} Mpps offered)")
         print(f"warpsniff live saw {int(seen):,} ({100 * seen / n_sent:.2f} %), kernel drops {int(drops):,}, "
               f"RTP packets {rtp:,}")
+        print(f"rings (workers {args.workers}): " + ", ".join(f"{r} {n:,}" for r, n in rings.items()))
+        print(f"warpsniff CPU {cpu:.2f} s (all threads, send + drain): {seen / cpu / 1e6:.2f} M packets per CPU s")
     finally:
         if live is not None:
             live.terminate()

@@ -217,3 +217,116 @@ def test_bad_filter_is_a_usage_error():
                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "--filter" in proc.stderr and "cannot compile" in proc.stderr
+
+
+def ring_lines(err: str) -> dict:
+    """The exit summary: ring name -> packets the kernel put in that ring."""
+    out = {}
+    for line in err.splitlines():
+        if line.startswith("warpsniff: ring "):
+            name, _, rest = line[len("warpsniff: ring "):].partition(": ")
+            out[name] = int(rest.split()[0])
+    return out
+
+
+def cdr_media(lines: list) -> dict:
+    """call_id -> sorted (src, dst, ssrc, packets) of the streams the CDR bound to it."""
+    return {c["call_id"]: sorted((s["src"], s["dst"], s["ssrc"], s["packets"]) for s in c["streams"])
+            for c in lines}
+
+
+def truth_media() -> dict:
+    ids = {c["call"]: c["call_id"] for c in TRUTH["calls"]}
+    out = {cid: [] for cid in ids.values()}
+    for s in TRUTH["streams"]:
+        out[ids[s["call"]]].append((s["src"], s["dst"], s["ssrc"], s["packets"]))
+    return {cid: sorted(v) for cid, v in out.items()}
+
+
+def test_two_workers_share_the_interface_and_still_join_sip_to_media(veth, tmp_path):
+    """--workers 2: the kernel splits the flows between two rings, so a call's
+    SIP and its RTP are often read by different workers; every call must still
+    get exactly its streams, and nothing may be counted twice or lost."""
+    cdr = tmp_path / "calls.jsonl"
+    proc = start_live(veth, tmp_path, "--workers", 2, "--config", LABELS, "--cdr", cdr)
+    try:
+        send_sample(veth)
+        totals = TRUTH["totals"]
+        samples = wait_for(veth, lambda s: total(s, 'warpsniff_packets_by_kind_total{kind="rtp"}')
+                           >= totals["rtp_packets"] and total(s, "warp_call_attempts_total") >= totals["calls"])
+        assert total(samples, "warp_call_attempts_total") == totals["calls"]
+        assert samples['warpsniff_packets_by_kind_total{kind="rtp"}'] == totals["rtp_packets"]
+        assert samples['warpsniff_packets_by_kind_total{kind="sip_udp"}'] == totals["sip_messages"]
+        assert samples["warpsniff_capture_drops_total"] == 0
+        rings = {k: v for k, v in samples.items() if k.startswith("warpsniff_ring_packets_total{")}
+        assert len(rings) == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    err = (tmp_path / "live.err").read_text()
+    assert rc == 0, err
+    per_ring = ring_lines(err)
+    assert sorted(per_ring) == [f"{veth['cap']}#0", f"{veth['cap']}#1"]
+    assert all(n > 0 for n in per_ring.values()), per_ring  # the fanout did split the traffic
+    lines = [json.loads(line) for line in cdr.read_text().splitlines()]
+    assert {c["call_id"]: c["final_code"] for c in lines} == {c["call_id"]: c["final"] for c in TRUTH["calls"]}
+    assert cdr_media(lines) == truth_media()
+
+
+@pytest.fixture
+def two_veths():
+    """Namespace A captures on two veths (two span ports); B sends into each."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces (CI runs as root)")
+    ip = need("ip")
+    tag = uuid.uuid4().hex[:5]
+    a, b = f"wsa{tag}", f"wsb{tag}"
+    sh(ip, "netns", "add", a)
+    sh(ip, "netns", "add", b)
+    try:
+        for k in (1, 2):
+            sh(ip, "link", "add", f"cap{k}{tag}", "type", "veth", "peer", "name", f"tx{k}{tag}")
+            sh(ip, "link", "set", f"cap{k}{tag}", "netns", a)
+            sh(ip, "link", "set", f"tx{k}{tag}", "netns", b)
+            sh(ip, "-n", a, "link", "set", f"cap{k}{tag}", "up")
+            sh(ip, "-n", b, "link", "set", f"tx{k}{tag}", "up")
+        sh(ip, "-n", a, "link", "set", "lo", "up")
+        yield {"a": a, "b": b, "cap": [f"cap1{tag}", f"cap2{tag}"], "tx": [f"tx1{tag}", f"tx2{tag}"]}
+    finally:
+        sh(ip, "netns", "del", a, check=False)
+        sh(ip, "netns", "del", b, check=False)
+
+
+def test_several_interfaces_at_once(two_veths, tmp_path):
+    """-i twice: the sample on one span port, three more INVITEs on the other;
+    one process reports both, each ring on its own."""
+    ns = two_veths
+    argv = ["ip", "netns", "exec", ns["a"], sys.executable, "-m", "warpsniff", "live",
+            "-i", ns["cap"][0], "-i", ns["cap"][1], "--config", str(LABELS), "--listen", f"127.0.0.1:{PORT}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=open(tmp_path / "live.err", "w"), text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while "serving /metrics" not in (tmp_path / "live.err").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "live.err").read_text()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        sh("ip", "netns", "exec", ns["b"], need("tcpreplay"), "-q", "-i", ns["tx"][0], "--topspeed", SAMPLE)
+        send_invites({"b": ns["b"], "tx": ns["tx"][1]}, 3)
+        calls = TRUTH["totals"]["calls"]
+        samples = wait_for(ns, lambda s: total(s, "warp_call_attempts_total") >= calls + 3)
+        assert total(samples, "warp_call_attempts_total") == calls + 3
+        assert samples['warpsniff_packets_by_kind_total{kind="rtp"}'] == TRUTH["totals"]["rtp_packets"]
+        assert samples['warpsniff_packets_by_kind_total{kind="sip_udp"}'] == TRUTH["totals"]["sip_messages"] + 3
+        assert samples[f'warpsniff_ring_packets_total{{ring="{ns["cap"][1]}"}}'] >= 3
+        assert samples[f'warpsniff_ring_packets_total{{ring="{ns["cap"][0]}"}}'] >= TRUTH["totals"]["frames"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+    assert rc == 0, (tmp_path / "live.err").read_text()
+
+
+def test_same_interface_twice_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "live", "-i", "eth9", "-i", "eth9",
+                           "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "-i eth9 given twice" in proc.stderr

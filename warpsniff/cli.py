@@ -134,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     lp = sub.add_parser("live", help="capture from a network interface (span port) and serve /metrics")
     lp.add_argument("-i", "--interface", action="append", required=True, metavar="IFACE",
-                    help="interface to capture on (needs CAP_NET_RAW; CAP_NET_ADMIN for promiscuous mode)")
+                    help="interface to capture on (needs CAP_NET_RAW; CAP_NET_ADMIN for promiscuous mode);"
+                         " repeat for several span ports")
+    lp.add_argument("--workers", type=_bounded(int, 1, 64), default=1, metavar="N",
+                    help="capture threads per interface, sharing its traffic by flow (PACKET_FANOUT);"
+                         " default 1, the fast path")
     lp.add_argument("--cdr", metavar="PATH", help="append one JSON line per call as it ends (flushed per call)")
     lp.add_argument("--no-promisc", action="store_true", help="do not put the interface in promiscuous mode")
     lp.add_argument("--filter", metavar="EXPR",
@@ -170,7 +174,7 @@ def _relay(label_config):
         raise UsageError(str(exc))
 
 
-def _serve(args, pipeline, relay=None, capture_drops=lambda: 0):
+def _serve(args, pipeline, relay=None):
     """The exporter for --listen, started before the work so scrapes see it run."""
     from warpsniff.exporter import Exporter, registry_for
 
@@ -178,7 +182,7 @@ def _serve(args, pipeline, relay=None, capture_drops=lambda: 0):
         return None, None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
-    registry = registry_for(pipeline, capture_drops=capture_drops, relay=relay)
+    registry = registry_for(pipeline, relay=relay)
     try:
         exporter = Exporter(registry, args.listen, args.basic_auth, args.tls_cert, args.tls_key).start()
     except ValueError as exc:
@@ -192,7 +196,7 @@ def _serve(args, pipeline, relay=None, capture_drops=lambda: 0):
     return exporter, registry
 
 
-def _build_pipeline(args, keep_calls: bool, on_call=None):
+def _build_pipeline(args, keep_calls: bool, on_call=None, worker_names=()):
     """Engine options, call rules, labels, codecs and relay pollers from the
     arguments both commands share; bad values are usage errors."""
     from warpsniff.labels import ConfigError, LabelConfig
@@ -232,7 +236,8 @@ def _build_pipeline(args, keep_calls: bool, on_call=None):
     if relay is not None:
         options.control_ports = relay.control_ports  # rtpengine ng ports -> the ng sniffer
     pipeline = Pipeline(options, call_config, label_config, codecs, plc=not args.no_plc,
-                        quality_interval_s=args.quality_interval, keep_calls=keep_calls, on_call=on_call)
+                        quality_interval_s=args.quality_interval, keep_calls=keep_calls, on_call=on_call,
+                        worker_names=worker_names)
     if relay is not None:
         relay.attach(pipeline)
     return pipeline, relay, label_config
@@ -310,8 +315,9 @@ def cmd_live(args) -> int:
     from warpsniff._engine import CaptureError
     from warpsniff.labels import ConfigError, LabelConfig
 
-    if len(args.interface) > 1:
-        raise UsageError("several -i interfaces are not supported yet: run one warpsniff per span port")
+    duplicated = {i for i in args.interface if args.interface.count(i) > 1}
+    if duplicated:
+        raise UsageError(f"-i {sorted(duplicated)[0]} given twice: use --workers N for more rings on one interface")
     if args.ring_block_size & (args.ring_block_size - 1):
         raise UsageError(f"--ring-block-size must be a power of two, got {args.ring_block_size}")
     cdr_out = None
@@ -336,7 +342,10 @@ def cmd_live(args) -> int:
             if args.filter:  # the user asked for this filter: it must hold
                 raise UsageError(f"--filter: {exc}")
             print(f"warpsniff: no kernel filter ({exc}): every packet reaches the engine", file=sys.stderr)
-    pipeline, relay, _ = _build_pipeline(args, keep_calls=False, on_call=write_cdr)
+    from warpsniff.capture.workers import worker_names
+
+    names = worker_names(args.interface, args.workers)
+    pipeline, relay, _ = _build_pipeline(args, keep_calls=False, on_call=write_cdr, worker_names=names)
     stop = threading.Event()
 
     def reload_labels(signum, frame):
@@ -354,19 +363,23 @@ def cmd_live(args) -> int:
     signal.signal(signal.SIGTERM, lambda s, f: stop.set())
     signal.signal(signal.SIGINT, lambda s, f: stop.set())
     signal.signal(signal.SIGHUP, reload_labels)
-    def kernel_drops():
-        with pipeline.lock:
-            return pipeline.engine.live_stats()["drops"]
-
-    exporter, _ = _serve(args, pipeline, relay, capture_drops=kernel_drops)
+    exporter, _ = _serve(args, pipeline, relay)
     status = EXIT_OK
     try:
-        pipeline.run_live(args.interface[0], stop, block_size=args.ring_block_size,
-                          block_count=args.ring_blocks, promisc=not args.no_promisc, kernel_filter=kernel_filter)
+        ring = dict(block_size=args.ring_block_size, block_count=args.ring_blocks, promisc=not args.no_promisc,
+                    kernel_filter=kernel_filter)
+        if len(names) > 1:
+            pipeline.run_workers(args.interface, args.workers, stop, **ring)
+        else:
+            pipeline.run_live(args.interface[0], stop, **ring)
     except CaptureError as exc:
         print(f"warpsniff: {exc}", file=sys.stderr)
         status = EXIT_INPUT
     finally:
+        with pipeline.lock:
+            for ring, st in pipeline.capture_stats().items():
+                print(f"warpsniff: ring {ring}: {st['packets']} packets, {st['drops']} dropped by the kernel,"
+                      f" full {st['freezes']} times", file=sys.stderr)
         pipeline.finish()  # open calls end as interrupted; their CDRs are written
         if cdr_out is not None:
             cdr_out.close()

@@ -93,13 +93,13 @@ class Exporter:
         self.server.server_close()
 
 
-def registry_for(pipeline, capture_drops=lambda: 0, relay=None) -> CollectorRegistry:
+def registry_for(pipeline, relay=None) -> CollectorRegistry:
     from warpsniff.metrics.collector import SnifferCollector, WarpCollector
 
     pipeline.serving = True  # per-call series want interval MOS while calls are up
     registry = CollectorRegistry(auto_describe=False)
     registry.register(WarpCollector(pipeline))
-    registry.register(SnifferCollector(pipeline, capture_drops))
+    registry.register(SnifferCollector(pipeline))
     if relay is not None:  # rtpengine / Kamailio (warpsniff/relay), when the config lists instances
         registry.register(relay.collector())
     return registry

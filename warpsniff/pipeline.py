@@ -6,9 +6,10 @@ tracker, and per capture second here (timers, media joins, interval MOS).
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from warpsniff._engine import (
     STREAM_DTYPE,
     CaptureError,
 )
+from warpsniff.capture.workers import EngineGroup, claim_unbound_media, fanout_group_id
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
 from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.emodel import score
@@ -81,11 +83,16 @@ def media_direction(call: Call, rec) -> str:
 class Pipeline:
     def __init__(self, engine_options, call_config: Optional[CallConfig] = None, label_config=None,
                  codecs: Optional[CodecTable] = None, plc: bool = True, keep_calls: bool = True,
-                 quality_interval_s: float = 10.0, on_call: Optional[Callable] = None):
+                 quality_interval_s: float = 10.0, on_call: Optional[Callable] = None,
+                 worker_names: Sequence[str] = ()):
         from warpsniff.labels import LabelConfig
 
         self.lock = threading.RLock()
-        self.engine = engine_options.build()
+        if len(worker_names) > 1:  # several capture workers: one engine each, SIP joined here
+            self.engine = EngineGroup([engine_options.build(adopt_unbound=True) for _ in worker_names],
+                                      list(worker_names))
+        else:                      # the fast path: one engine, driven by the caller's thread
+            self.engine = engine_options.build()
         self.label_config = label_config or LabelConfig.default()
         self.codecs = codecs or CodecTable.load()
         self.plc = plc
@@ -110,6 +117,8 @@ class Pipeline:
         self.errors: list[CaptureError] = []
         self.replay_lag_s = 0.0
         self.started = time.time()
+        self.rings: list[str] = []          # live: the rings being read, by name
+        self._drops_logged = (0, 0)
 
     # -- feeding --------------------------------------------------------------
 
@@ -153,6 +162,7 @@ class Pipeline:
         packets' kernel time stamps, and the wall clock when traffic is quiet."""
         with self.lock:
             self.engine.open_live(interface, **ring)  # CaptureError: unknown interface, no privilege
+            self.rings = [interface]
             if kernel_filter:
                 self.engine.set_live_filter(kernel_filter)
         last_tick = time.time()
@@ -165,20 +175,105 @@ class Pipeline:
                     if now - last_tick >= 1.0:
                         self._drain_signalling()
                         self.tick(max(now, self.engine.capture_time_ns / 1e9))
+                        self._log_drops()
                         last_tick = now
         finally:
             with self.lock:
                 self.engine.live_stats()
                 self.engine.close_live()
 
-    def _handle(self, rc: int) -> None:
+    def run_workers(self, interfaces: Sequence[str], workers: int, stop: threading.Event, poll_ms: int = 20,
+                    budget: int = 1 << 14, kernel_filter: Optional[list] = None, **ring) -> None:
+        """Several capture threads (docs/architecture.md, "Several workers"):
+        `workers` rings per interface in one PACKET_FANOUT group, each read by
+        its own engine in its own thread until `stop` is set. The first
+        CaptureError (an unknown interface, no privilege) stops them all."""
+        group: EngineGroup = self.engine
+        units = [iface for iface in interfaces for _ in range(workers)]
+        self.rings = [w.name for w in group.workers]
+        try:
+            for w, iface in zip(group.workers, units):
+                with w.lock:
+                    w.engine.open_live(iface, fanout_group=fanout_group_id(iface) if workers > 1 else 0,
+                                       **ring)
+                    w.opened = True
+                    if kernel_filter:
+                        w.engine.set_live_filter(kernel_filter)
+            errors: list = []
+            self._last_live_tick = time.time()
+            threads = [threading.Thread(target=self._worker_loop, name=f"capture {w.name}", daemon=True,
+                                        args=(w, stop, poll_ms, budget, errors)) for w in group.workers]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+        finally:
+            for w in group.workers:
+                with w.lock:
+                    if w.opened:
+                        w.engine.live_stats()
+                        w.engine.close_live()
+                        w.opened = False
+
+    def _worker_loop(self, w, stop: threading.Event, poll_ms: int, budget: int, errors: list) -> None:
+        try:
+            while not stop.is_set():
+                with w.lock:             # never held while waiting for self.lock
+                    w.apply_pending()
+                    rc = w.engine.run_live(budget, poll_ms)   # native, without the GIL
+                with self.lock:
+                    with w.lock:
+                        if rc == RUN_ENDED:
+                            self._handle(rc, w.engine)
+                        # SIP from this worker, every round; the capture-second
+                        # tick is the group's (below), not each engine's
+                        self._drain_signalling(w.engine)
+                    now = time.time()
+                    if now - self._last_live_tick >= 1.0:
+                        self._last_live_tick = now
+                        self.tick(max(now, self.engine.capture_time_ns / 1e9))
+                        self._log_drops()
+        except CaptureError as exc:
+            errors.append(exc)
+            stop.set()
+        except BaseException as exc:  # a dead worker must not leave the others capturing alone
+            errors.append(exc)
+            stop.set()
+
+    def capture_stats(self) -> dict:
+        """Kernel counters per live ring (PACKET_STATISTICS): {ring: {packets,
+        drops, freezes}}; empty for a replay. Caller holds `lock`."""
+        if not self.rings:
+            return {}
+        if isinstance(self.engine, EngineGroup):
+            return self.engine.live_stats_by_worker()
+        return {self.rings[0]: self.engine.live_stats()}
+
+    def _log_drops(self) -> None:
+        """Kernel drops are never silent: each second that adds some says so."""
+        stats = self.capture_stats()
+        drops = sum(s["drops"] for s in stats.values())
+        freezes = sum(s["freezes"] for s in stats.values())
+        before_drops, before_freezes = self._drops_logged
+        if drops > before_drops or freezes > before_freezes:
+            where = ", ".join(f"{ring} {s['drops']}" for ring, s in stats.items() if s["drops"])
+            print(f"warpsniff: the kernel dropped {drops - before_drops} packets (ring full"
+                  f" {freezes - before_freezes} times); drops so far by ring: {where or 'none'}",
+                  file=sys.stderr, flush=True)
+            self._drops_logged = (drops, freezes)
+
+    def _handle(self, rc: int, engine=None) -> None:
+        """After a run of `engine` (default: the one engine) returned rc."""
+        engine = engine or self.engine
         if rc == RUN_SIGNALLING:
-            self._drain_signalling()
+            self._drain_signalling(engine)
         elif rc == RUN_TICK:
-            self._drain_signalling()
-            self.tick(self.engine.capture_time_ns / 1e9)
+            self._drain_signalling(engine)
+            self.tick(engine.capture_time_ns / 1e9)
         elif rc == RUN_ENDED:
-            ended = self.engine.drain_ended()
+            ended = engine.drain_ended()
             if self.keep_calls:  # a replay reports every stream at the end
                 self.ended_streams.append(ended)
             else:  # live keeps no history, only what calls still open will report
@@ -186,8 +281,13 @@ class Pipeline:
         elif rc == RUN_IDLE:
             pass  # nothing arrived: run_live ticks on the wall clock
 
-    def _drain_signalling(self) -> None:
-        records, arena = self.engine.drain_signalling()
+    def _drain_signalling(self, engine=None) -> None:
+        if engine is None and isinstance(self.engine, EngineGroup):
+            for w in self.engine.workers:
+                with w.lock:
+                    self._drain_signalling(w.engine)
+            return
+        records, arena = (engine or self.engine).drain_signalling()
         if len(records):
             self.signalling_records += len(records)
             self.correlator.batch(records, arena)
@@ -267,6 +367,8 @@ class Pipeline:
         if not calls:
             return
         quality = self.quality_context(calls)
+        if isinstance(self.engine, EngineGroup):
+            streams = claim_unbound_media(streams, calls)
         by_call = streams_by_call(streams, {c.call_ref for c in calls})
         empty = streams[:0]
         for call in calls:

@@ -29,8 +29,9 @@ class EngineOptions:
     payload_types: dict = field(default_factory=dict)  # pt -> (clock_rate, kind)
     control_ports: tuple = ()   # UDP ports whose datagrams go to control handlers (rtpengine ng)
 
-    def build(self) -> Engine:
+    def build(self, adopt_unbound: bool = False) -> Engine:
         engine = Engine(
+            adopt_unbound=adopt_unbound,
             max_streams=self.max_streams,
             sip_ports=self.sip_ports,
             rtp_port_range=self.rtp_port_range,

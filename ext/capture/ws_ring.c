@@ -106,7 +106,9 @@ int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t b
         }
     }
     if (fanout_group > 0) {
-        int arg = (fanout_group & 0xffff) | (PACKET_FANOUT_HASH << 16);
+        /* by flow hash, so a stream's packets meet one engine; fragments are
+         * reassembled first, since only the first one carries the ports */
+        int arg = (fanout_group & 0xffff) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16);
         if (setsockopt(r->fd, SOL_PACKET, PACKET_FANOUT, &arg, sizeof arg) < 0)
             return ring_fail(r, "cannot join fanout group %d: %s", fanout_group, strerror(errno));
     }

@@ -156,9 +156,8 @@ class WarpCollector:
 class SnifferCollector:
     """warpsniff's own health: what it saw, dropped, and could not decode."""
 
-    def __init__(self, pipeline, capture_drops=lambda: 0):
+    def __init__(self, pipeline):
         self.p = pipeline
-        self.capture_drops = capture_drops
 
     def collect(self):
         p = self.p
@@ -169,6 +168,7 @@ class SnifferCollector:
             tcp = p.correlator.tcp.stats
             overflows = dict(p.aggregator.guard.overflows)
             dialogs = len(p.tracker.calls)
+            rings = p.capture_stats()
         yield CounterMetricFamily("warpsniff_packets", "Frames seen.", value=c["frames"])
         yield CounterMetricFamily("warpsniff_bytes", "Bytes on the wire of frames seen.", value=c["bytes"])
         by_kind = CounterMetricFamily("warpsniff_packets_by_kind", "Packets by what they carried.", labels=["kind"])
@@ -210,6 +210,14 @@ class SnifferCollector:
             lo.add_metric([metric], n)
         yield lo
         yield CounterMetricFamily("warpsniff_capture_drops", "Packets the kernel dropped before capture.",
-                                  value=self.capture_drops())
+                                  value=sum(r["drops"] for r in rings.values()))
+        if rings:  # live: each ring (interface, or interface#worker) on its own
+            for name, key, text in (("packets", "packets", "Packets the kernel put in the ring."),
+                                    ("drops", "drops", "Packets the kernel dropped because the ring was full."),
+                                    ("full", "freezes", "Times the ring was full (the kernel froze the queue).")):
+                family = CounterMetricFamily(f"warpsniff_ring_{name}", text, labels=["ring"])
+                for ring, stats in rings.items():
+                    family.add_metric([ring], stats[key])
+                yield family
         yield GaugeMetricFamily("warpsniff_replay_lag_seconds",
                                 "How far a paced replay is behind capture time.", value=p.replay_lag_s)

@@ -1,0 +1,1 @@
+"""Capture: how frames reach the native engines (files, live rings, workers)."""
