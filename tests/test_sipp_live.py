@@ -86,10 +86,11 @@ def lab(tmp_path):
         sh("ip", "netns", "del", b, check=False)
 
 
-def start_live(lab, cdr: Path, err: Path) -> subprocess.Popen:
+def start_live(lab, cdr: Path, err: Path, workers: int = 1) -> subprocess.Popen:
     """warpsniff live on the UAC's side of the veth, once its exporter is up."""
     live = subprocess.Popen(["ip", "netns", "exec", lab["a"], sys.executable, "-m", "warpsniff", "live",
-                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr],
+                             "-i", lab["cap"], "--listen", f"127.0.0.1:{PORT}", "--cdr", cdr,
+                             "--workers", str(workers)],
                             stdout=subprocess.DEVNULL, stderr=open(err, "w"))
     deadline = time.monotonic() + 20
     while "serving /metrics" not in err.read_text():
@@ -109,10 +110,13 @@ def run_uac(lab, target_port: int, local_port: int, calls: int, name: str) -> di
     return sipp_counts(stat)
 
 
-def test_sipp_calls_match_warpsniff(lab):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sipp_calls_match_warpsniff(lab, workers):
+    """With two workers the kernel splits SIP and each RTP flow between two
+    rings: the counts and every call's media must not change."""
     cdr = lab["dir"] / "calls.jsonl"
     err = lab["dir"] / "live.err"
-    live = start_live(lab, cdr, err)
+    live = start_live(lab, cdr, err, workers)
     try:
         answered = run_uac(lab, 5060, 5061, 5, "answered")
         busy = run_uac(lab, 5070, 5062, 3, "busy")
