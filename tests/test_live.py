@@ -118,11 +118,13 @@ def wait_for(ns: dict, check, timeout=15.0):
         time.sleep(0.2)
 
 
-def test_unknown_interface_is_a_usage_error():
-    proc = subprocess.run([sys.executable, "-m", "warpsniff", "live", "-i", "nosuch-if0", "--listen", "127.0.0.1:0"],
-                          capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("extra", [(), ("--workers", "2"), ("-i", "nosuch-if1")])
+def test_unknown_interface_is_a_usage_error(extra):
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "live", "-i", "nosuch-if0", *extra,
+                           "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "no network interface named 'nosuch-if0'" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_without_cap_net_raw_says_which_capability(veth):

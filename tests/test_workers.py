@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import numpy as np
 import pytest
 
 import capgen as cg
@@ -74,3 +75,27 @@ def test_stream_of_a_finished_call_is_not_adopted_by_the_next():
     s = only_stream(engine)
     assert (s["call_ref"], s["packets"]) == (CALL_REF, 30)
     assert engine.counters()["adopted_streams"] == 0
+
+
+class _Call:
+    def __init__(self, call_ref, invite_ts, media):
+        self.call_ref, self.invite_ts, self.media = call_ref, invite_ts, media
+
+
+def test_claim_unbound_media_takes_only_the_calls_destinations_after_its_invite():
+    from warpsniff._engine import STREAM_DTYPE
+    from warpsniff.capture.workers import claim_unbound_media
+
+    dst = addr16(cg.DST4)
+    rows = np.zeros(4, dtype=STREAM_DTYPE)
+    rows["dst"] = [dst, dst, dst, addr16("10.9.9.9")]
+    rows["dport"] = [cg.RTP_DPORT, cg.RTP_DPORT, cg.RTP_DPORT + 2, cg.RTP_DPORT]
+    rows["first_ns"] = [101 * cg.NS, 99 * cg.NS, 101 * cg.NS, 101 * cg.NS]   # the second began before the INVITE
+    rows["call_ref"] = [0, 0, 0, 0]
+    bound = rows.copy()[:1]
+    bound["call_ref"] = 3                                                    # already someone's: untouched
+    streams = np.concatenate([rows, bound])
+    call = _Call(CALL_REF, 100.0, {(dst, cg.RTP_DPORT): "callee"})
+    claimed = claim_unbound_media(streams, [call])
+    assert list(claimed["call_ref"]) == [CALL_REF, 0, 0, 0, 3]
+    assert list(streams["call_ref"]) == [0, 0, 0, 0, 3]                      # the snapshot itself is not changed
