@@ -737,3 +737,27 @@ def test_other_stores_relabelling_computes_tenants_and_shards(stack):
     for base in (th, mi, vc):
         names = set(api(base, "labels"))
         assert not {n for n in names if n.startswith("__tmp")}, (base, names)
+
+
+def test_systemd_unit_runs_a_valid_live_command():
+    """The unit's ExecStart, with its Environment= defaults and the env file
+    docs/deploy.md shows, is a command line warpsniff accepts; it grants
+    exactly the two capabilities live capture needs."""
+    from warpsniff.cli import build_parser
+
+    unit = (ROOT / "deploy" / "systemd" / "warpsniff@.service").read_text()
+    settings = [line.partition("=") for line in unit.splitlines() if "=" in line and not line.startswith("#")]
+    env = dict(v.partition("=")[::2] for k, _, v in settings if k == "Environment")
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    env_file = docs.split("/etc/warpsniff/eth1.env <<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    for line in env_file.splitlines():
+        key, _, value = line.split("#")[0].strip().partition("=")
+        env[key] = value
+    exec_start = next(v for k, _, v in settings if k == "ExecStart").replace("%i", "eth1")
+    argv = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], exec_start).split()
+    assert argv[0].endswith("/warpsniff")
+    args = build_parser().parse_args(argv[1:])
+    assert (args.command, args.interface, args.workers) == ("live", ["eth1"], 1)
+    caps = {k: set(v.split()) for k, _, v in settings if k in ("AmbientCapabilities", "CapabilityBoundingSet")}
+    assert caps == {"AmbientCapabilities": {"CAP_NET_RAW", "CAP_NET_ADMIN"},
+                    "CapabilityBoundingSet": {"CAP_NET_RAW", "CAP_NET_ADMIN"}}
