@@ -886,6 +886,7 @@ def test_websocket_leg_is_decoded_as_tshark_decodes_it(shared):
     sip = run.result.sip
     assert sip["messages"] == len(messages)
     assert sip["tcp_websocket_upgrades"] == 2          # the GET's direction and the 101's
+    assert sip["tcp_websocket_joined"] == 0
     assert sip["tcp_websocket_messages"] == len(over_ws)
     assert sip["tcp_websocket_errors"] == sip["tcp_websocket_oversize"] == sip["tcp_websocket_not_sip"] == 0
 

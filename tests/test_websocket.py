@@ -174,7 +174,8 @@ def test_call_over_websocket_gives_the_cdr(tmp_path):
           ended_by="caller", bye_code=200)
     assert [(s["dst"], s["packets"]) for s in line["streams"]] == [("192.0.2.10:4000", 40)]
     assert r.sip["requests"] == 3 and r.sip["responses"] == 4 and r.sip["parse_errors"] == 0
-    assert ws_counters(r) == dict(upgrades=2, not_sip=0, messages=7, control_frames=0, errors=0, oversize=0)
+    assert ws_counters(r) == dict(upgrades=2, joined=0, not_sip=0, messages=7, control_frames=0, errors=0,
+                                  oversize=0)
 
 
 def test_websocket_messages_need_no_content_length(tmp_path):
@@ -391,18 +392,19 @@ def test_oversized_message_is_skipped_without_buffering(tmp_path):
 
 
 def test_websocket_without_the_sip_subprotocol_is_ignored(tmp_path):
-    """A WebSocket that does not offer "sip" is not followed, whether the
-    engine can tell from the first segment or only Python from the whole head."""
+    """A WebSocket that does not offer "sip" (a chat) is not followed, whether
+    the engine can tell from the first segment or only Python from the whole
+    head: none of its bytes reach the SIP scanner as junk."""
     cap = Capture()
     head = UPGRADE_GET.format(protocol="chat", extensions="").encode()
-    d = dialog("ws-chat@192.0.2.10")
-    sipish = client_frame(bytes(d.invite(1)))
+    chat = client_frame(b'{"say": "INVITE sip:bob@example.com SIP/2.0"}')
     # whole head in one segment: the engine does not follow the connection
     one = TcpConn(cap, CLIENT, SERVER)
     one.handshake(0.0)
     one.send(0.01, True, head)
     one.send(0.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
-    one.send(0.03, True, sipish)
+    one.send(0.03, True, chat)
+    one.send(0.04, False, server_frame(b'{"ok": true}'))
     # head cut in two segments: the engine follows, Python reads the head and ignores it
     other = TcpConn(cap, (CLIENT[0], CLIENT[1] + 1), SERVER)
     other.handshake(1.0)
@@ -410,7 +412,8 @@ def test_websocket_without_the_sip_subprotocol_is_ignored(tmp_path):
     other.send(1.01, True, head[:cut])
     other.send(1.011, True, head[cut:])
     other.send(1.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
-    other.send(1.03, True, sipish)
+    other.send(1.03, True, chat)
+    other.send(1.04, False, server_frame(b'{"ok": true}'))
     r = run(tmp_path, cap)
     assert r.calls == [] and r.sip["messages"] == 0 and r.sip["parse_errors"] == 0
     assert ws_counters(r)["not_sip"] == 1 and ws_counters(r)["upgrades"] == 0
@@ -527,3 +530,45 @@ def test_sdp_behind_the_mask_binds_media_at_once(tmp_path):
     line = only_cdr(r)
     check(line, invite_ts=ts(0.100), pdd_ms=100.0, answer_ts=ts(0.500), final_code=200)
     assert [(s["dst"], s["packets"]) for s in line["streams"]] == [("192.0.2.10:4000", 40)]
+
+
+def test_connection_upgraded_before_the_capture_is_joined(tmp_path):
+    """No SYN, no handshake: the capture starts inside a WebSocket for SIP, as
+    when warpsniff starts while browsers are connected. Each direction is
+    recognised by a first frame that holds a SIP message (masked: the client),
+    and the call is complete."""
+    cap = Capture()
+    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)   # mid-connection
+    d = dialog("ws-joined@192.0.2.10")
+    inv = d.invite(1, body=sdp(*A_MEDIA))
+    conn.send(0.100, True, client_frame(bytes(inv)))
+    conn.send(0.300, False, server_frame(bytes(response(inv, 180, to_tag="srv"))))
+    conn.send(0.800, False, server_frame(bytes(response(inv, 200, to_tag="srv", body=sdp(*B_MEDIA)))))
+    conn.send(0.810, True, client_frame(b"ping", OP_PING) + client_frame(bytes(ack(d, "srv"))))
+    bye = d.request("BYE", 2, to_tag="srv")
+    conn.send(2.000, True, client_frame(bytes(bye)))
+    conn.send(2.010, False, server_frame(bytes(response(bye, 200))))
+    r = run(tmp_path, cap)
+    check(only_cdr(r), invite_ts=ts(0.100), pdd_ms=200.0, answer_ts=ts(0.800), end_ts=ts(2.000),
+          duration_s=1.2, final_code=200, ended_by="caller", bye_code=200)
+    counters = ws_counters(r)
+    assert counters["joined"] == 2 and counters["upgrades"] == 0 and counters["messages"] == 6
+    assert r.sip["parse_errors"] == 0
+
+
+def test_joined_connection_whose_other_direction_starts_inside_a_frame(tmp_path):
+    """Joined mid-stream: the server's first captured bytes are the tail of a
+    frame (its head was before the capture). Once the client's masked frame
+    has shown the connection is WebSocket, the server's direction skips to its
+    first frame that holds a SIP message, without a parse error."""
+    cap = Capture()
+    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)
+    d = dialog("ws-joined-2@192.0.2.10")
+    inv = d.invite(1)
+    conn.send(0.100, True, client_frame(bytes(inv)))
+    earlier = server_frame(bytes(response(dialog("before@x").invite(1), 200, to_tag="old")))
+    conn.send(0.150, False, earlier[len(earlier) // 2:])   # the tail of a frame sent before
+    conn.send(0.300, False, server_frame(bytes(response(inv, 404, to_tag="srv"))))
+    r = run(tmp_path, cap)
+    check(only_cdr(r), invite_ts=ts(0.100), final_code=404, end_ts=ts(0.300))
+    assert ws_counters(r)["joined"] == 2 and r.sip["parse_errors"] == 0

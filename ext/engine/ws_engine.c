@@ -114,6 +114,25 @@ static int looks_like_sip_websocket(const uint8_t *p, uint32_t n)
     return !end || header_has_token(p, (uint32_t)(end - p) + 2, "sec-websocket-protocol:", "sip");
 }
 
+/* A WebSocket text or binary frame (RFC 6455 section 5.2) whose payload,
+ * unmasked, starts like SIP: how a connection upgraded before the capture
+ * began (or before the table below was emptied) announces itself. */
+static int looks_like_sip_in_websocket(const uint8_t *p, uint32_t n)
+{
+    if (n < 16 || ((p[0] & 0x7f) != 0x01 && (p[0] & 0x7f) != 0x02)) return 0;
+    uint32_t len = p[1] & 0x7fu, off = len == 127 ? 10 : len == 126 ? 4 : 2;
+    uint8_t key[4] = {0, 0, 0, 0}, head[256];
+    if (p[1] & 0x80) {
+        if (n < off + 4) return 0;
+        memcpy(key, p + off, 4);
+        off += 4;
+    }
+    if (n <= off) return 0;
+    uint32_t m = n - off < sizeof head ? n - off : (uint32_t)sizeof head;
+    for (uint32_t i = 0; i < m; i++) head[i] = p[off + i] ^ key[i & 3];
+    return head[0] >= 'A' && head[0] <= 'Z' && looks_like_sip(head, m);
+}
+
 /* Text as SIP writes it: no byte outside printable ASCII, CR, LF and TAB
  * among the first 16. WebSocket frames fail it (the header's first byte, or
  * a masked payload). */
@@ -260,9 +279,11 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
     if (l.proto == 6) {
         int sip_port = is_sip_port(e, l.sport) || is_sip_port(e, l.dport);
         uint64_t h = tcp_conn_hash(&l);
-        /* SIP, or a WebSocket upgrade for SIP (whose frames never look like SIP): follow it */
-        int starts = n && e->sip_by_content && p[0] >= 'A' && p[0] <= 'Z' &&
-                     (looks_like_sip(p, n) || (p[0] == 'G' && looks_like_sip_websocket(p, n)));
+        /* SIP, a WebSocket upgrade for SIP, or SIP in a WebSocket frame: follow it */
+        int starts = n && e->sip_by_content &&
+                     ((p[0] >= 'A' && p[0] <= 'Z' &&
+                       (looks_like_sip(p, n) || (p[0] == 'G' && looks_like_sip_websocket(p, n)))) ||
+                      ((p[0] & 0x7c) == 0 && looks_like_sip_in_websocket(p, n)));
         if (sip_port || tcp_tracked(e, h, starts)) {
             c->tcp_segments++;
             sig_push(e, &l, ts, WS_SIG_TCP);

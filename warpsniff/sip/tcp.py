@@ -35,6 +35,7 @@ class TcpStats:
     streams_evicted: int = 0
     # SIP over WebSocket on these streams (sip/websocket.py)
     websocket_upgrades: int = 0        # directions switched to WebSocket by a handshake
+    websocket_joined: int = 0          # directions taken as WebSocket by their frames (no handshake seen)
     websocket_not_sip: int = 0         # WebSocket upgrades without the "sip" subprotocol: ignored
     websocket_messages: int = 0
     websocket_control_frames: int = 0  # close, ping, pong
@@ -51,6 +52,11 @@ class _Direction:
     gap_since: Optional[float] = None
     websocket: Optional[WebSocketFrames] = None  # set once the handshake switched it
     ignored: bool = False                        # a WebSocket that does not carry SIP
+
+
+def _reverse(key: tuple) -> tuple:
+    """The other direction of the connection: (src, sport, dst, dport) swapped."""
+    return key[2], key[3], key[0], key[1]
 
 
 class TcpReassembler:
@@ -176,6 +182,8 @@ class TcpReassembler:
                 if switched:
                     continue
                 # any other HTTP: not SIP, the scanner below counts it
+            elif self._join_websocket(key, d):
+                continue
             h = parse_sip(bytes(d.buf), False)
             if h.status == SIP_INCOMPLETE:
                 return
@@ -196,6 +204,20 @@ class TcpReassembler:
             del d.buf[:h.msg_len]
             yield msg, False
 
+    def _join_websocket(self, key: tuple, d: _Direction) -> bool:
+        """A WebSocket whose handshake was not seen: the other direction is
+        WebSocket already, or this one's bytes begin with a frame that holds
+        a SIP message."""
+        other = self.streams.get(_reverse(key))
+        if other is not None and other.websocket:
+            d.websocket = WebSocketFrames.opposite(other.websocket)
+        elif d.buf[0] & 0x80 or d.buf[0] < 0x20:      # not text
+            d.websocket = WebSocketFrames.joined(self.stats, d.buf, self.max_websocket_message)
+        if not d.websocket:
+            return False
+        self.stats.websocket_joined += 1
+        return True
+
     def _handshake(self, key: tuple, d: _Direction) -> Optional[bool]:
         """An HTTP head at the start of the direction: True when it was a
         WebSocket handshake (consumed; the direction is now WebSocket, or
@@ -209,8 +231,7 @@ class TcpReassembler:
         hs = websocket.parse_handshake(bytes(d.buf[:length]))
         if not hs.websocket or not (hs.is_request or hs.status == 101):
             return False
-        # the other direction of this connection, if it was seen
-        other = self.streams.get((key[2], key[3], key[0], key[1]))
+        other = self.streams.get(_reverse(key))
         del d.buf[:length]
         if (hs.is_request and not hs.sip) or (other is not None and other.ignored):
             self.stats.websocket_not_sip += hs.is_request

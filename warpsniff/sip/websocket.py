@@ -9,13 +9,13 @@ frames (RFC 6455 section 5.2): FIN, three RSV bits, an opcode, a 7-, 16- or
 (section 5.3). A message is one text or binary frame, or such a frame without
 FIN followed by continuation frames (section 5.4); control frames (close, ping,
 pong, section 5.5) may come between the fragments. Each message is exactly one
-SIP message (RFC 7118 section 5), so it needs no Content-Length framing.
+SIP message (RFC 7118), so it needs no Content-Length framing.
 
 The `permessage-deflate` extension (RFC 7692), when the 101 accepts it,
 compresses a message's payload (RSV1 on its first frame); it is inflated here.
 
 WSS (WebSocket over TLS) is encrypted: without the session keys nothing of it
-can be read, and the engine never hands it over.
+can be read, not even its handshake, so nothing of it is decoded.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 OP_CLOSE, OP_PING, OP_PONG = 0x8, 0x9, 0xA
 _DATA_OPS = (OP_CONTINUATION, OP_TEXT, OP_BINARY)
 _CONTROL_OPS = (OP_CLOSE, OP_PING, OP_PONG)
-_DEFLATE_TAIL = b"\x00\x00\xff\xff"   # RFC 7692 section 7.2.2: stripped by the sender
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"   # RFC 7692 section 7.2.2: the sender strips it, we put it back
 
 # where a frame may start: FIN or not, no RSV2/RSV3, text or binary; its
 # payload must then begin like a SIP message (start line or CRLF keep-alive)
@@ -224,26 +224,51 @@ class WebSocketFrames:
             start += 4
         return fin, rsv1, opcode, start, length, key
 
+    @classmethod
+    def joined(cls, stats, buf: bytearray, max_message: int = MAX_MESSAGE) -> Optional["WebSocketFrames"]:
+        """Frames met without their handshake (the capture, or the engine's
+        following of the connection, began after it): a direction whose bytes
+        begin with a text or binary frame holding a SIP message is taken as
+        WebSocket, from the client if that frame is masked. Whether
+        permessage-deflate was agreed cannot be known: compressed frames are
+        errors."""
+        if len(buf) < 2:
+            return None
+        frames = cls(stats, masked=bool(buf[1] & 0x80), max_message=max_message)
+        return frames if frames._starts_message(buf, 0) else None
+
+    @classmethod
+    def opposite(cls, other: "WebSocketFrames") -> "WebSocketFrames":
+        """The other direction of a WebSocket joined mid-stream: its bytes
+        may begin inside a frame, so it starts at its first frame that holds
+        a SIP message."""
+        frames = cls(other.stats, masked=not other.masked, max_message=other.max_message)
+        frames._searching = True
+        return frames
+
     def _find_message_start(self, buf: bytearray) -> Optional[int]:
-        """The first offset where a data frame starts whose payload, unmasked
-        (and inflated), begins like a SIP message."""
+        """The first offset where a data frame starts a SIP message."""
         for m in _DATA_FRAME_START.finditer(buf):
-            i = m.start()
-            frame = self._header(buf[i:i + 14])
-            if not frame or frame[2] == OP_CONTINUATION:
-                continue
-            _fin, rsv1, _opcode, start, length, key = frame
-            peek = bytes(buf[i + start:i + start + min(length, 64)])
-            if key:
-                peek = unmask(peek, key)
-            if rsv1:
-                try:
-                    peek = zlib.decompressobj(-zlib.MAX_WBITS).decompress(peek, 64)
-                except zlib.error:
-                    continue
-            if _SIP_START.match(peek):
-                return i
+            if self._starts_message(buf, m.start()):
+                return m.start()
         return None
+
+    def _starts_message(self, buf: bytearray, i: int) -> bool:
+        """Does a text or binary frame start at `i` whose payload, unmasked
+        (and inflated), begins like a SIP message?"""
+        frame = self._header(buf[i:i + 14])
+        if not frame or frame[2] not in (OP_TEXT, OP_BINARY):
+            return False
+        _fin, rsv1, _opcode, start, length, key = frame
+        peek = bytes(buf[i + start:i + start + min(length, 64)])
+        if key:
+            peek = unmask(peek, key)
+        if rsv1:
+            try:
+                peek = zlib.decompressobj(-zlib.MAX_WBITS).decompress(peek, 64)
+            except zlib.error:
+                return False
+        return bool(_SIP_START.match(peek))
 
     def _finish(self) -> Optional[bytes]:
         message = bytes(self._message)
