@@ -4,7 +4,8 @@ Every frame below is encoded here from RFC 6455 section 5.2 (FIN, RSV, opcode,
 7/16/64-bit length, client masking key), sent over a TCP connection on port
 8080 (no SIP port: the engine must follow the connection because of its
 upgrade), and the expected CDR values are the times the segments were written
-at and the codes the responses carried.
+at and the codes the responses carried. The last test checks that tshark
+reads such a capture as the test wrote it, and that warpsniff agrees.
 """
 from __future__ import annotations
 
@@ -125,6 +126,30 @@ def run(tmp_path, cap: Capture, name: str = "ws.pcap"):
     return r
 
 
+def handed_to_tracker(path) -> list:
+    """(time in us, Call-ID, CSeq, method or code) of every message warpsniff
+    hands its call tracker, in order; a message its scanner refused appears
+    as its status name."""
+    from warpsniff.sip import calls as calls_module
+
+    seen = []
+    original = calls_module.CallTracker.message
+
+    def recording(self, h, payload, ts_, src, dst):
+        ok = h.status_name == "ok"
+        seen.append((round(ts_ * 1e6), h.call_id, h.cseq, h.method if h.is_request else h.code) if ok
+                    else h.status_name)
+        return original(self, h, payload, ts_, src, dst)
+
+    calls_module.CallTracker.message = recording
+    try:
+        r = replay([str(path)])
+    finally:
+        calls_module.CallTracker.message = original
+    assert r.errors == [], r.errors
+    return seen
+
+
 def only_cdr(r) -> dict:
     assert len(r.calls) == 1, [c.call_id for c in r.calls]
     return call_to_dict(r.calls[0], r.streams_of(r.calls[0]))
@@ -192,6 +217,25 @@ def test_websocket_messages_need_no_content_length(tmp_path):
     ws.down(0.400, server_frame(bytes(busy)))
     r = run(tmp_path, cap)
     check(only_cdr(r), invite_ts=ts(0.100), final_code=486, reason="busy", end_ts=ts(0.400))
+
+
+def test_sdp_behind_the_mask_binds_media_at_once(tmp_path):
+    """A call to the browser: its answer's SDP travels in a masked frame, and
+    the server's RTP to the address it names starts 1 ms later (long before
+    the next capture second): that stream is the call's."""
+    cap = Capture()
+    ws = WsConn(cap)
+    d = Dialog("ws-to-browser@198.51.100.20", caller=SERVER, callee=CLIENT, transport="WS")
+    inv = d.invite(1, body=sdp(*B_MEDIA))
+    ws.down(0.100, server_frame(bytes(inv)))
+    ws.up(0.200, client_frame(bytes(response(inv, 180, to_tag="browser"))))
+    ws.up(0.500, client_frame(bytes(response(inv, 200, to_tag="browser", body=sdp(*A_MEDIA)))))
+    cap.rtp_flow(B_MEDIA, A_MEDIA, 0xB0, 0.501, 40)
+    ws.down(0.520, server_frame(bytes(d.request("ACK", 1, to_tag="browser"))))
+    r = run(tmp_path, cap)
+    line = only_cdr(r)
+    check(line, invite_ts=ts(0.100), pdd_ms=100.0, answer_ts=ts(0.500), final_code=200)
+    assert [(s["dst"], s["packets"]) for s in line["streams"]] == [("192.0.2.10:4000", 40)]
 
 
 # --------------------------------------------------------------------------
@@ -278,6 +322,40 @@ def test_16_and_64_bit_lengths(tmp_path):
     assert [(s["dst"], s["packets"]) for s in line["streams"]] == [("192.0.2.10:4000", 30)]
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_any_fragmentation_and_segmentation_gives_the_same_messages(tmp_path, seed):
+    """Forty messages, each cut into 1-4 fragments with pings and pongs
+    between some, the whole byte stream cut into segments at random places:
+    every message comes out once, whole, in order."""
+    rng = random.Random(seed)
+    stream = b""
+    sent = []
+    for i in range(40):
+        call_id = f"ws-prop-{seed}-{i}@192.0.2.10"
+        msg = bytes(Msg("OPTIONS sip:srv@198.51.100.20 SIP/2.0", [
+            ("Via", f"SIP/2.0/WS 192.0.2.10:50500;branch=z9hG4bK-{seed}-{i}"),
+            ("From", f"<sip:alice@192.0.2.10>;tag={i}"), ("To", "<sip:srv@198.51.100.20>"),
+            ("Call-ID", call_id), ("CSeq", f"{i + 1} OPTIONS"), ("Content-Type", "text/plain")],
+            b"p" * rng.choice([0, 10, 1000, 70_000])))
+        sent.append(call_id)
+        cuts = sorted(rng.sample(range(1, len(msg)), rng.randrange(0, 4)))
+        pieces = [msg[a:b] for a, b in zip([0] + cuts, cuts + [len(msg)])]
+        for k, piece in enumerate(pieces):
+            stream += client_frame(piece, OP_TEXT if k == 0 else OP_CONT, fin=k == len(pieces) - 1)
+            if rng.random() < 0.3:
+                stream += client_frame(b"k", rng.choice([OP_PING, OP_PONG]))
+    cap = Capture()
+    ws = WsConn(cap)
+    t, pos = 0.1, 0
+    while pos < len(stream):
+        size = rng.choice([1, 2, 7, 100, 1400, 1400, 9000])
+        ws.up(t, stream[pos:pos + size])
+        pos += size
+        t += 0.0001
+    seen = handed_to_tracker(cap.write(tmp_path / "prop.pcap"))
+    assert [m[1] if isinstance(m, tuple) else m for m in seen] == sent
+
+
 def deflate_sync(z, data: bytes) -> bytes:
     """RFC 7692 section 7.2.1: a sync-flushed message without its 00 00 ff ff tail."""
     out = z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH)
@@ -321,6 +399,100 @@ def test_permessage_deflate(tmp_path):
     check(only_cdr(r), invite_ts=ts(0.100), pdd_ms=200.0, answer_ts=ts(0.900), end_ts=ts(4.000),
           duration_s=3.1, bye_code=200, final_code=200)
     assert ws_counters(r)["messages"] == 6 and ws_counters(r)["errors"] == 0
+
+
+# --------------------------------------------------------------------------
+# handshake, or none seen
+
+
+def test_handshake_cut_by_a_segment_boundary_is_followed(tmp_path):
+    """A browser's long GET (cookies) puts the subprotocol in a second segment:
+    the first segment alone starts the tracking."""
+    cap = Capture()
+    conn = TcpConn(cap, CLIENT, SERVER)
+    conn.handshake(0.0)
+    head = UPGRADE_GET.format(protocol="sip", extensions="Cookie: " + "c" * 1500 + "\r\n").encode()
+    cut = head.index(b"Cookie") + 100
+    assert b"Sec-WebSocket-Protocol" not in head[:cut]
+    conn.send(0.010, True, head[:cut])
+    conn.send(0.011, True, head[cut:])
+    conn.send(0.020, False, SWITCHING.format(extensions="").encode())
+    d = dialog("ws-cookie@192.0.2.10")
+    inv = d.invite(1)
+    conn.send(0.100, True, client_frame(bytes(inv)))
+    conn.send(0.300, False, server_frame(bytes(response(inv, 480, to_tag="srv"))))
+    r = run(tmp_path, cap)
+    check(only_cdr(r), invite_ts=ts(0.100), final_code=480, reason="no_answer")
+
+
+def test_websocket_without_the_sip_subprotocol_is_ignored(tmp_path):
+    """A WebSocket that does not offer "sip" (a chat) is not followed, whether
+    the engine can tell from the first segment or only Python from the whole
+    head: none of its bytes reach the SIP scanner as junk."""
+    cap = Capture()
+    head = UPGRADE_GET.format(protocol="chat", extensions="").encode()
+    chat = client_frame(b'{"say": "INVITE sip:bob@example.com SIP/2.0"}')
+    # whole head in one segment: the engine does not follow the connection
+    one = TcpConn(cap, CLIENT, SERVER)
+    one.handshake(0.0)
+    one.send(0.01, True, head)
+    one.send(0.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
+    one.send(0.03, True, chat)
+    one.send(0.04, False, server_frame(b'{"ok": true}'))
+    # head cut in two segments: the engine follows, Python reads the head and ignores it
+    other = TcpConn(cap, (CLIENT[0], CLIENT[1] + 1), SERVER)
+    other.handshake(1.0)
+    cut = head.index(b"Sec-WebSocket-Key")    # after Upgrade: websocket, before the subprotocol
+    other.send(1.01, True, head[:cut])
+    other.send(1.011, True, head[cut:])
+    other.send(1.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
+    other.send(1.03, True, chat)
+    other.send(1.04, False, server_frame(b'{"ok": true}'))
+    r = run(tmp_path, cap)
+    assert r.calls == [] and r.sip["messages"] == 0 and r.sip["parse_errors"] == 0
+    assert ws_counters(r)["not_sip"] == 1 and ws_counters(r)["upgrades"] == 0
+
+
+def test_connection_upgraded_before_the_capture_is_joined(tmp_path):
+    """No SYN, no handshake: the capture starts inside a WebSocket for SIP, as
+    when warpsniff starts while browsers are connected. Each direction is
+    recognised by a first frame that holds a SIP message (masked: the client),
+    and the call is complete."""
+    cap = Capture()
+    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)   # mid-connection
+    d = dialog("ws-joined@192.0.2.10")
+    inv = d.invite(1, body=sdp(*A_MEDIA))
+    conn.send(0.100, True, client_frame(bytes(inv)))
+    conn.send(0.300, False, server_frame(bytes(response(inv, 180, to_tag="srv"))))
+    conn.send(0.800, False, server_frame(bytes(response(inv, 200, to_tag="srv", body=sdp(*B_MEDIA)))))
+    conn.send(0.810, True, client_frame(b"ping", OP_PING) + client_frame(bytes(ack(d, "srv"))))
+    bye = d.request("BYE", 2, to_tag="srv")
+    conn.send(2.000, True, client_frame(bytes(bye)))
+    conn.send(2.010, False, server_frame(bytes(response(bye, 200))))
+    r = run(tmp_path, cap)
+    check(only_cdr(r), invite_ts=ts(0.100), pdd_ms=200.0, answer_ts=ts(0.800), end_ts=ts(2.000),
+          duration_s=1.2, final_code=200, ended_by="caller", bye_code=200)
+    counters = ws_counters(r)
+    assert counters["joined"] == 2 and counters["upgrades"] == 0 and counters["messages"] == 6
+    assert r.sip["parse_errors"] == 0
+
+
+def test_joined_connection_whose_other_direction_starts_inside_a_frame(tmp_path):
+    """Joined mid-stream: the server's first captured bytes are the tail of a
+    frame (its head was before the capture). Once the client's masked frame
+    has shown the connection is WebSocket, the server's direction skips to its
+    first frame that holds a SIP message, without a parse error."""
+    cap = Capture()
+    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)
+    d = dialog("ws-joined-2@192.0.2.10")
+    inv = d.invite(1)
+    conn.send(0.100, True, client_frame(bytes(inv)))
+    earlier = server_frame(bytes(response(dialog("before@x").invite(1), 200, to_tag="old")))
+    conn.send(0.150, False, earlier[len(earlier) // 2:])   # the tail of a frame sent before
+    conn.send(0.300, False, server_frame(bytes(response(inv, 404, to_tag="srv"))))
+    r = run(tmp_path, cap)
+    check(only_cdr(r), invite_ts=ts(0.100), final_code=404, end_ts=ts(0.300))
+    assert ws_counters(r)["joined"] == 2 and r.sip["parse_errors"] == 0
 
 
 # --------------------------------------------------------------------------
@@ -391,54 +563,6 @@ def test_oversized_message_is_skipped_without_buffering(tmp_path):
     assert counters["oversize"] == 1 and counters["errors"] == 0 and counters["messages"] == 2
 
 
-def test_websocket_without_the_sip_subprotocol_is_ignored(tmp_path):
-    """A WebSocket that does not offer "sip" (a chat) is not followed, whether
-    the engine can tell from the first segment or only Python from the whole
-    head: none of its bytes reach the SIP scanner as junk."""
-    cap = Capture()
-    head = UPGRADE_GET.format(protocol="chat", extensions="").encode()
-    chat = client_frame(b'{"say": "INVITE sip:bob@example.com SIP/2.0"}')
-    # whole head in one segment: the engine does not follow the connection
-    one = TcpConn(cap, CLIENT, SERVER)
-    one.handshake(0.0)
-    one.send(0.01, True, head)
-    one.send(0.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
-    one.send(0.03, True, chat)
-    one.send(0.04, False, server_frame(b'{"ok": true}'))
-    # head cut in two segments: the engine follows, Python reads the head and ignores it
-    other = TcpConn(cap, (CLIENT[0], CLIENT[1] + 1), SERVER)
-    other.handshake(1.0)
-    cut = head.index(b"Sec-WebSocket-Key")    # after Upgrade: websocket, before the subprotocol
-    other.send(1.01, True, head[:cut])
-    other.send(1.011, True, head[cut:])
-    other.send(1.02, False, SWITCHING.format(extensions="").replace("sip", "chat").encode())
-    other.send(1.03, True, chat)
-    other.send(1.04, False, server_frame(b'{"ok": true}'))
-    r = run(tmp_path, cap)
-    assert r.calls == [] and r.sip["messages"] == 0 and r.sip["parse_errors"] == 0
-    assert ws_counters(r)["not_sip"] == 1 and ws_counters(r)["upgrades"] == 0
-
-
-def test_handshake_cut_by_a_segment_boundary_is_followed(tmp_path):
-    """A browser's long GET (cookies) puts the subprotocol in a second segment:
-    the first segment alone starts the tracking."""
-    cap = Capture()
-    conn = TcpConn(cap, CLIENT, SERVER)
-    conn.handshake(0.0)
-    head = UPGRADE_GET.format(protocol="sip", extensions="Cookie: " + "c" * 1500 + "\r\n").encode()
-    cut = head.index(b"Cookie") + 100
-    assert b"Sec-WebSocket-Protocol" not in head[:cut]
-    conn.send(0.010, True, head[:cut])
-    conn.send(0.011, True, head[cut:])
-    conn.send(0.020, False, SWITCHING.format(extensions="").encode())
-    d = dialog("ws-cookie@192.0.2.10")
-    inv = d.invite(1)
-    conn.send(0.100, True, client_frame(bytes(inv)))
-    conn.send(0.300, False, server_frame(bytes(response(inv, 480, to_tag="srv"))))
-    r = run(tmp_path, cap)
-    check(only_cdr(r), invite_ts=ts(0.100), final_code=480, reason="no_answer")
-
-
 def test_hole_in_the_stream_is_skipped_and_framing_resumes(tmp_path):
     """A segment that is never captured: after 5 s of capture time the hole is
     skipped (tcp_gaps_skipped), the message it cut is lost, and frames decode
@@ -470,7 +594,6 @@ def test_tshark_decodes_the_same_messages(tmp_path):
     WebSocket are exactly those warpsniff hands its call tracker, at the same
     times."""
     from oracle import tshark_sip_messages
-    from warpsniff.sip import calls as calls_module
 
     cap = Capture()
     ws = WsConn(cap)
@@ -493,82 +616,8 @@ def test_tshark_decodes_the_same_messages(tmp_path):
     ws.up(2.000, client_frame(bytes(bye)))
     ws.down(2.010, server_frame(bytes(response(bye, 200))) + server_frame(struct.pack("!H", 1000), OP_CLOSE))
     path = cap.write(tmp_path / "mixed.pcap")
-
-    seen = []
-    original = calls_module.CallTracker.message
-
-    def recording(self, h, payload, ts_, src, dst):
-        seen.append((round(ts_ * 1e6), h.call_id, h.cseq, h.method if h.is_request else h.code))
-        return original(self, h, payload, ts_, src, dst)
-
-    calls_module.CallTracker.message = recording
-    try:
-        r = replay([str(path)])
-    finally:
-        calls_module.CallTracker.message = original
-    assert r.errors == []
+    seen = handed_to_tracker(path)
     truth = tshark_sip_messages(path).messages
     assert len(truth) == 7 and all(":websocket:sip" in m.protocols for m in truth)
     want = sorted((round(m.ts_ns / 1000), m.call_id, m.cseq, m.method or m.code) for m in truth)
     assert sorted(seen) == want
-
-
-def test_sdp_behind_the_mask_binds_media_at_once(tmp_path):
-    """A call to the browser: its answer's SDP travels in a masked frame, and
-    the server's RTP to the address it names starts 1 ms later (long before
-    the next capture second): that stream is the call's."""
-    cap = Capture()
-    ws = WsConn(cap)
-    d = Dialog("ws-to-browser@198.51.100.20", caller=SERVER, callee=CLIENT, transport="WS")
-    inv = d.invite(1, body=sdp(*B_MEDIA))
-    ws.down(0.100, server_frame(bytes(inv)))
-    ws.up(0.200, client_frame(bytes(response(inv, 180, to_tag="browser"))))
-    ws.up(0.500, client_frame(bytes(response(inv, 200, to_tag="browser", body=sdp(*A_MEDIA)))))
-    cap.rtp_flow(B_MEDIA, A_MEDIA, 0xB0, 0.501, 40)
-    ws.down(0.520, server_frame(bytes(d.request("ACK", 1, to_tag="browser"))))
-    r = run(tmp_path, cap)
-    line = only_cdr(r)
-    check(line, invite_ts=ts(0.100), pdd_ms=100.0, answer_ts=ts(0.500), final_code=200)
-    assert [(s["dst"], s["packets"]) for s in line["streams"]] == [("192.0.2.10:4000", 40)]
-
-
-def test_connection_upgraded_before_the_capture_is_joined(tmp_path):
-    """No SYN, no handshake: the capture starts inside a WebSocket for SIP, as
-    when warpsniff starts while browsers are connected. Each direction is
-    recognised by a first frame that holds a SIP message (masked: the client),
-    and the call is complete."""
-    cap = Capture()
-    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)   # mid-connection
-    d = dialog("ws-joined@192.0.2.10")
-    inv = d.invite(1, body=sdp(*A_MEDIA))
-    conn.send(0.100, True, client_frame(bytes(inv)))
-    conn.send(0.300, False, server_frame(bytes(response(inv, 180, to_tag="srv"))))
-    conn.send(0.800, False, server_frame(bytes(response(inv, 200, to_tag="srv", body=sdp(*B_MEDIA)))))
-    conn.send(0.810, True, client_frame(b"ping", OP_PING) + client_frame(bytes(ack(d, "srv"))))
-    bye = d.request("BYE", 2, to_tag="srv")
-    conn.send(2.000, True, client_frame(bytes(bye)))
-    conn.send(2.010, False, server_frame(bytes(response(bye, 200))))
-    r = run(tmp_path, cap)
-    check(only_cdr(r), invite_ts=ts(0.100), pdd_ms=200.0, answer_ts=ts(0.800), end_ts=ts(2.000),
-          duration_s=1.2, final_code=200, ended_by="caller", bye_code=200)
-    counters = ws_counters(r)
-    assert counters["joined"] == 2 and counters["upgrades"] == 0 and counters["messages"] == 6
-    assert r.sip["parse_errors"] == 0
-
-
-def test_joined_connection_whose_other_direction_starts_inside_a_frame(tmp_path):
-    """Joined mid-stream: the server's first captured bytes are the tail of a
-    frame (its head was before the capture). Once the client's masked frame
-    has shown the connection is WebSocket, the server's direction skips to its
-    first frame that holds a SIP message, without a parse error."""
-    cap = Capture()
-    conn = TcpConn(cap, CLIENT, SERVER, isn_a=5_000_000, isn_b=9_000_000)
-    d = dialog("ws-joined-2@192.0.2.10")
-    inv = d.invite(1)
-    conn.send(0.100, True, client_frame(bytes(inv)))
-    earlier = server_frame(bytes(response(dialog("before@x").invite(1), 200, to_tag="old")))
-    conn.send(0.150, False, earlier[len(earlier) // 2:])   # the tail of a frame sent before
-    conn.send(0.300, False, server_frame(bytes(response(inv, 404, to_tag="srv"))))
-    r = run(tmp_path, cap)
-    check(only_cdr(r), invite_ts=ts(0.100), final_code=404, end_ts=ts(0.300))
-    assert ws_counters(r)["joined"] == 2 and r.sip["parse_errors"] == 0
