@@ -6,8 +6,9 @@ sequence number; retransmitted bytes are trimmed, out-of-order segments wait
 capture time is skipped: the message it cut is lost and counted, and framing
 resynchronises on the next SIP start line.
 
-A direction that opens with a WebSocket handshake for SIP is framed by
-WebSocket instead (sip/websocket.py): each of its messages is one SIP message.
+A direction that opens with a WebSocket handshake for SIP (or, when the
+handshake was not seen, whose bytes are WebSocket frames holding SIP) is framed
+by WebSocket instead (sip/websocket.py): each of its messages is one SIP message.
 """
 from __future__ import annotations
 
