@@ -777,6 +777,8 @@ FACTS: dict[str, dict] = {
     # SOURCES.md also counts a 486 and a second 487: they answer INVITEs sent before the capture
     # started (see test_tcp_fragmented_486_answers_an_invite_before_the_capture)
     "heplify__sip_ipv4_tcp_fragmented.pcap": dict(finals={200: 32, 487: 1, 403: 1, None: 3}),
+    # SOURCES.md states the trunk call's PDD; the WebRTC call's (to the 180, its INVITE and 407 over the
+    # WebSocket) is tshark's, in test_websocket_leg_is_decoded_as_tshark_decodes_it
     "heplify__sip_tcp_websocket.pcap": dict(finals={200: 2}, byes=2, some_pdd=[(1120, 10)]),
     # SOURCES.md: "INVITE answered 403": the 403 carries another Call-ID (test_ipip0_403_is_another_call_id)
     "heplify__ipip0_rawip.pcap": dict(finals={None: 1}),
