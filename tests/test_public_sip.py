@@ -10,8 +10,8 @@ PDD (both sides use the capture timestamps, so within 0.01 ms), answers and,
 for calls ended by a BYE, duration and who hung up.
 
 Where warpsniff and tshark see different messages, the test names the reason
-and checks it is exactly that (SIP over WebSocket, SIP in SCTP DATA chunks
-that did not arrive in order, header bytes that the docs make a parse error),
+and checks it is exactly that (SIP in SCTP DATA chunks that did not arrive in
+order, header bytes that the docs make a parse error),
 and where the rules themselves part from what tshark shows, a test says why.
 
 Where docs/calls.md leaves room, the model reads it so:
@@ -509,7 +509,7 @@ def header_has_control_bytes(m) -> bool:
 
 
 def websocket_carried(m) -> bool:
-    """SIP over WebSocket (RFC 7118): warpsniff does not decode WebSocket."""
+    """SIP over WebSocket (RFC 7118), as tshark dissects it."""
     return ":websocket:" in m.protocols
 
 
@@ -594,8 +594,6 @@ def unjoinable_sctp_frames(name: str) -> frozenset:
 
 def invisible(name: str, m) -> Optional[str]:
     """Why warpsniff cannot see this tshark message, or None."""
-    if websocket_carried(m):
-        return "websocket"
     if m.frame in unjoinable_sctp_frames(name):
         return "unjoinable-sctp"
     if header_has_control_bytes(m):
@@ -779,6 +777,8 @@ FACTS: dict[str, dict] = {
     # SOURCES.md also counts a 486 and a second 487: they answer INVITEs sent before the capture
     # started (see test_tcp_fragmented_486_answers_an_invite_before_the_capture)
     "heplify__sip_ipv4_tcp_fragmented.pcap": dict(finals={200: 32, 487: 1, 403: 1, None: 3}),
+    # SOURCES.md states the trunk call's PDD; the WebRTC call's (to the 180, its INVITE and 407 over the
+    # WebSocket) is tshark's, in test_websocket_leg_is_decoded_as_tshark_decodes_it
     "heplify__sip_tcp_websocket.pcap": dict(finals={200: 2}, byes=2, some_pdd=[(1120, 10)]),
     # SOURCES.md: "INVITE answered 403": the 403 carries another Call-ID (test_ipip0_403_is_another_call_id)
     "heplify__ipip0_rawip.pcap": dict(finals={None: 1}),
@@ -846,39 +846,76 @@ def test_bye_counts_sources_md_states(shared, name):
 # Explained differences between tshark's messages and warpsniff's
 
 
-def test_websocket_leg_is_all_warpsniff_misses(shared):
-    """SIP over WebSocket is not decoded: exactly the WebSocket-carried messages
-    are missing, and the SIP/UDP trunk leg agrees with the full truth."""
+def websocket_messages_seen(name: str) -> list:
+    """(message key, ports) of every message warpsniff's tracker was handed."""
+    seen = []
+    original = calls_module.CallTracker.message
+
+    def recording(self, h, payload, ts, src, dst):
+        if h.status_name == "ok":
+            seen.append(((ts_key(ts), h.call_id, h.cseq, h.method if h.is_request else h.code), {src[1], dst[1]}))
+        return original(self, h, payload, ts, src, dst)
+
+    calls_module.CallTracker.message = recording
+    try:
+        result = replay([str(SHARED_PCAPS / name)])
+    finally:
+        calls_module.CallTracker.message = original
+    assert result.errors == [], result.errors
+    return seen
+
+
+def test_websocket_leg_is_decoded_as_tshark_decodes_it(shared):
+    """SIP over WebSocket (RFC 7118): on the WebSocket connection warpsniff finds
+    exactly the messages tshark decodes as SIP over WebSocket, all through the
+    WebSocket framing, and the WebRTC client's call starts at its first INVITE,
+    which only crossed the WebSocket."""
     name = "heplify__sip_tcp_websocket.pcap"
+    path = shared / name
     messages = truth(name).messages
+    over_ws = [m for m in messages if websocket_carried(m)]
+    assert len(over_ws) == 11 and len(messages) == 39
+    assert all(":tcp:http:websocket:sip" in m.protocols for m in over_ws)
+    # tshark: the connection that carries the WebSocket, and its handshake
+    ws_ports = {int(p) for row in tshark_fields(path, "websocket", ["tcp.srcport", "tcp.dstport"]) for p in row}
+    assert len(ws_ports) == 2
+    upgrades = tshark_fields(path, 'http.upgrade contains "websocket"', ["http.request.method", "http.response.code"])
+    assert sorted(tuple(r) for r in upgrades) == [("", "101"), ("GET", "")]
+
+    on_ws = Counter(key for key, ports in websocket_messages_seen(name) if ports == ws_ports)
+    assert on_ws == Counter(message_key(m) for m in over_ws)
     run = warpsniff(name)
-    seen = Counter(seen_key(s) for s in run.messages if s.status == "ok")
-    missing = [m for m in messages if seen[message_key(m)] == 0]
-    assert missing == [m for m in messages if websocket_carried(m)]
-    assert len(missing) == 11 and len(messages) - len(missing) == 28
-    assert all(":tcp:http:websocket:sip" in m.protocols for m in missing)
-    assert run.result.sip["messages"] == 28
+    sip = run.result.sip
+    assert sip["messages"] == len(messages)
+    assert sip["tcp_websocket_upgrades"] == 2          # the GET's direction and the 101's
+    assert sip["tcp_websocket_joined"] == 0
+    assert sip["tcp_websocket_messages"] == len(over_ws)
+    assert sip["tcp_websocket_errors"] == sip["tcp_websocket_oversize"] == sip["tcp_websocket_not_sip"] == 0
 
     full = {a.call_id: a for a in expected_attempts(messages, truth(name).frame_times).attempts}
     calls = {c.call_id: c for c in run.result.calls}
     assert sorted(full) == sorted(calls)
-    # the trunk call never touches WebSocket: identical to the full truth (PDD 1.12 s to the 183)
+    for cid in full:
+        want = describe(full[cid])
+        assert same(want, describe_call(calls[cid], want)), (cid, want)
+        assert calls[cid].pdd_ms == pytest.approx(full[cid].pdd_ms, abs=0.01)
+    # the trunk call never touches WebSocket (PDD 1.12 s to the 183, as SOURCES.md says)
     trunk = "926ffd16-6154-1237-09ba-0270b3230128"
     assert not any(websocket_carried(m) for m in messages if m.call_id == trunk)
-    want = describe(full[trunk])
-    assert same(want, describe_call(calls[trunk], want))
-    assert calls[trunk].pdd_ms == pytest.approx(full[trunk].pdd_ms, abs=0.01)
     assert calls[trunk].pdd_ms == pytest.approx(1121.047, abs=0.01) and calls[trunk].pdd_end == "progress"
-    # the WebRTC client's Call-ID is proxied to UDP unchanged: warpsniff's attempt starts at the
-    # first UDP INVITE (after the 407 challenge, which only crossed the WebSocket)
+    # the WebRTC client's Call-ID is proxied to UDP unchanged; its attempt starts at the first
+    # INVITE, over the WebSocket, whose 407 challenge only crossed the WebSocket
     webrtc = "kovfhoptshgn59q712sr"
-    first_ws = next(m for m in messages if m.call_id == webrtc and m.method == "INVITE")
-    first_udp = next(m for m in messages if m.call_id == webrtc and m.method == "INVITE" and not websocket_carried(m))
-    assert websocket_carried(first_ws) and full[webrtc].invite_ns == first_ws.ts_ns
-    assert [m.code for m in messages if m.call_id == webrtc and m.code == 407 and websocket_carried(m)] == [407]
-    assert calls[webrtc].invite_ts == pytest.approx(first_udp.ts_ns / NS, abs=1e-6)
-    assert full[webrtc].final_code == calls[webrtc].final_code == 200
-    assert full[webrtc].ended_by == calls[webrtc].ended_by == "caller"
+    ours = [m for m in messages if m.call_id == webrtc]
+    first_invite = next(m for m in ours if m.method == "INVITE")
+    assert websocket_carried(first_invite)
+    challenges = [m for m in ours if m.code == 407]
+    assert len(challenges) == 1 and websocket_carried(challenges[0])
+    first_ring = next(m for m in ours if m.code in (180, 181, 182, 183))
+    assert calls[webrtc].invite_ts == pytest.approx(first_invite.ts_ns / NS, abs=1e-6)
+    assert calls[webrtc].pdd_ms == pytest.approx((first_ring.ts_ns - first_invite.ts_ns) / 1e6, abs=0.01)
+    assert calls[webrtc].pdd_end == "ringing" and calls[webrtc].final_code == 200
+    assert calls[webrtc].ended_by == "caller"
 
 
 def test_sctp_invite_split_over_two_data_chunks_is_joined(shared):

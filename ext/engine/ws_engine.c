@@ -4,6 +4,7 @@
 #include "ws_engine.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 #define SWEEP_INTERVAL_NS 1000000000ll
 #define SIG_HEADROOM (65536u + 1024u) /* one largest payload must always fit */
@@ -79,6 +80,68 @@ static int looks_like_sip(const uint8_t *p, uint32_t n)
         if (p[j] == '\r' || p[j] == '\n') return j >= 8 && !memcmp(p + j - 8, " SIP/2.0", 8);
     }
     return 0;
+}
+
+/* Does header `name` (colon included, any case) hold `token` (any case) in
+ * its comma/space-separated value? Only lines within p[0..n) are read. */
+static int header_has_token(const uint8_t *p, uint32_t n, const char *name, const char *token)
+{
+    size_t nl = strlen(name), tl = strlen(token);
+    for (uint32_t i = 1; i + nl <= n; i++) {
+        if (p[i - 1] != '\n' || strncasecmp((const char *)p + i, name, nl)) continue;
+        uint32_t j = i + (uint32_t)nl;
+        while (j < n && p[j] != '\r' && p[j] != '\n') {
+            while (j < n && (p[j] == ' ' || p[j] == '\t' || p[j] == ',')) j++;
+            uint32_t s = j;
+            while (j < n && p[j] != ' ' && p[j] != '\t' && p[j] != ',' && p[j] != '\r' && p[j] != '\n') j++;
+            if (j - s == tl && !strncasecmp((const char *)p + s, token, tl)) return 1;
+        }
+    }
+    return 0;
+}
+
+/* A WebSocket opening handshake (RFC 6455 section 4.1) that may carry SIP:
+ * "GET " with Upgrade: websocket and, when the whole head is in this segment,
+ * the "sip" subprotocol (RFC 7118 section 4.1). A head cut by the segment
+ * boundary is taken on trust (browsers put the subprotocol after long
+ * cookies); Python reads the whole head and ignores a WebSocket without SIP. */
+static int looks_like_sip_websocket(const uint8_t *p, uint32_t n)
+{
+    if (n < 16 || memcmp(p, "GET ", 4)) return 0;
+    uint32_t lim = n < 8192 ? n : 8192;
+    if (!header_has_token(p, lim, "upgrade:", "websocket")) return 0;
+    const uint8_t *end = memmem(p, lim, "\r\n\r\n", 4);
+    return !end || header_has_token(p, (uint32_t)(end - p) + 2, "sec-websocket-protocol:", "sip");
+}
+
+/* A WebSocket text or binary frame (RFC 6455 section 5.2) whose payload,
+ * unmasked, starts like SIP: how a connection upgraded before the capture
+ * began (or before the table below was emptied) announces itself. */
+static int looks_like_sip_in_websocket(const uint8_t *p, uint32_t n)
+{
+    if (n < 16 || ((p[0] & 0x7f) != 0x01 && (p[0] & 0x7f) != 0x02)) return 0;
+    uint32_t len = p[1] & 0x7fu, off = len == 127 ? 10 : len == 126 ? 4 : 2;
+    uint8_t key[4] = {0, 0, 0, 0}, head[256];
+    if (p[1] & 0x80) {
+        if (n < off + 4) return 0;
+        memcpy(key, p + off, 4);
+        off += 4;
+    }
+    if (n <= off) return 0;
+    uint32_t m = n - off < sizeof head ? n - off : (uint32_t)sizeof head;
+    for (uint32_t i = 0; i < m; i++) head[i] = p[off + i] ^ key[i & 3];
+    return head[0] >= 'A' && head[0] <= 'Z' && looks_like_sip(head, m);
+}
+
+/* Text as SIP writes it: no byte outside printable ASCII, CR, LF and TAB
+ * among the first 16. WebSocket frames fail it (the header's first byte, or
+ * a masked payload). */
+static int looks_like_text(const uint8_t *p, uint32_t n)
+{
+    uint32_t lim = n < 16 ? n : 16;
+    for (uint32_t i = 0; i < lim; i++)
+        if (p[i] >= 0x7f || (p[i] < 0x20 && p[i] != '\r' && p[i] != '\n' && p[i] != '\t')) return 0;
+    return 1;
 }
 
 /* Connection hash, the same for both directions. */
@@ -216,10 +279,16 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
     if (l.proto == 6) {
         int sip_port = is_sip_port(e, l.sport) || is_sip_port(e, l.dport);
         uint64_t h = tcp_conn_hash(&l);
-        int starts = n && e->sip_by_content && p[0] >= 'A' && p[0] <= 'Z' && looks_like_sip(p, n);
+        /* SIP, a WebSocket upgrade for SIP, or SIP in a WebSocket frame: follow it */
+        int starts = n && e->sip_by_content &&
+                     ((p[0] >= 'A' && p[0] <= 'Z' &&
+                       (looks_like_sip(p, n) || (p[0] == 'G' && looks_like_sip_websocket(p, n)))) ||
+                      ((p[0] & 0x7c) == 0 && looks_like_sip_in_websocket(p, n)));
         if (sip_port || tcp_tracked(e, h, starts)) {
             c->tcp_segments++;
             sig_push(e, &l, ts, WS_SIG_TCP);
+            /* the client's mask hides an SDP from sig_push: hand WebSocket bytes over at once */
+            if (n && !looks_like_text(p, n)) e->sig_urgent = 1;
         } else {
             c->other_tcp++;
         }

@@ -1,7 +1,9 @@
 """Signalling batches from the engine -> SIP messages -> the call tracker.
 
-UDP datagrams are whole messages; TCP segments go through the reassembler;
-SCTP DATA chunks carry whole messages (RFC 4168).
+UDP datagrams are whole messages; TCP segments go through the reassembler
+(Content-Length framing, or WebSocket framing after a SIP WebSocket handshake,
+whose messages are whole like datagrams); SCTP DATA chunks carry whole
+messages (RFC 4168).
 """
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ class SignallingCorrelator:
             if kind == SIG_UDP:
                 tracker.message(parse_sip(payload, True, corr), payload, ts, a, b)
             elif kind == SIG_TCP:
-                for msg in self.tcp.segment((src, sport, dst, dport), tcp_seq, tcp_flags, payload, ts):
-                    tracker.message(parse_sip(msg, False, corr), msg, ts, a, b)
+                for msg, whole in self.tcp.segment((src, sport, dst, dport), tcp_seq, tcp_flags, payload, ts):
+                    tracker.message(parse_sip(msg, whole, corr), msg, ts, a, b)
             elif kind == SIG_SCTP:
                 for msg in self.sctp.messages((src, sport, dst, dport), payload):
                     self.sctp_messages += 1
