@@ -173,10 +173,9 @@ def ws_counters(r) -> dict:
 # a whole call
 
 
-def test_call_over_websocket_gives_the_cdr(tmp_path):
-    """INVITE/100/180/200/ACK/BYE/200, masked client frames and unmasked server
-    frames: PDD to the 180, the answer, the BYE and who sent it; the offer's SDP
-    (inside a masked frame) binds the caller's media."""
+def whole_call() -> Capture:
+    """INVITE/100/180/200/ACK/BYE/200 over one WebSocket connection (seven
+    messages, two upgraded directions), 40 RTP packets to the caller."""
     cap = Capture()
     ws = WsConn(cap)
     d = dialog("ws-call-1@192.0.2.10")
@@ -192,7 +191,14 @@ def test_call_over_websocket_gives_the_cdr(tmp_path):
     bye = d.request("BYE", 2, to_tag="srv")
     ws.up(6.000, client_frame(bytes(bye)))
     ws.down(6.020, server_frame(bytes(response(bye, 200))))
-    r = run(tmp_path, cap)
+    return cap
+
+
+def test_call_over_websocket_gives_the_cdr(tmp_path):
+    """Masked client frames and unmasked server frames: PDD to the 180, the
+    answer, the BYE and who sent it; the offer's SDP (inside a masked frame)
+    binds the caller's media."""
+    r = run(tmp_path, whole_call())
     line = only_cdr(r)
     check(line, call_id="ws-call-1@192.0.2.10", invite_ts=ts(0.100), pdd_ms=250.0, pdd_end="ringing",
           answer_ts=ts(1.500), end_ts=ts(6.000), duration_s=4.5, final_code=200, reason="normal",
@@ -201,6 +207,19 @@ def test_call_over_websocket_gives_the_cdr(tmp_path):
     assert r.sip["requests"] == 3 and r.sip["responses"] == 4 and r.sip["parse_errors"] == 0
     assert ws_counters(r) == dict(upgrades=2, joined=0, not_sip=0, messages=7, control_frames=0, errors=0,
                                   oversize=0)
+
+
+def test_websocket_counters_are_exported(tmp_path):
+    from warpsniff.metrics.collector import SnifferCollector
+    from warpsniff.pipeline import Pipeline
+    from warpsniff.replay import EngineOptions
+
+    pipeline = Pipeline(EngineOptions())
+    pipeline.run_reader(str(whole_call().write(tmp_path / "ws.pcap")))
+    pipeline.finish()
+    family = next(f for f in SnifferCollector(pipeline).collect() if f.name == "warpsniff_websocket")
+    got = {s.labels["event"]: s.value for s in family.samples if s.name == "warpsniff_websocket_total"}
+    assert got == dict(upgrades=2, joined=0, not_sip=0, messages=7, control_frames=0, errors=0, oversize=0)
 
 
 def test_websocket_messages_need_no_content_length(tmp_path):

@@ -204,6 +204,11 @@ class SnifferCollector:
         drops.add_metric(["tcp_buffer_overflow"], tcp.buffer_overflows)
         drops.add_metric(["signalling_batch"], c["signalling_dropped"])
         yield drops
+        ws = CounterMetricFamily("warpsniff_websocket", "SIP over WebSocket (RFC 7118) on TCP connections, by event.",
+                                 labels=["event"])
+        for event in ("upgrades", "joined", "not_sip", "messages", "control_frames", "errors", "oversize"):
+            ws.add_metric([event], getattr(tcp, f"websocket_{event}"))
+        yield ws
         lo = CounterMetricFamily("warpsniff_label_overflows", "Label sets folded into \"other\" by the guard.",
                                  labels=["metric"])
         for metric, n in overflows.items():
