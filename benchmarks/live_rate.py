@@ -39,9 +39,13 @@ def main() -> int:
     ap.add_argument("--capture", type=Path, default=OUT / "synth-v1-c500-p1000000-l0.005-j5-s1.pcap")
     ap.add_argument("--loops", type=int, default=1)
     ap.add_argument("--ring-blocks", type=int, default=64)
+    ap.add_argument("--prefix", default="lr", help="namespace and interface name prefix (default lr)")
+    ap.add_argument("--write-pcap", metavar="DIR", help="run warpsniff with --write-pcap DIR (the spool on)")
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:6]
-    a, b, cap, tx = f"lra{tag}", f"lrb{tag}", f"lrc{tag}", f"lrt{tag}"
+    p = args.prefix
+    a, b, cap, tx = f"{p}a{tag}", f"{p}b{tag}", f"{p}c{tag}", f"{p}t{tag}"
+    extra = ["--write-pcap", str(args.write_pcap)] if args.write_pcap else []
     sh("ip", "netns", "add", a)
     sh("ip", "netns", "add", b)
     live = None
@@ -53,7 +57,7 @@ def main() -> int:
             sh("ip", "-n", ns, "link", "set", dev, "up")
         err = OUT / "live_rate.err"
         live = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-m", "warpsniff", "live", "-i", cap,
-                                 "--listen", f"127.0.0.1:{PORT}", "--ring-blocks", str(args.ring_blocks)],
+                                 "--listen", f"127.0.0.1:{PORT}", "--ring-blocks", str(args.ring_blocks), *extra],
                                 stdout=subprocess.DEVNULL, stderr=open(err, "w"))
         while "serving" not in err.read_text():
             time.sleep(0.05)

@@ -95,7 +95,10 @@ cdef class Engine:
         if self.ring_open:
             ws_ring_close(&self.ring)
         if self.e != NULL:
-            self.close_spool()
+            if self.e.spool != NULL:
+                ws_spool_close(self.e.spool)
+                free(self.e.spool)
+                self.e.spool = NULL
             ws_engine_free(self.e)
             free(self.e)
 

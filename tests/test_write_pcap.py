@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -69,6 +70,16 @@ class Builder:
         if owner is not None:
             for f in self.cap.frames[n:]:
                 self.own(owner).times.append(f.t_ns)
+
+    def fragments(self, owner, t, src, dst, payload) -> int:
+        """One UDP datagram as IPv4 fragments (100 us apart); returns how many."""
+        t = self._t(t)
+        n = len(self.cap.frames)
+        count = self.cap.udp_fragments(t, src, dst, bytes(payload), fragsize=600, step=0.0001)
+        for f in self.cap.frames[n:]:
+            self.used.add(f.t_ns)
+            self.own(owner).times.append(f.t_ns)
+        return count
 
     def rtp(self, owner, src, dst, ssrc, start, count, drop=()) -> None:
         sent = 0
@@ -132,6 +143,18 @@ LOSSY = "lossy-200-call@192.0.2.11"
 OTHER = "other-200-call@192.0.2.11"
 BAD_TCP = "bad-503-tcp@192.0.2.30"
 BUSY = "busy-486-call@192.0.2.10"
+BAD_FRAG = "bad-500-fragmented@192.0.2.50"
+
+
+def fragmented_500_call(b: Builder, call_id: str, t0: float) -> None:
+    """A 500 whose INVITE (large SDP) crossed the network as IPv4 fragments."""
+    caller = ("192.0.2.50", 5060)
+    d = Dialog(call_id, caller, BOB, from_tag="frag-ft")
+    inv = d.invite(1, body=sdp("192.0.2.50", 4900, pad_attrs=30))
+    assert b.fragments(call_id, t0, caller, BOB, inv) >= 3
+    b.udp(call_id, t0 + 0.01, BOB, caller, response(inv, 100))
+    b.udp(call_id, t0 + 0.2, BOB, caller, response(inv, 500, to_tag="tt"))
+    b.udp(call_id, t0 + 0.21, caller, BOB, d.request("ACK", 1, to_tag="tt", branch=inv.get("Via").split("branch=")[1]))
 
 
 def mixed_capture(tmp_path: Path) -> tuple[Path, dict]:
@@ -141,7 +164,8 @@ def mixed_capture(tmp_path: Path) -> tuple[Path, dict]:
     - LOSSY: answered, 30 % of caller->callee RTP lost (MOS far below 3.1),
     - OTHER: answered, clean, during the others, same SIP hosts as LOSSY,
     - BAD_TCP: 503 over TCP,
-    - BUSY: 486 (bad only if 4xx is asked for)."""
+    - BUSY: 486 (bad only if 4xx is asked for),
+    - BAD_FRAG: 500, its INVITE in IPv4 fragments."""
     b = Builder()
     udp_call(b, GOOD, 0.0, Dialog("x").caller, BOB, ("192.0.2.10", 4000), ("198.51.100.20", 5000),
              code=200, rtp_packets=250, rtcp=True, ssrcs=(0xA1, 0xA2))
@@ -153,6 +177,7 @@ def mixed_capture(tmp_path: Path) -> tuple[Path, dict]:
              code=200, rtp_packets=200, ssrcs=(0xC1, 0xC2))
     tcp_503_call(b, BAD_TCP, 2.0)
     udp_call(b, BUSY, 2.5, Dialog("x").caller, BOB, ("192.0.2.10", 4400), ("198.51.100.20", 5400), code=486)
+    fragmented_500_call(b, BAD_FRAG, 3.0)
     for t in range(0, 60):
         b.cap.filler(b._t(float(t) + 0.5))  # capture time moves on; belongs to no call
     path = b.cap.write(tmp_path / "mixed.pcap")
@@ -189,7 +214,7 @@ def test_replay_writes_exactly_the_bad_calls(tmp_path):
     assert r.returncode == 0, r.stderr
     files = written(out)
     # 5xx and the lossy call; not the clean ones, not the 486 (4xx was not asked for)
-    assert set(files) == {BAD_503, BAD_TCP, LOSSY}, (sorted(files), r.stderr)
+    assert set(files) == {BAD_503, BAD_TCP, LOSSY, BAD_FRAG}, (sorted(files), r.stderr)
     for call_id, path in files.items():
         assert_exact(path, truth[call_id])
     # the lossy call's RTP, as tshark sees it: both directions, every packet the test sent
@@ -197,7 +222,9 @@ def test_replay_writes_exactly_the_bad_calls(tmp_path):
     assert streams == truth[LOSSY].streams
     # the TCP call: the whole connection, handshake included, and nothing else
     assert {row[0] for row in tshark_fields(files[BAD_TCP], "", ["tcp.stream"])} == {"0"}
-    assert "3 bad calls: 3 written (0 truncated), 0 skipped" in r.stderr, r.stderr
+    # the fragmented INVITE: every fragment, so tshark reassembles it (the SDP inside is read)
+    assert tshark_fields(files[BAD_FRAG], "sip.Method == INVITE", ["sdp.media.port"]) == [["4900"]]
+    assert "4 bad calls: 4 written (0 truncated), 0 skipped" in r.stderr, r.stderr
 
 
 def test_codes_are_configurable(tmp_path):
@@ -231,7 +258,7 @@ def test_output_directory_stays_bounded(tmp_path):
     assert r.returncode == 0, r.stderr
     # the new files take some KiB: with both old files (1 MiB) the directory would be over
     new = [p for p in out.glob("*.pcap") if "old-" not in p.name]
-    assert len(new) == 3
+    assert len(new) == 4
     new_bytes = sum(p.stat().st_size for p in new)
     assert 0 < new_bytes < mb // 2
     assert not old1.exists() and old2.exists() and notes.exists()
@@ -347,6 +374,50 @@ def test_spool_refuses_a_cap_below_two_segments(tmp_path):
 
     with pytest.raises(ValueError, match="two segments"):
         Engine().open_spool(str(tmp_path / "s"), 1 << 20, 1 << 20)
+
+
+def test_spool_and_extraction_under_sanitizers(tmp_path):
+    """The spool and the extraction built with ASan/UBSan (tests/native/spool_extract.c):
+    the mixed capture, a capture that rotates the spool, the damaged files of
+    test_bad_input.py and seeded mutants of the mixed capture. No report allowed."""
+    import random
+
+    import robust_captures as rc
+    from test_sanitizers import NATIVE, REPORT_RE, _compile, _env
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+    tool = _compile(tmp_path / "spool_extract", NATIVE / "spool_extract.c", tmp_path / "build")
+    mixed, _ = mixed_capture(tmp_path)
+    big = Builder()
+    udp_call(big, GOOD, 0.0, ALICE2, BOB2, ("192.0.2.11", 4200), ("198.51.100.21", 5200),
+             code=200, rtp_packets=2500, ssrcs=(0xD1, 0xD2))
+    inputs = [mixed, big.cap.write(tmp_path / "big.pcap")]
+    for i, case in enumerate(rc.structural_cases()):
+        inputs.append(tmp_path / f"damaged-{i}.pcap")
+        inputs[-1].write_bytes(case.data)
+    rng = random.Random(20261127)
+    base = mixed.read_bytes()
+    for i in range(120):
+        inputs.append(tmp_path / f"mutant-{i}.pcap")
+        inputs[-1].write_bytes(rc.mutate(base, rng, rng.choice((1, 2, 5, 16, 40))))
+    work = tmp_path / "work"
+    work.mkdir()
+    probe = subprocess.run([str(tool), str(work)], capture_output=True, text=True, env=_env(True), timeout=60)
+    env = _env("LeakSanitizer has encountered a fatal error" not in probe.stderr)
+    for start in range(0, len(inputs), 40):
+        chunk = [str(p) for p in inputs[start:start + 40]]
+        proc = subprocess.run([str(tool), str(work), *chunk], capture_output=True, text=True, errors="replace",
+                              env=env, timeout=300)
+        assert not REPORT_RE.search(proc.stderr) and proc.returncode in (0, 2), proc.stderr[-4000:]
+        assert proc.stdout.count("done frames=") == len(chunk), proc.stdout[-2000:]
+    # the clean captures: everything found in the file is found again in the spool
+    proc = subprocess.run([str(tool), str(work), *map(str, inputs[:2])], capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("done")]
+    first = dict(kv.split("=") for kv in lines[0].split()[1:])
+    assert int(first["written"]) > 0 and first["written"] == first["from_spool"]
+    second = dict(kv.split("=") for kv in lines[1].split()[1:])
+    assert int(second["segments"]) >= 2   # the big capture rotated the spool
 
 
 # --------------------------------------------------------------------------

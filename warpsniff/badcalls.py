@@ -38,6 +38,7 @@ SPOOL_SEGMENT = re.compile(r"^spool-(\d{10})-(\d{19})\.pcap$")
 OUR_FILE = re.compile(r"^\d{8}T\d{6}Z_[^/]*\.pcap$")
 FLUSH_SLACK_S = 2.0      # the spool writes out at least once per second of capture time, or when idle
 REORDER_NS = NS          # kernel timestamps of one ring are monotonic to well within this
+CALLS_PER_PASS = 512     # one open file per call whose window is open: stay well under the fd limit
 
 
 def parse_codes(text: str) -> tuple[frozenset, frozenset]:
@@ -101,6 +102,7 @@ class BadCallWriter:
         self.pending: list[Pending] = []
         self.lock = threading.Lock()       # pending is appended by the capture thread
         self.spool_dirs: list[Path] = []
+        self.engines: list = []            # whose spools those are (for their error state)
         self.spool_started_ns: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
@@ -150,6 +152,7 @@ class BadCallWriter:
         share = total_bytes // max(1, len(engines))
         segment = min(segment_bytes, share // 2)
         self.spool_started_ns = time.time_ns()
+        self.engines = list(engines)
         for i, engine in enumerate(engines):
             d = root / f"worker-{i}"
             d.mkdir(parents=True, exist_ok=True)
@@ -214,9 +217,14 @@ class BadCallWriter:
                 if m:
                     segs.append((int(m.group(1)), int(m.group(2)), str(d / name)))
             listing.append(sorted(segs))
+        stopped = []
+        for engine in self.engines:
+            st = engine.spool_stats()
+            if st and st["error"]:
+                stopped.append(f"{st['error']}, {st['frames_lost']} frames not spooled")
         segments, notes = {}, {}
         for item in items:
-            paths, missing = [], []
+            paths, missing = [], list(stopped)
             if self.spool_started_ns is not None and item.from_ns < self.spool_started_ns:
                 missing.append("the call began before the spool started")
             for d, segs in zip(self.spool_dirs, listing):
@@ -259,14 +267,18 @@ class BadCallWriter:
                              "media": item.media, "out_path": str(out), "max_bytes": self.max_bytes})
         if not requests:
             return
-        results, input_stats = extract_calls(inputs, requests)
-        input_note = None
-        if input_stats["inputs_unreadable"] or input_stats["inputs_corrupt"]:
-            input_note = (f"{input_stats['inputs_unreadable'] + input_stats['inputs_corrupt']} input(s) "
-                          f"unreadable: {input_stats['error']}")
-        for (item, out), res in zip(runnable, results):
-            self._report(item, out, res, notes.get(id(item)), input_note)
-        self._enforce_bound()
+        order = sorted(range(len(requests)), key=lambda k: requests[k]["from_ns"])
+        for start in range(0, len(order), CALLS_PER_PASS):
+            chunk = order[start:start + CALLS_PER_PASS]
+            results, input_stats = extract_calls(inputs, [requests[k] for k in chunk])
+            input_note = None
+            if input_stats["inputs_unreadable"] or input_stats["inputs_corrupt"]:
+                input_note = (f"{input_stats['inputs_unreadable'] + input_stats['inputs_corrupt']} input(s) "
+                              f"unreadable: {input_stats['error']}")
+            for k, res in zip(chunk, results):
+                item, out = runnable[k]
+                self._report(item, out, res, notes.get(id(item)), input_note)
+            self._enforce_bound()
 
     def _skip(self, item: Pending, why: str) -> None:
         self.stats.skipped += 1

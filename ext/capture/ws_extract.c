@@ -264,6 +264,7 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
     x->next_start = 0;
     open_inputs(x, paths);
     ws_extract_call *matched[64];
+    uint8_t kind[64];
     for (;;) {
         int i = earliest_input(x);
         if (i < 0) break;
@@ -285,10 +286,10 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
             int sip = 0;
             if (l.proto == 17 && l.payload_len && l.payload[0] >= 'A' && l.payload[0] <= 'Z')
                 sip = ws_sip_parse(l.payload, l.payload_len, 1, NULL, &m) == WS_SIP_OK;
-            for (uint32_t a = 0; a < x->n_active; a++) {
+            for (uint32_t a = 0; a < x->n_active && n_matched < sizeof matched / sizeof matched[0]; a++) {
                 ws_extract_call *c = &x->calls[x->active[a]];
                 if (f->ts_ns < c->from_ns || f->ts_ns > c->to_ns) continue;
-                int hit = 0;
+                uint8_t hit = 0;
                 if (l.proto == 17) {
                     if (sip) hit = m.call_id.len == c->call_id_len &&
                                    !memcmp(l.payload + m.call_id.off, c->call_id, c->call_id_len);
@@ -305,15 +306,20 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
                         hit = 3;
                     }
                 }
-                if (!hit || !writing) continue;
-                if (l.reassembled && n_matched < sizeof matched / sizeof matched[0]) matched[n_matched++] = c;
-                if (write_frame(c, f)) {
-                    if (hit == 1) c->sip_frames++;
-                    else if (hit == 2) c->media_frames++;
-                    else c->tcp_frames++;
+                if (hit && writing) {
+                    matched[n_matched] = c;
+                    kind[n_matched++] = hit;
                 }
             }
+            /* a reassembled datagram: its earlier fragments first, in capture order */
             if (l.reassembled && writing) release_fragments(x, &l, matched, n_matched);
+            for (uint32_t k = 0; k < n_matched; k++) {
+                ws_extract_call *c = matched[k];
+                if (!write_frame(c, f)) continue;
+                if (kind[k] == 1) c->sip_frames++;
+                else if (kind[k] == 2) c->media_frames++;
+                else c->tcp_frames++;
+            }
         }
         input_advance(x, in);
     }
