@@ -29,7 +29,20 @@ typedef struct held_fragment {
     uint8_t *copy;
 } held_fragment;
 
+/* Calls by media endpoint and by Call-ID, so a frame is checked against the
+ * calls it can belong to, not against every open window (an outage can open
+ * thousands at once). Several entries may share a key; colliding keys are
+ * re-checked exactly. */
+typedef struct index_entry {
+    uint64_t key; /* 0 = empty; endpoint keys are odd, Call-ID keys even */
+    uint32_t call;
+} index_entry;
+
+#define MAX_MATCHES 64 /* calls one frame can go to */
+
 typedef struct extract_run {
+    index_entry *index;
+    uint32_t index_mask;
     extract_input *in;
     uint32_t n_in;
     ws_decoder *dec;
@@ -42,6 +55,61 @@ typedef struct extract_run {
     uint32_t n_active, next_start;
     ws_extract_stats *st;
 } extract_run;
+
+static uint64_t endpoint_key(const ws_addr *a, uint16_t port)
+{
+    uint64_t h = ws_load64(a->b) * 0x9e3779b97f4a7c15ULL ^ ws_load64(a->b + 8) * 0xc2b2ae3d27d4eb4fULL ^
+                 (uint64_t)port * 0x165667b19e3779f9ULL;
+    return ws_mix64(h) | 1;
+}
+
+static uint64_t call_id_key(const uint8_t *p, uint32_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return (ws_mix64(h) & ~1ULL) | 2;
+}
+
+static void index_add(extract_run *x, uint64_t key, uint32_t call)
+{
+    uint32_t pos = (uint32_t)key & x->index_mask;
+    while (x->index[pos].key) pos = (pos + 1) & x->index_mask;
+    x->index[pos].key = key;
+    x->index[pos].call = call;
+}
+
+static int build_index(extract_run *x)
+{
+    uint64_t entries = x->n_calls;
+    for (uint32_t i = 0; i < x->n_calls; i++) entries += x->calls[i].n_media;
+    uint64_t cap = 16;
+    while (cap < 2 * entries) cap *= 2;
+    if (cap > (1ull << 31)) return -1;
+    x->index = calloc(cap, sizeof(index_entry));
+    if (!x->index) return -1;
+    x->index_mask = (uint32_t)(cap - 1);
+    for (uint32_t i = 0; i < x->n_calls; i++) {
+        const ws_extract_call *c = &x->calls[i];
+        if (c->call_id_len) index_add(x, call_id_key(c->call_id, c->call_id_len), i);
+        for (uint32_t k = 0; k < c->n_media; k++) {
+            /* a call listing the same endpoint twice would be found twice: the
+             * matched list drops duplicates */
+            index_add(x, endpoint_key(&c->media[k].addr, c->media[k].port), i);
+        }
+    }
+    return 0;
+}
+
+/* Adds call c to the frame's matches once. */
+static uint32_t add_match(ws_extract_call **matched, uint8_t *kind, uint32_t n, ws_extract_call *c, uint8_t hit)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (matched[i] == c) return n;
+    if (n == MAX_MATCHES) return n;
+    matched[n] = c;
+    kind[n] = hit;
+    return n + 1;
+}
 
 static void note_input_problem(extract_run *x, const extract_input *in, int rc)
 {
@@ -263,8 +331,8 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
     x->n_active = 0;
     x->next_start = 0;
     open_inputs(x, paths);
-    ws_extract_call *matched[64];
-    uint8_t kind[64];
+    ws_extract_call *matched[MAX_MATCHES];
+    uint8_t kind[MAX_MATCHES];
     for (;;) {
         int i = earliest_input(x);
         if (i < 0) break;
@@ -284,17 +352,35 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
             uint32_t n_matched = 0;
             ws_sip_msg m;
             int sip = 0;
-            if (l.proto == 17 && l.payload_len && l.payload[0] >= 'A' && l.payload[0] <= 'Z')
+            if (l.proto == 17 && writing && l.payload_len && l.payload[0] >= 'A' && l.payload[0] <= 'Z')
                 sip = ws_sip_parse(l.payload, l.payload_len, 1, NULL, &m) == WS_SIP_OK;
-            for (uint32_t a = 0; a < x->n_active && n_matched < sizeof matched / sizeof matched[0]; a++) {
-                ws_extract_call *c = &x->calls[x->active[a]];
-                if (f->ts_ns < c->from_ns || f->ts_ns > c->to_ns) continue;
-                uint8_t hit = 0;
-                if (l.proto == 17) {
-                    if (sip) hit = m.call_id.len == c->call_id_len &&
-                                   !memcmp(l.payload + m.call_id.off, c->call_id, c->call_id_len);
-                    else hit = media_match(c, &l) ? 2 : 0;
-                } else if (l.proto == 6) {
+            int64_t ts = f->ts_ns;
+            if (l.proto == 17 && sip && writing) {
+                uint64_t key = call_id_key(l.payload + m.call_id.off, m.call_id.len);
+                for (uint32_t pos = (uint32_t)key & x->index_mask; x->index[pos].key; pos = (pos + 1) & x->index_mask) {
+                    ws_extract_call *c = &x->calls[x->index[pos].call];
+                    if (x->index[pos].key == key && ts >= c->from_ns && ts <= c->to_ns &&
+                        m.call_id.len == c->call_id_len && !memcmp(l.payload + m.call_id.off, c->call_id, c->call_id_len))
+                        n_matched = add_match(matched, kind, n_matched, c, 1);
+                }
+            } else if (l.proto == 17 && writing) {
+                /* RTP at the endpoint's port, RTCP at port + 1, either direction */
+                const ws_addr *addrs[4] = {&l.dst, &l.dst, &l.src, &l.src};
+                uint16_t ports[4] = {l.dport, (uint16_t)(l.dport - 1), l.sport, (uint16_t)(l.sport - 1)};
+                for (int q = 0; q < 4; q++) {
+                    uint64_t key = endpoint_key(addrs[q], ports[q]);
+                    for (uint32_t pos = (uint32_t)key & x->index_mask; x->index[pos].key;
+                         pos = (pos + 1) & x->index_mask) {
+                        ws_extract_call *c = &x->calls[x->index[pos].call];
+                        if (x->index[pos].key == key && ts >= c->from_ns && ts <= c->to_ns && media_match(c, &l))
+                            n_matched = add_match(matched, kind, n_matched, c, 2);
+                    }
+                }
+            } else if (l.proto == 6) {
+                /* TCP signalling is rare next to media: the open windows are checked one by one */
+                for (uint32_t a = 0; a < x->n_active; a++) {
+                    ws_extract_call *c = &x->calls[x->active[a]];
+                    if (ts < c->from_ns || ts > c->to_ns) continue;
                     if (!writing) {
                         if (c->n_tcp < WS_EXTRACT_MAX_TCP && !tcp_known(c, &l) &&
                             carries_call_id(l.payload, l.payload_len, c)) {
@@ -303,12 +389,8 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
                             c->n_tcp++;
                         }
                     } else if (tcp_known(c, &l)) {
-                        hit = 3;
+                        n_matched = add_match(matched, kind, n_matched, c, 3);
                     }
-                }
-                if (hit && writing) {
-                    matched[n_matched] = c;
-                    kind[n_matched++] = hit;
                 }
             }
             /* a reassembled datagram: its earlier fragments first, in capture order */
@@ -352,7 +434,7 @@ int ws_extract(const char *const *inputs, uint32_t n_inputs, ws_extract_call *ca
     x.order = malloc((n_calls ? n_calls : 1) * sizeof(uint32_t));
     x.active = malloc((n_calls ? n_calls : 1) * sizeof(uint32_t));
     int rc = -1;
-    if (x.in && x.dec && x.order && x.active) {
+    if (x.in && x.dec && x.order && x.active && !build_index(&x)) {
         for (uint32_t i = 0; i < n_inputs; i++) x.in[i].r.fd = -1;
         for (uint32_t i = 0; i < n_calls; i++) x.order[i] = i;
         qsort_r(x.order, n_calls, sizeof(uint32_t), cmp_start, calls);
@@ -368,5 +450,6 @@ int ws_extract(const char *const *inputs, uint32_t n_inputs, ws_extract_call *ca
     free(x.dec);
     free(x.order);
     free(x.active);
+    free(x.index);
     return rc;
 }
