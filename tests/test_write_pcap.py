@@ -508,7 +508,19 @@ def test_live_spool_writes_the_failed_calls(wpc_lab):
         time.sleep(1.5)  # a quiet gap: the failed calls' windows hold nothing of the answered ones
         failed = _sipp_uac(lab, "uac_failing.xml", 5080, 5063, 3, "failed")
         assert answered == {"successful": 2, "failed": 0} and failed == {"successful": 3, "failed": 0}
-        time.sleep(1.0)
+        # written while warpsniff runs (a background thread, once each window is on disk), not at exit
+        from test_live import scrape
+        deadline = time.monotonic() + 20
+        while True:
+            samples = scrape(lab)
+            if samples.get('warpsniff_write_pcap_calls_total{outcome="written"}') == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert samples['warpsniff_write_pcap_calls_total{outcome="written"}'] == 3, samples
+        assert samples["warpsniff_write_pcap_pending"] == 0
+        assert samples['warpsniff_write_pcap_calls_total{outcome="truncated"}'] == 0
+        assert 0 < samples["warpsniff_spool_bytes"] <= 16 << 20
+        while_running = sorted(p.name for p in out.glob("*.pcap"))
     finally:
         live.send_signal(signal.SIGTERM)
         code = live.wait(timeout=60)
@@ -527,6 +539,7 @@ def test_live_spool_writes_the_failed_calls(wpc_lab):
     assert len(truth) == 3
     files = written(out)
     assert set(files) == set(truth), log   # the failed calls, not the answered ones
+    assert sorted(p.name for p in files.values()) == while_running
     for call_id, path in files.items():
         got = _wire_rows(path, "")
         assert got == truth[call_id], (call_id, got - truth[call_id], truth[call_id] - got)

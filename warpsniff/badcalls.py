@@ -161,6 +161,9 @@ class BadCallWriter:
                 self.log(f"removed {removed} spool segments of an earlier run from {d}")
             self.spool_dirs.append(d)
 
+    def collector(self) -> "WritePcapCollector":
+        return WritePcapCollector(self)
+
     def start(self) -> "BadCallWriter":
         """Live: extracts calls in the background once their window is on disk."""
         self._thread = threading.Thread(target=self._run, name="write-pcap", daemon=True)
@@ -280,15 +283,26 @@ class BadCallWriter:
                 self._report(item, out, res, notes.get(id(item)), input_note)
             self._enforce_bound()
 
+    def _count(self, **fields) -> None:
+        """Counters move together under the lock: a scrape never sees a call twice."""
+        with self.lock:
+            for name, n in fields.items():
+                setattr(self.stats, name, getattr(self.stats, name) + n)
+
+    def _count_reasons(self, problems) -> None:
+        with self.lock:
+            for p in problems:
+                key = p.split(":")[0]
+                self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
+
     def _skip(self, item: Pending, why: str) -> None:
-        self.stats.skipped += 1
-        key = why.split(":")[0]
-        self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
+        self._count(skipped=1)
+        self._count_reasons([why])
         self.log(f"call {item.call_id} ({item.reason}) skipped: {why}")
 
     def _report(self, item: Pending, out: Path, res: dict, note: Optional[str], input_note: Optional[str]) -> None:
         if res["state"] == "failed":
-            self.stats.failed += 1
+            self._count(failed=1)
             self.log(f"call {item.call_id} ({item.reason}) not written: {res['error']}")
             return
         if res["state"] == "empty":
@@ -296,21 +310,16 @@ class BadCallWriter:
                        + (f" ({input_note})" if input_note else ""))
             return
         frames = res["sip_frames"] + res["tcp_frames"] + res["media_frames"] + res["fragment_frames"]
-        self.stats.written += 1
-        self.stats.frames += frames
-        self.stats.frames_cut += res["frames_cut"]
         problems = [p for p in (note, input_note) if p]
         if res["frames_cut"]:
             problems.append(f"{res['frames_cut']} frames cut at the {self.max_bytes} byte file bound")
         if res["linktype_skipped"]:
             problems.append(f"{res['linktype_skipped']} frames of another link type left out")
+        self._count(written=1, truncated=1 if problems else 0, frames=frames, frames_cut=res["frames_cut"])
+        self._count_reasons(problems)
         line = (f"{out}: call {item.call_id} ({item.reason}): {frames} frames (SIP {res['sip_frames']}, "
                 f"TCP {res['tcp_frames']}, media {res['media_frames']}, fragments {res['fragment_frames']})")
         if problems:
-            self.stats.truncated += 1
-            for p in problems:
-                key = p.split(":")[0]
-                self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
             line += " TRUNCATED: " + "; ".join(problems)
         self.log(line)
 
@@ -334,10 +343,43 @@ class BadCallWriter:
             removed += 1
             removed_bytes += size
         if removed:
-            self.stats.removed_files += removed
-            self.stats.removed_bytes += removed_bytes
+            self._count(removed_files=removed, removed_bytes=removed_bytes)
             self.log(f"removed the {removed} oldest files ({removed_bytes} bytes) to keep {self.directory} "
                      f"under {self.max_bytes} bytes")
+
+
+class WritePcapCollector:
+    """/metrics for --write-pcap: what happened to each bad call, and the spool."""
+
+    def __init__(self, writer: BadCallWriter):
+        self.w = writer
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        w = self.w
+        with w.lock:
+            st = w.stats
+            outcomes = {"written": st.written - st.truncated, "truncated": st.truncated,
+                        "skipped": st.skipped, "failed": st.failed}
+            pending = len(w.pending)
+            removed = st.removed_files
+        calls = CounterMetricFamily("warpsniff_write_pcap_calls",
+                                    "Calls that ended badly, by what --write-pcap made of them.", labels=["outcome"])
+        for outcome, n in outcomes.items():
+            calls.add_metric([outcome], n)
+        yield calls
+        yield GaugeMetricFamily("warpsniff_write_pcap_pending", "Bad calls waiting for their window to be spooled.",
+                                value=pending)
+        yield CounterMetricFamily("warpsniff_write_pcap_removed_files",
+                                  "Oldest files removed to keep the directory bound.", value=removed)
+        spools = [s for s in (e.spool_stats() for e in w.engines) if s]
+        if spools:
+            yield GaugeMetricFamily("warpsniff_spool_bytes", "Bytes in the live spool's segments, all capture threads.",
+                                    value=sum(s["on_disk_bytes"] for s in spools))
+            yield CounterMetricFamily("warpsniff_spool_frames_lost",
+                                      "Frames not spooled because a spool write failed.",
+                                      value=sum(s["frames_lost"] for s in spools))
 
 
 def _iso(ns: int) -> str:

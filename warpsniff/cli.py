@@ -296,6 +296,8 @@ def cmd_replay(args) -> int:
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
     exporter, registry = _serve(args, pipeline, relay)
+    if bad_calls is not None and registry is not None:
+        registry.register(bad_calls.collector())
     # with --keep-serving, calls still up at the end stay active in the served state
     result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
                     close_calls=not args.keep_serving)
@@ -416,7 +418,9 @@ def cmd_live(args) -> int:
         except (ValueError, OSError) as exc:
             raise UsageError(f"--spool-dir: {exc}")
         bad_calls.start()
-    exporter, _ = _serve(args, pipeline, relay, capture_drops=kernel_drops)
+    exporter, registry = _serve(args, pipeline, relay, capture_drops=kernel_drops)
+    if bad_calls is not None and registry is not None:
+        registry.register(bad_calls.collector())
     status = EXIT_OK
     try:
         pipeline.run_live(args.interface[0], stop, block_size=args.ring_block_size,
