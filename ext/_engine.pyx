@@ -506,6 +506,7 @@ def extract_calls(inputs, calls):
             })
         stats = {"frames_read": st.frames_read, "inputs_unreadable": st.inputs_unreadable,
                  "inputs_truncated": st.inputs_truncated, "inputs_corrupt": st.inputs_corrupt,
+                 "fragments_forgotten": st.fragments_forgotten,
                  "error": st.err.decode(errors="replace") or None}
         return results, stats
     finally:

@@ -127,6 +127,7 @@ cdef extern from "capture/ws_extract.h":
         uint64_t inputs_unreadable
         uint64_t inputs_truncated
         uint64_t inputs_corrupt
+        uint64_t fragments_forgotten
         char err[256]
 
     int ws_extract(const char *const *inputs, uint32_t n_inputs, ws_extract_call *calls, uint32_t n_calls,

@@ -278,6 +278,9 @@ class BadCallWriter:
             if input_stats["inputs_unreadable"] or input_stats["inputs_corrupt"]:
                 input_note = (f"{input_stats['inputs_unreadable'] + input_stats['inputs_corrupt']} input(s) "
                               f"unreadable: {input_stats['error']}")
+            if input_stats["fragments_forgotten"]:
+                self.log(f"{input_stats['fragments_forgotten']} IP fragments could not be held for their datagram "
+                         f"(too many datagrams in reassembly at once): a call's file may lack some")
             for k, res in zip(chunk, results):
                 item, out = runnable[k]
                 self._report(item, out, res, notes.get(id(item)), input_note)

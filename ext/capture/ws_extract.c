@@ -39,6 +39,7 @@ typedef struct index_entry {
 } index_entry;
 
 #define MAX_MATCHES 64 /* calls one frame can go to */
+#define EXPIRE_STEP_NS 100000000ll
 
 typedef struct extract_run {
     index_entry *index;
@@ -53,6 +54,7 @@ typedef struct extract_run {
     uint32_t *order;  /* calls by window start */
     uint32_t *active; /* calls whose window is open at the current frame */
     uint32_t n_active, next_start;
+    int64_t expire_at;
     ws_extract_stats *st;
 } extract_run;
 
@@ -275,6 +277,8 @@ static void hold_fragment(extract_run *x, const ws_frame *f, const ws_l4 *l)
 {
     held_fragment *h = &x->frags[x->frag_next];
     x->frag_next = (x->frag_next + 1) % FRAG_POOL;
+    if (h->used) x->st->fragments_forgotten++; /* its datagram, if a call's, will lack it */
+    h->used = 0;
     uint8_t *copy = realloc(h->copy, f->caplen ? f->caplen : 1);
     if (!copy) return;
     memcpy(copy, f->data, f->caplen);
@@ -300,11 +304,14 @@ static void release_fragments(extract_run *x, const ws_l4 *l, ws_extract_call **
     }
 }
 
-/* Moves the set of open windows to time ts. */
+/* Moves the set of open windows to time ts. Closed windows are looked for
+ * every EXPIRE_STEP_NS of capture time, not at every frame. */
 static void update_active(extract_run *x, int64_t ts, int writing)
 {
     while (x->next_start < x->n_calls && x->calls[x->order[x->next_start]].from_ns <= ts)
         x->active[x->n_active++] = x->order[x->next_start++];
+    if (ts < x->expire_at) return;
+    x->expire_at = ts + EXPIRE_STEP_NS;
     for (uint32_t i = 0; i < x->n_active;) {
         ws_extract_call *c = &x->calls[x->active[i]];
         if (c->to_ns < ts - WS_EXTRACT_REORDER_NS) {
@@ -330,6 +337,7 @@ static void run_pass(extract_run *x, const char *const *paths, int writing)
     ws_decoder_init(x->dec);
     x->n_active = 0;
     x->next_start = 0;
+    x->expire_at = INT64_MIN;
     open_inputs(x, paths);
     ws_extract_call *matched[MAX_MATCHES];
     uint8_t kind[MAX_MATCHES];

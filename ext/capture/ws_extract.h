@@ -59,6 +59,7 @@ typedef struct ws_extract_stats {
     uint64_t inputs_unreadable;  /* could not be opened (a spool segment deleted meanwhile) */
     uint64_t inputs_truncated;   /* ended inside a record (the segment being written) */
     uint64_t inputs_corrupt;
+    uint64_t fragments_forgotten; /* more datagrams in reassembly than the pool holds */
     char err[256];               /* the first input problem */
 } ws_extract_stats;
 
