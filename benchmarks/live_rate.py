@@ -65,9 +65,13 @@ def main() -> int:
     ap.add_argument("--ring-blocks", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--sender", choices=("tcpreplay", "blast"), default="tcpreplay")
+    ap.add_argument("--prefix", default="lr", help="namespace and interface name prefix (default lr)")
+    ap.add_argument("--write-pcap", metavar="DIR", help="run warpsniff with --write-pcap DIR (the spool on)")
     args = ap.parse_args()
     tag = uuid.uuid4().hex[:6]
-    a, b, cap, tx = f"lra{tag}", f"lrb{tag}", f"lrc{tag}", f"lrt{tag}"
+    p = args.prefix
+    a, b, cap, tx = f"{p}a{tag}", f"{p}b{tag}", f"{p}c{tag}", f"{p}t{tag}"
+    extra = ["--write-pcap", str(args.write_pcap)] if args.write_pcap else []
     sh("ip", "netns", "add", a)
     sh("ip", "netns", "add", b)
     live = None
@@ -80,7 +84,7 @@ def main() -> int:
         err = OUT / "live_rate.err"
         live = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-m", "warpsniff", "live", "-i", cap,
                                  "--listen", f"127.0.0.1:{PORT}", "--ring-blocks", str(args.ring_blocks),
-                                 "--workers", str(args.workers)],
+                                 "--workers", str(args.workers), *extra],
                                 stdout=subprocess.DEVNULL, stderr=open(err, "w"))
         while "serving" not in err.read_text():
             time.sleep(0.05)

@@ -68,6 +68,7 @@ cdef class Engine:
     cdef object path
     cdef ws_ring ring
     cdef bint ring_open
+    cdef object spool_dir
 
     def __cinit__(self, uint32_t max_streams=200000, sip_ports=(5060,),
                   rtp_port_range=(1024, 65535), double idle_timeout=300.0,
@@ -96,6 +97,10 @@ cdef class Engine:
         if self.ring_open:
             ws_ring_close(&self.ring)
         if self.e != NULL:
+            if self.e.spool != NULL:
+                ws_spool_close(self.e.spool)
+                free(self.e.spool)
+                self.e.spool = NULL
             ws_engine_free(self.e)
             free(self.e)
 
@@ -206,6 +211,8 @@ cdef class Engine:
         cdef int rc
         with nogil:
             rc = ws_engine_run_ring(self.e, &self.ring, budget, poll_ms)
+            if rc == WS_RUN_IDLE and self.e.spool != NULL:
+                ws_spool_flush(self.e.spool)  # quiet wire: what was spooled is on disk now
         if rc < 0:
             raise CaptureError(self.path, self.ring.err.decode(errors="replace"))
         return rc
@@ -220,6 +227,65 @@ cdef class Engine:
         if self.ring_open:
             ws_ring_close(&self.ring)
             self.ring_open = False
+
+    # -- spool (live --write-pcap) --------------------------------------------
+
+    def open_spool(self, directory, uint64_t segment_bytes=64 << 20, uint64_t total_bytes=1 << 30,
+                   uint32_t buffer_bytes=1 << 20):
+        """Spools every frame the live ring delivers to pcap segments in
+        `directory` (created; segments of an earlier run there are removed),
+        rotated at segment_bytes, the oldest deleted beyond total_bytes.
+        Returns how many stale segments were removed."""
+        self.close_spool()
+        cdef ws_spool *s = <ws_spool *>calloc(1, sizeof(ws_spool))
+        if s == NULL:
+            raise MemoryError()
+        cdef bytes bdir = str(directory).encode()
+        if ws_spool_open(s, bdir, segment_bytes, total_bytes, buffer_bytes) != 0:
+            message = s.err.decode(errors="replace")
+            ws_spool_close(s)
+            free(s)
+            raise ValueError(message)
+        self.e.spool = s
+        self.spool_dir = str(directory)
+        return s.c.stale_removed
+
+    def spool_flush(self):
+        """Writes buffered frames out (call only from the capture thread)."""
+        if self.e.spool != NULL:
+            ws_spool_flush(self.e.spool)
+
+    def spool_feed(self, const uint8_t[::1] data, int64_t ts_ns, uint32_t linktype=1):
+        """Spools one frame as the live loop would (for tests, not the hot path)."""
+        if self.e.spool == NULL:
+            raise RuntimeError("no spool open")
+        cdef ws_frame f
+        f.data = &data[0] if data.shape[0] else NULL
+        f.caplen = data.shape[0]
+        f.origlen = data.shape[0]
+        f.ts_ns = ts_ns
+        f.linktype = linktype
+        f.iface = 0
+        with nogil:
+            ws_spool_frame(self.e.spool, &f)
+
+    def spool_stats(self):
+        cdef ws_spool *s = self.e.spool
+        if s == NULL:
+            return None
+        return {"directory": self.spool_dir, "frames": s.c.frames, "bytes": s.c.bytes,
+                "segments_opened": s.c.segments_opened, "segments_deleted": s.c.segments_deleted,
+                "bytes_deleted": s.c.bytes_deleted, "stale_removed": s.c.stale_removed,
+                "on_disk_bytes": s.closed_bytes + s.seg_bytes, "total_max": s.total_max,
+                "segment_max": s.seg_max, "write_errors": s.c.write_errors, "frames_lost": s.c.frames_lost,
+                "error": s.err.decode(errors="replace") if s.failed else None}
+
+    def close_spool(self):
+        """Flushes and closes the spool; its segment files stay."""
+        if self.e.spool != NULL:
+            ws_spool_close(self.e.spool)
+            free(self.e.spool)
+            self.e.spool = NULL
 
     @property
     def capture_time_ns(self):
@@ -374,3 +440,80 @@ def parse_sip(const uint8_t[::1] data, bint datagram=True, bytes correlation_hea
     h.session_expires = _text(p, m.session_expires)
     h.correlation = _text(p, m.correlation)
     return h
+
+
+# -- extraction (--write-pcap) -----------------------------------------------
+
+EXTRACT_STATES = ("empty", "writing", "written", "failed")
+
+
+def extract_calls(inputs, calls):
+    """Writes each call's frames from the capture files `inputs` (merged by
+    time) into its own pcap, in one pass for all calls. `calls` is a list of
+    dicts: call_id (bytes), from_ns, to_ns, media [(addr16, port)], out_path,
+    max_bytes. Returns (per-call result dicts, input stats)."""
+    cdef uint32_t n_in = len(inputs), n_calls = len(calls)
+    keep = []  # Python bytes the C structs point into, alive until the end
+    cdef const char **paths = <const char **>calloc(n_in or 1, sizeof(char *))
+    cdef ws_extract_call *cc = <ws_extract_call *>calloc(n_calls or 1, sizeof(ws_extract_call))
+    cdef ws_endpoint *eps
+    cdef ws_extract_stats st
+    cdef bytes b
+    cdef int rc
+    if paths == NULL or cc == NULL:
+        free(paths)
+        free(cc)
+        raise MemoryError()
+    try:
+        for i, path in enumerate(inputs):
+            b = str(path).encode()
+            keep.append(b)
+            paths[i] = b
+        for i, call in enumerate(calls):
+            b = bytes(call["call_id"])
+            keep.append(b)
+            cc[i].call_id = <const uint8_t *><const char *>b
+            cc[i].call_id_len = len(b)
+            cc[i].from_ns = call["from_ns"]
+            cc[i].to_ns = call["to_ns"]
+            b = str(call["out_path"]).encode()
+            keep.append(b)
+            cc[i].out_path = b
+            cc[i].max_bytes = call["max_bytes"]
+            media = list(call.get("media", ()))
+            if media:
+                eps = <ws_endpoint *>calloc(len(media), sizeof(ws_endpoint))
+                if eps == NULL:
+                    raise MemoryError()
+                cc[i].media = eps
+                for k, (addr, port) in enumerate(media):
+                    b = bytes(addr)
+                    _check_addr16(b)
+                    memcpy(eps[k].addr.b, <const char *>b, 16)
+                    eps[k].port = port
+                cc[i].n_media = len(media)
+        with nogil:
+            rc = ws_extract(paths, n_in, cc, n_calls, &st)
+        if rc != 0:
+            raise MemoryError(st.err.decode(errors="replace"))
+        results = []
+        for i in range(n_calls):
+            results.append({
+                "state": EXTRACT_STATES[cc[i].state],
+                "sip_frames": cc[i].sip_frames, "tcp_frames": cc[i].tcp_frames,
+                "media_frames": cc[i].media_frames, "fragment_frames": cc[i].fragment_frames,
+                "bytes": cc[i].bytes, "frames_cut": cc[i].frames_cut,
+                "linktype_skipped": cc[i].linktype_skipped, "tcp_connections": cc[i].n_tcp,
+                "first_ns": cc[i].first_ns, "last_ns": cc[i].last_ns,
+                "error": cc[i].err.decode(errors="replace") or None,
+            })
+        stats = {"frames_read": st.frames_read, "inputs_unreadable": st.inputs_unreadable,
+                 "inputs_truncated": st.inputs_truncated, "inputs_corrupt": st.inputs_corrupt,
+                 "fragments_forgotten": st.fragments_forgotten,
+                 "error": st.err.decode(errors="replace") or None}
+        return results, stats
+    finally:
+        for i in range(n_calls):
+            free(<void *>cc[i].media)
+        free(cc)
+        free(paths)

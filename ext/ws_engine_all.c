@@ -4,7 +4,9 @@
 #define _GNU_SOURCE
 #include "capture/ws_pcap.c"
 #include "capture/ws_ring.c"
+#include "capture/ws_spool.c"
 #include "decode/ws_decode.c"
 #include "rtp/ws_rtp.c"
 #include "sip/ws_sip.c"
+#include "capture/ws_extract.c"
 #include "engine/ws_engine.c"

@@ -72,6 +72,68 @@ cdef extern from "capture/ws_ring.h":
     void ws_ring_close(ws_ring *r) nogil
 
 
+cdef extern from "capture/ws_spool.h":
+    ctypedef struct ws_spool_counters:
+        uint64_t frames, bytes
+        uint64_t segments_opened, segments_deleted, bytes_deleted
+        uint64_t stale_removed
+        uint64_t write_errors
+        uint64_t frames_lost
+
+    ctypedef struct ws_spool:
+        uint64_t seg_max, total_max
+        uint64_t closed_bytes, seg_bytes
+        uint32_t closed_count
+        int failed
+        ws_spool_counters c
+        char err[256]
+
+    int ws_spool_open(ws_spool *s, const char *dir, uint64_t seg_max, uint64_t total_max, uint32_t buf_cap) nogil
+    void ws_spool_frame(ws_spool *s, const ws_frame *f) nogil
+    int ws_spool_flush(ws_spool *s) nogil
+    void ws_spool_close(ws_spool *s) nogil
+
+
+cdef extern from "capture/ws_extract.h":
+    ctypedef struct ws_endpoint:
+        ws_addr addr
+        uint16_t port
+
+    ctypedef enum ws_extract_state:
+        WS_EXTRACT_WAITING
+        WS_EXTRACT_WRITING
+        WS_EXTRACT_DONE
+        WS_EXTRACT_FAILED
+
+    ctypedef struct ws_extract_call:
+        const uint8_t *call_id
+        uint32_t call_id_len
+        int64_t from_ns, to_ns
+        const ws_endpoint *media
+        uint32_t n_media
+        const char *out_path
+        uint64_t max_bytes
+        uint8_t state
+        uint64_t sip_frames, tcp_frames, media_frames, fragment_frames
+        uint64_t bytes
+        uint64_t frames_cut
+        uint64_t linktype_skipped
+        int64_t first_ns, last_ns
+        char err[160]
+        uint32_t n_tcp
+
+    ctypedef struct ws_extract_stats:
+        uint64_t frames_read
+        uint64_t inputs_unreadable
+        uint64_t inputs_truncated
+        uint64_t inputs_corrupt
+        uint64_t fragments_forgotten
+        char err[256]
+
+    int ws_extract(const char *const *inputs, uint32_t n_inputs, ws_extract_call *calls, uint32_t n_calls,
+                   ws_extract_stats *stats) nogil
+
+
 cdef extern from "decode/ws_decode.h":
     ctypedef enum ws_decode_error:
         WS_ERR_LINKTYPE
@@ -229,6 +291,7 @@ cdef extern from "engine/ws_engine.h":
         ws_sig_record *sig
         uint32_t sig_count
         int64_t idle_ns
+        ws_spool *spool
 
     const ws_field_desc ws_sig_record_fields[]
     const size_t ws_sig_record_nfields

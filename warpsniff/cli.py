@@ -114,6 +114,46 @@ def _add_serving_options(p, listen_default=None) -> None:
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
 
 
+def _add_write_pcap_options(p, live: bool) -> None:
+    """--write-pcap: one pcap per call that ended badly (docs/write-pcap.md)."""
+    p.add_argument("--write-pcap", metavar="DIR",
+                   help="write a pcap of every call that ended badly (final code in --write-pcap-codes, "
+                        "or MOS below --write-pcap-mos) to DIR")
+    p.add_argument("--write-pcap-codes", default="5xx", metavar="CODES",
+                   help="final codes that make a call bad: classes and codes, e.g. 5xx,6xx,408 (default 5xx)")
+    p.add_argument("--write-pcap-mos", type=_bounded(float, 0, 5), default=3.1, metavar="MOS",
+                   help="calls whose MOS (worse direction) is below this are bad; 0 turns it off (default 3.1)")
+    p.add_argument("--write-pcap-max-mb", type=_bounded(int, 1, 1 << 30), default=1024, metavar="MB",
+                   help="DIR holds at most this much of our files; the oldest are removed (default 1024)")
+    p.add_argument("--write-pcap-margin", type=_bounded(float, 0, 3600), default=5.0, metavar="SECONDS",
+                   help="frames this long before the INVITE and after the call's end go too (default 5)")
+    if live:
+        p.add_argument("--spool-dir", metavar="DIR",
+                       help="rolling spool of captured frames for --write-pcap (default DIR/.spool; "
+                            "its spool-*.pcap files of an earlier run are removed at start)")
+        p.add_argument("--spool-mb", type=_bounded(int, 2, 1 << 30), default=2048, metavar="MB",
+                       help="spool size cap, all capture threads together (default 2048)")
+        p.add_argument("--spool-segment-mb", type=_bounded(int, 1, 1 << 20), default=64, metavar="MB",
+                       help="spool segment size (default 64)")
+
+
+def _bad_call_writer(args, live: bool):
+    """The --write-pcap writer, or None; bad values are usage errors."""
+    if not args.write_pcap:
+        return None
+    from warpsniff.badcalls import BadCallWriter
+
+    if not live and "-" in args.files:
+        raise UsageError("--write-pcap reads the capture files twice: it cannot take standard input ('-')")
+    try:
+        return BadCallWriter(args.write_pcap, codes=args.write_pcap_codes, mos_below=args.write_pcap_mos,
+                             max_bytes=args.write_pcap_max_mb << 20, margin_s=args.write_pcap_margin)
+    except ValueError as exc:
+        raise UsageError(f"--write-pcap-codes: {exc}")
+    except OSError as exc:
+        raise UsageError(f"--write-pcap {args.write_pcap}: {exc.strerror or exc}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="warpsniff", description="SIP/RTP analyzer")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -131,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                          " calls still up at the end stay active and are left out of --cdr")
     rp.add_argument("--push-gateway", metavar="URL", help="also push the metrics to a Pushgateway at the end")
     rp.add_argument("-q", "--quiet", action="store_true", help="no table on stdout")
+    _add_write_pcap_options(rp, live=False)
 
     lp = sub.add_parser("live", help="capture from a network interface (span port) and serve /metrics")
     lp.add_argument("-i", "--interface", action="append", required=True, metavar="IFACE",
@@ -150,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="blocks in the ring (default 64: 64 MiB)")
     _add_analysis_options(lp)
     _add_serving_options(lp, listen_default=":10780")
+    _add_write_pcap_options(lp, live=True)
     return parser
 
 
@@ -247,7 +289,9 @@ def cmd_replay(args) -> int:
     from warpsniff import report
     from warpsniff.replay import Progress, replay
 
-    pipeline, relay, label_config = _build_pipeline(args, keep_calls=True)
+    bad_calls = _bad_call_writer(args, live=False)
+    pipeline, relay, label_config = _build_pipeline(args, keep_calls=True,
+                                                    on_call=bad_calls.on_call if bad_calls else None)
     if args.speed is not None and args.speed <= 0:
         raise UsageError(f"--speed must be positive, got {args.speed}")
     if args.keep_serving and not args.listen:
@@ -257,6 +301,8 @@ def cmd_replay(args) -> int:
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
     exporter, registry = _serve(args, pipeline, relay)
+    if bad_calls is not None and registry is not None:
+        registry.register(bad_calls.collector())
     # with --keep-serving, calls still up at the end stay active in the served state
     result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
                     close_calls=not args.keep_serving)
@@ -266,6 +312,9 @@ def cmd_replay(args) -> int:
         report.write_call_table(result.calls, sys.stdout)
         report.write_stream_table(result.streams, sys.stdout)
         report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
+    if bad_calls is not None:
+        bad_calls.extract_from_files(args.files)
+        bad_calls.log_summary()
     call_ids = {c.call_ref: c.call_id for c in result.calls}
     quality = pipeline.quality_context(result.calls)
     if streams_out is not None:
@@ -327,7 +376,11 @@ def cmd_live(args) -> int:
         except OSError as exc:
             raise UsageError(f"{args.cdr}: cannot append: {exc.strerror}")
 
+    bad_calls = _bad_call_writer(args, live=True)
+
     def write_cdr(call, streams, quality):
+        if bad_calls is not None:
+            bad_calls.on_call(call, streams, quality)
         if cdr_out is not None:
             cdr_out.write(json.dumps(report.call_to_dict(call, streams, quality)) + "\n")
             cdr_out.flush()
@@ -363,7 +416,17 @@ def cmd_live(args) -> int:
     signal.signal(signal.SIGTERM, lambda s, f: stop.set())
     signal.signal(signal.SIGINT, lambda s, f: stop.set())
     signal.signal(signal.SIGHUP, reload_labels)
-    exporter, _ = _serve(args, pipeline, relay)
+    engines = pipeline.engines()
+    if bad_calls is not None:
+        try:
+            bad_calls.open_spools(engines, args.spool_dir or f"{args.write_pcap}/.spool",
+                                  args.spool_mb << 20, args.spool_segment_mb << 20)
+        except (ValueError, OSError) as exc:
+            raise UsageError(f"--spool-dir: {exc}")
+        bad_calls.start()
+    exporter, registry = _serve(args, pipeline, relay)
+    if bad_calls is not None and registry is not None:
+        registry.register(bad_calls.collector())
     status = EXIT_OK
     try:
         ring = dict(block_size=args.ring_block_size, block_count=args.ring_blocks, promisc=not args.no_promisc,
@@ -381,6 +444,8 @@ def cmd_live(args) -> int:
                 print(f"warpsniff: ring {ring}: {st['packets']} packets, {st['drops']} dropped by the kernel,"
                       f" full {st['freezes']} times", file=sys.stderr)
         pipeline.finish()  # open calls end as interrupted; their CDRs are written
+        if bad_calls is not None:
+            bad_calls.close(engines)
         if cdr_out is not None:
             cdr_out.close()
         if relay is not None:

@@ -242,6 +242,12 @@ class Pipeline:
             errors.append(exc)
             stop.set()
 
+    def engines(self) -> list:
+        """Every native engine: one, or one per capture worker."""
+        if isinstance(self.engine, EngineGroup):
+            return [w.engine for w in self.engine.workers]
+        return [self.engine]
+
     def capture_stats(self) -> dict:
         """Kernel counters per live ring (PACKET_STATISTICS): {ring: {packets,
         drops, freezes}}; empty for a replay. Caller holds `lock`."""

@@ -335,6 +335,7 @@ int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms
         if (WS_UNLIKELY(why)) return why;
         int rc = ws_ring_next(ring, &f, poll_ms);
         if (WS_UNLIKELY(rc != WS_READ_OK)) return rc == WS_RING_TIMEOUT ? WS_RUN_IDLE : rc;
+        if (e->spool) ws_spool_frame(e->spool, &f);
         ws_engine_frame(e, &f);
     }
     return WS_RUN_BUDGET;

@@ -7,6 +7,7 @@
 
 #include "../capture/ws_pcap.h"
 #include "../capture/ws_ring.h"
+#include "../capture/ws_spool.h"
 #include "../decode/ws_decode.h"
 #include "../rtp/ws_rtp.h"
 #include "../sip/ws_sip.h"
@@ -84,6 +85,8 @@ typedef struct ws_engine {
     int64_t next_sweep_ns;
     int tick;
     uint32_t ended_drain_at;
+    /* live only: every frame the ring delivers is also spooled to disk (NULL = off) */
+    ws_spool *spool;
 } ws_engine;
 
 int ws_engine_init(ws_engine *e, uint32_t max_streams);
