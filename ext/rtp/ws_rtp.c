@@ -45,8 +45,8 @@ static int ix_init(ws_flow_index *ix, uint32_t size)
 
 #define IX_E(ix) ((ix)->slots)
 
-static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t stride, const ws_flow_key *k,
-                        uint32_t h, uint32_t *pos_out)
+WS_INLINE uint32_t ix_find_words(const ws_flow_index *ix, const uint8_t *slab, size_t stride,
+                                 const ws_key_words *kw, uint32_t h, uint32_t *pos_out)
 {
     uint64_t *e = IX_E(ix);
     uint32_t pos = h & ix->mask;
@@ -55,7 +55,7 @@ static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t str
         if (!v) break;
         if ((uint32_t)(v >> 32) == h) {
             uint32_t slot = (uint32_t)v - 1;
-            if (ws_flow_key_eq((const ws_flow_key *)(slab + (size_t)slot * stride), k)) {
+            if (ws_key_words_eq((const ws_flow_key *)(slab + (size_t)slot * stride), kw)) {
                 *pos_out = pos;
                 return slot;
             }
@@ -64,6 +64,13 @@ static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t str
     }
     *pos_out = pos;
     return NOT_FOUND;
+}
+
+static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t stride, const ws_flow_key *k,
+                        uint32_t h, uint32_t *pos_out)
+{
+    ws_key_words kw = ws_key_words_of(k);
+    return ix_find_words(ix, slab, stride, &kw, h, pos_out);
 }
 
 static int ix_grow(ws_flow_index *ix)
@@ -628,12 +635,14 @@ static ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_
     return info;
 }
 
-int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+/* One RTP packet, its key (SSRC included) given as words: the decoder's
+ * values go from registers into the hash and the compare, and the key is
+ * only written out when a stream starts or its binding changes. */
+WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_ns, const uint8_t *p, uint32_t n)
 {
-    ws_flow_key k = *k5;
-    k.ssrc = ws_be32(p + 8);
-    uint32_t h = (uint32_t)ws_flow_hash(&k), pos;
-    uint32_t slot = ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
+    uint32_t h = (uint32_t)ws_key_words_hash(kw), pos;
+    uint32_t slot = ix_find_words(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), kw, h, &pos);
+    ws_flow_key k;
     ws_rtp_stream *s;
     uint16_t seq = ws_be16(p + 2);
     uint32_t rtp_ts = ws_be32(p + 4);
@@ -650,6 +659,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             }
         } else if (WS_UNLIKELY(t->bindings[s->binding].gen != s->bind_gen)) {
             /* the destination was re-bound (re-INVITE) or released (call over) */
+            ws_key_from_words(&k, kw);
             uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
             if (b == NOT_FOUND) {
                 s->flags &= (uint8_t)~WS_STREAM_BOUND; /* keeps its call */
@@ -666,6 +676,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         }
     }
     if (WS_UNLIKELY(slot == NOT_FOUND)) {
+        ws_key_from_words(&k, kw);
         s = stream_new(t, &k, h, pos);
         if (!s) return -1;
         s->max_seq = (uint16_t)(seq - 1);
@@ -748,6 +759,24 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     }
     return 0;
 }
+
+int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+{
+    ws_flow_key k = *k5;
+    k.ssrc = ws_be32(p + 8);
+    ws_key_words kw = ws_key_words_of(&k);
+    return rtp_packet_kw(t, &kw, ts_ns, p, n);
+}
+
+#if WS_LITTLE_ENDIAN
+int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
+                     int64_t ts_ns, const uint8_t *p, uint32_t n)
+{
+    ws_key_words kw = {{0, ws_v4_mapped_word(src_raw), 0, ws_v4_mapped_word(dst_raw),
+                        sport | (uint64_t)dport << 16 | (uint64_t)ws_be32(p + 8) << 32}};
+    return rtp_packet_kw(t, &kw, ts_ns, p, n);
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 

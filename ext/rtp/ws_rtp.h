@@ -263,6 +263,12 @@ int ws_rtp_looks_like_rtcp(const uint8_t *p, uint32_t n);
 /* Feeds one RTP packet. Returns 0, or -1 when the ended buffer is full and
  * must be drained before more streams can be evicted. */
 int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
+#if WS_LITTLE_ENDIAN
+/* The same for IPv4: addresses as loaded from the packet (network order in
+ * memory), ports in host order; no key is built in memory. */
+int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
+                     int64_t ts_ns, const uint8_t *p, uint32_t n);
+#endif
 /* Feeds one RTCP compound packet. Returns the number of packets parsed. */
 int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
 
