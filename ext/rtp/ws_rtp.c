@@ -360,7 +360,7 @@ static void loss_gap(ws_rtp_stream *s)
  * change against the reference packet of A.8, in timestamp units; the buffers
  * play out relative to the fastest packet seen. Everything stays in timestamp
  * units (the buffer sizes are scaled once), so no division per packet. */
-static void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reordered, int fill)
+WS_INLINE void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reordered, int fill)
 {
     float t = jb->transit + d;
     if (t < jb->min_transit) jb->min_transit = t;
@@ -369,20 +369,21 @@ static void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reor
     float adaptive = jb->delay_avg + 4.0f * jb->delay_dev;
     if (adaptive < WS_JB_ADAPTIVE_MIN_MS * ms) adaptive = WS_JB_ADAPTIVE_MIN_MS * ms;
     if (adaptive > WS_JB_ADAPTIVE_MAX_MS * ms) adaptive = WS_JB_ADAPTIVE_MAX_MS * ms;
-    const float playout[WS_JB_MODES] = {50.0f * ms, 200.0f * ms, adaptive};
-    for (int m = 0; m < WS_JB_MODES; m++) {
-        uint8_t bit = (uint8_t)(1u << m);
-        int late = over > playout[m];
-        jb->late[m] += (uint32_t)late;
-        if (reordered) {
-            /* its position was counted lost by the gap: in time, it leaves the
-             * run as the network's does; late, the position stays lost */
-            if (!late && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
-        } else if (late) {
-            if (!(jb->in_run & bit)) jb->loss_runs[m]++;
-            jb->in_run |= bit;
-        } else {
-            jb->in_run &= (uint8_t)~bit;
+    /* bit m: past the playout point of mode m (WS_JB_FIXED50, FIXED200, ADAPTIVE) */
+    uint32_t late = (uint32_t)(over > 50.0f * ms) | (uint32_t)(over > 200.0f * ms) << 1 |
+                    (uint32_t)(over > adaptive) << 2;
+    for (int m = 0; m < WS_JB_MODES; m++) jb->late[m] += (late >> m) & 1;
+    if (WS_LIKELY(!reordered)) {
+        /* a late packet starts a run unless the previous position was lost or
+         * late already; the run state is now exactly "this one was late" */
+        uint32_t starts = late & ~(uint32_t)jb->in_run;
+        for (int m = 0; m < WS_JB_MODES; m++) jb->loss_runs[m] += (starts >> m) & 1;
+        jb->in_run = (uint8_t)late;
+    } else {
+        /* its position was counted lost by the gap: in time, it leaves the
+         * run as the network's does; late, the position stays lost */
+        for (int m = 0; m < WS_JB_MODES; m++) {
+            if (!((late >> m) & 1) && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
         }
     }
     /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16 */
@@ -614,7 +615,7 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
 }
 
 /* The payload type's clock and kind, as the bound call's SDP declared it. */
-static ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
+WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
 {
     ws_pt_info info = t->pt_map[pt];
     if (!(s->flags & WS_STREAM_BOUND)) return info;
@@ -694,8 +695,18 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
     s->last_pt = pt;
     /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does;
      * a packet the sequence rules set aside does not */
-    int fill = 0;
-    int st = update_seq(s, seq, &fill);
+    int fill = 0, st;
+    if (WS_LIKELY(seq == (uint16_t)(s->max_seq + 1) && !s->probation)) {
+        /* update_seq's commonest case, the next packet in order, inline */
+        if (!seq) s->cycles += WS_RTP_SEQ_MOD;
+        s->max_seq = seq;
+        s->seen_window[1] = (s->seen_window[1] << 1) | (s->seen_window[0] >> 63);
+        s->seen_window[0] = (s->seen_window[0] << 1) | 1;
+        s->received++;
+        st = SEQ_NEXT;
+    } else {
+        st = update_seq(s, seq, &fill);
+    }
     if (WS_UNLIKELY(st == SEQ_BAD)) return 0;
 
     ws_pt_info info = stream_pt_info(t, s, pt);
