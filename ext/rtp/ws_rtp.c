@@ -387,7 +387,8 @@ WS_INLINE void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int r
         }
     }
     /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16 */
-    float dev = over > jb->delay_avg ? over - jb->delay_avg : jb->delay_avg - over;
+    /* |over - avg| (a - b is exactly -(b - a)): no branch on a coin flip */
+    float dev = fabsf(over - jb->delay_avg);
     jb->delay_dev += (dev - jb->delay_dev) * 0.0625f;
     jb->delay_avg += (over - jb->delay_avg) * 0.0625f;
     if (in_time) jb->transit = t;
