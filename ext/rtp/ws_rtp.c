@@ -372,12 +372,14 @@ WS_INLINE void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int r
     /* bit m: past the playout point of mode m (WS_JB_FIXED50, FIXED200, ADAPTIVE) */
     uint32_t late = (uint32_t)(over > 50.0f * ms) | (uint32_t)(over > 200.0f * ms) << 1 |
                     (uint32_t)(over > adaptive) << 2;
-    for (int m = 0; m < WS_JB_MODES; m++) jb->late[m] += (late >> m) & 1;
+    if (WS_UNLIKELY(late))
+        for (int m = 0; m < WS_JB_MODES; m++) jb->late[m] += (late >> m) & 1;
     if (WS_LIKELY(!reordered)) {
         /* a late packet starts a run unless the previous position was lost or
          * late already; the run state is now exactly "this one was late" */
         uint32_t starts = late & ~(uint32_t)jb->in_run;
-        for (int m = 0; m < WS_JB_MODES; m++) jb->loss_runs[m] += (starts >> m) & 1;
+        if (WS_UNLIKELY(starts))
+            for (int m = 0; m < WS_JB_MODES; m++) jb->loss_runs[m] += (starts >> m) & 1;
         jb->in_run = (uint8_t)late;
     } else {
         /* its position was counted lost by the gap: in time, it leaves the
@@ -764,7 +766,8 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
             jb_packet(&s->jb, (float)d, (float)info.clock_rate, in_time, st == SEQ_LATE, fill);
 #endif
     }
-    if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
+    /* darr / 1000 > max_delta_us, without dividing for every packet */
+    if (regular && darr >= ((int64_t)s->max_delta_us + 1) * 1000) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {
         s->prev_arrival_ns = ts_ns;
         s->prev_rtp_ts = rtp_ts;
@@ -781,7 +784,8 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
 }
 
 #if WS_LITTLE_ENDIAN
-int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
+/* inlined into the engine's fast path (one translation unit) */
+inline __attribute__((always_inline)) int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
                      int64_t ts_ns, const uint8_t *p, uint32_t n)
 {
     ws_key_words kw = {{0, ws_v4_mapped_word(src_raw), 0, ws_v4_mapped_word(dst_raw),
