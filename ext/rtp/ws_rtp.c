@@ -284,13 +284,16 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
         if (t->used == t->capacity) {
             uint32_t cap = t->capacity ? t->capacity * 2 : SLAB_INITIAL;
             if (cap > t->max_streams) cap = t->max_streams;
-            ws_rtp_stream *ns = realloc(t->streams, (size_t)cap * sizeof *ns);
+            /* cache-line aligned: the hot part of a stream is three lines */
+            ws_rtp_stream *ns = aligned_alloc(64, (size_t)cap * sizeof *ns);
             uint32_t *fl = realloc(t->free_list, (size_t)cap * sizeof *fl);
+            if (ns && t->used) memcpy(ns, t->streams, (size_t)t->used * sizeof *ns);
+            if (fl) t->free_list = fl;
             if (!ns || !fl) {
-                if (ns) t->streams = ns;
-                if (fl) t->free_list = fl;
+                free(ns);
                 return NULL;
             }
+            free(t->streams);
             t->streams = ns;
             t->free_list = fl;
             t->capacity = cap;
