@@ -391,8 +391,9 @@ WS_INLINE void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int r
             if (!((late >> m) & 1) && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
         }
     }
-    /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16 */
-    /* |over - avg| (a - b is exactly -(b - a)): no branch on a coin flip */
+    /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16;
+     * |over - avg| as fabsf (a - b is exactly -(b - a)), not a branch on which
+     * side of the average the delay fell, a coin flip the predictor loses */
     float dev = fabsf(over - jb->delay_avg);
     jb->delay_dev += (dev - jb->delay_dev) * 0.0625f;
     jb->delay_avg += (over - jb->delay_avg) * 0.0625f;
@@ -788,8 +789,9 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
 
 #if WS_LITTLE_ENDIAN
 /* inlined into the engine's fast path (one translation unit) */
-inline __attribute__((always_inline)) int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
-                     int64_t ts_ns, const uint8_t *p, uint32_t n)
+inline __attribute__((always_inline)) int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw,
+                                                           uint16_t sport, uint16_t dport, int64_t ts_ns,
+                                                           const uint8_t *p, uint32_t n)
 {
     ws_key_words kw = {{0, ws_v4_mapped_word(src_raw), 0, ws_v4_mapped_word(dst_raw),
                         sport | (uint64_t)dport << 16 | (uint64_t)ws_be32(p + 8) << 32}};
