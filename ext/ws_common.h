@@ -52,10 +52,39 @@ _Static_assert(sizeof(ws_flow_key) == 40, "flow key must stay five words");
 
 static const uint8_t WS_V4_MAPPED_PREFIX[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define WS_LITTLE_ENDIAN 1
+#else
+#define WS_LITTLE_ENDIAN 0
+#endif
+
+WS_INLINE uint32_t ws_load32(const void *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+#if WS_LITTLE_ENDIAN
+/* Bytes 8-15 of a v4-mapped address as one little-endian word: 00 00 ff ff
+ * then the four address bytes (v4_raw as loaded from the packet). */
+WS_INLINE uint64_t ws_v4_mapped_word(uint32_t v4_raw)
+{
+    return 0xffff0000ull | (uint64_t)v4_raw << 32;
+}
+#endif
+
 WS_INLINE void ws_addr_set_v4(ws_addr *a, const uint8_t *v4)
 {
+#if WS_LITTLE_ENDIAN
+    /* two 8-byte stores, so a reader of the key's words gets them forwarded */
+    uint64_t lo = 0, hi = ws_v4_mapped_word(ws_load32(v4));
+    memcpy(a->b, &lo, 8);
+    memcpy(a->b + 8, &hi, 8);
+#else
     memcpy(a->b, WS_V4_MAPPED_PREFIX, 12);
     memcpy(a->b + 12, v4, 4);
+#endif
 }
 
 WS_INLINE int ws_addr_is_v4(const ws_addr *a)
@@ -80,23 +109,54 @@ WS_INLINE uint64_t ws_mix64(uint64_t x)
     return x;
 }
 
-WS_INLINE uint64_t ws_flow_hash(const ws_flow_key *k)
+/* A flow key as its five 64-bit words, so a caller that decoded the packet
+ * can hash and compare without building the key in memory first. A v4-mapped
+ * key has words 0 and 2 zero: with constants the compiler drops them, and an
+ * IPv4 key costs three words. */
+typedef struct ws_key_words {
+    uint64_t w[5];
+} ws_key_words;
+
+WS_INLINE ws_key_words ws_key_words_of(const ws_flow_key *k)
 {
     const uint8_t *p = (const uint8_t *)k;
-    uint64_t h = ws_load64(p) * 0x9e3779b97f4a7c15ULL;
-    h ^= ws_load64(p + 8) * 0xc2b2ae3d27d4eb4fULL;
-    h ^= ws_load64(p + 16) * 0x165667b19e3779f9ULL;
-    h ^= ws_load64(p + 24) * 0xd6e8feb86659fd93ULL;
-    h ^= ws_load64(p + 32) * 0x27d4eb2f165667c5ULL;
+    ws_key_words kw = {{ws_load64(p), ws_load64(p + 8), ws_load64(p + 16), ws_load64(p + 24), ws_load64(p + 32)}};
+    return kw;
+}
+
+WS_INLINE void ws_key_from_words(ws_flow_key *k, const ws_key_words *kw)
+{
+    memcpy(k, kw->w, sizeof *k);
+}
+
+WS_INLINE uint64_t ws_key_words_hash(const ws_key_words *kw)
+{
+    uint64_t h = kw->w[0] * 0x9e3779b97f4a7c15ULL;
+    h ^= kw->w[1] * 0xc2b2ae3d27d4eb4fULL;
+    h ^= kw->w[2] * 0x165667b19e3779f9ULL;
+    h ^= kw->w[3] * 0xd6e8feb86659fd93ULL;
+    h ^= kw->w[4] * 0x27d4eb2f165667c5ULL;
     return ws_mix64(h);
+}
+
+/* Does the key stored at k equal these words? */
+WS_INLINE int ws_key_words_eq(const ws_flow_key *k, const ws_key_words *kw)
+{
+    const uint8_t *x = (const uint8_t *)k;
+    return ((ws_load64(x) ^ kw->w[0]) | (ws_load64(x + 8) ^ kw->w[1]) | (ws_load64(x + 16) ^ kw->w[2]) |
+            (ws_load64(x + 24) ^ kw->w[3]) | (ws_load64(x + 32) ^ kw->w[4])) == 0;
+}
+
+WS_INLINE uint64_t ws_flow_hash(const ws_flow_key *k)
+{
+    ws_key_words kw = ws_key_words_of(k);
+    return ws_key_words_hash(&kw);
 }
 
 WS_INLINE int ws_flow_key_eq(const ws_flow_key *a, const ws_flow_key *b)
 {
-    const uint8_t *x = (const uint8_t *)a, *y = (const uint8_t *)b;
-    return ((ws_load64(x) ^ ws_load64(y)) | (ws_load64(x + 8) ^ ws_load64(y + 8)) |
-            (ws_load64(x + 16) ^ ws_load64(y + 16)) | (ws_load64(x + 24) ^ ws_load64(y + 24)) |
-            (ws_load64(x + 32) ^ ws_load64(y + 32))) == 0;
+    ws_key_words kw = ws_key_words_of(b);
+    return ws_key_words_eq(a, &kw);
 }
 
 /* One field of a record exported to Python, for building a numpy dtype. */

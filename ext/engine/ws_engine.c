@@ -225,6 +225,37 @@ void ws_engine_frame(ws_engine *e, const ws_frame *f)
     }
     if (WS_UNLIKELY(ts < c->first_ns)) c->first_ns = ts;
 
+#if WS_LITTLE_ENDIAN
+    /* What a media mirror mostly carries, settled without building a ws_l4:
+     * Ethernet, IPv4 without options or fragments, UDP with honest lengths,
+     * RTP between two media ports. The tests are ws_decode's fast path and
+     * the UDP classification below, in the same order; anything else (or a
+     * fragment buffer still to release) takes the general path. */
+    const uint8_t *fd = f->data;
+    uint32_t fn = f->caplen;
+    if (WS_LIKELY(f->linktype == WS_LINK_ETHERNET && fn >= 42 && fd[12] == 0x08 && fd[13] == 0x00 &&
+                  fd[14] == 0x45 && fd[23] == 17 && (ws_be16(fd + 20) & 0x3fff) == 0 &&
+                  e->decoder.frag_release < 0)) {
+        uint32_t tot = ws_be16(fd + 16), ulen = ws_be16(fd + 38);
+        uint16_t sport = ws_be16(fd + 34), dport = ws_be16(fd + 36);
+        const uint8_t *rp = fd + 42;
+        uint32_t rn = ulen - 8;
+        if (WS_LIKELY(tot >= 28 && tot <= fn - 14 && ulen >= 8 && ulen <= tot - 20 &&
+                      dport != e->decoder.vxlan_port && !is_sip_port(e, sport) && !is_sip_port(e, dport) &&
+                      !e->any_control_port && sport >= e->rtp_port_min && dport >= e->rtp_port_min &&
+                      sport <= e->rtp_port_max && dport <= e->rtp_port_max &&
+                      !ws_rtp_looks_like_rtcp(rp, rn) && ws_rtp_looks_like_rtp(rp, rn))) {
+            /* an RTP first byte (10xxxxxx) never starts like SIP */
+            e->decoder.frames++;
+            e->decoder.ip_packets++;
+            e->decoder.udp++;
+            c->rtp_packets++;
+            ws_rtp_packet_v4(&e->rtp, ws_load32(fd + 26), ws_load32(fd + 30), sport, dport, ts, rp, rn);
+            return;
+        }
+    }
+#endif
+
     ws_l4 l;
     int rc = ws_decode(&e->decoder, f, &l);
     if (WS_UNLIKELY(rc != WS_DEC_L4)) {

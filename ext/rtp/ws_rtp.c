@@ -45,8 +45,8 @@ static int ix_init(ws_flow_index *ix, uint32_t size)
 
 #define IX_E(ix) ((ix)->slots)
 
-static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t stride, const ws_flow_key *k,
-                        uint32_t h, uint32_t *pos_out)
+WS_INLINE uint32_t ix_find_words(const ws_flow_index *ix, const uint8_t *slab, size_t stride,
+                                 const ws_key_words *kw, uint32_t h, uint32_t *pos_out)
 {
     uint64_t *e = IX_E(ix);
     uint32_t pos = h & ix->mask;
@@ -55,7 +55,7 @@ static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t str
         if (!v) break;
         if ((uint32_t)(v >> 32) == h) {
             uint32_t slot = (uint32_t)v - 1;
-            if (ws_flow_key_eq((const ws_flow_key *)(slab + (size_t)slot * stride), k)) {
+            if (ws_key_words_eq((const ws_flow_key *)(slab + (size_t)slot * stride), kw)) {
                 *pos_out = pos;
                 return slot;
             }
@@ -64,6 +64,13 @@ static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t str
     }
     *pos_out = pos;
     return NOT_FOUND;
+}
+
+static uint32_t ix_find(const ws_flow_index *ix, const uint8_t *slab, size_t stride, const ws_flow_key *k,
+                        uint32_t h, uint32_t *pos_out)
+{
+    ws_key_words kw = ws_key_words_of(k);
+    return ix_find_words(ix, slab, stride, &kw, h, pos_out);
 }
 
 static int ix_grow(ws_flow_index *ix)
@@ -277,13 +284,16 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
         if (t->used == t->capacity) {
             uint32_t cap = t->capacity ? t->capacity * 2 : SLAB_INITIAL;
             if (cap > t->max_streams) cap = t->max_streams;
-            ws_rtp_stream *ns = realloc(t->streams, (size_t)cap * sizeof *ns);
+            /* cache-line aligned: the hot part of a stream is three lines */
+            ws_rtp_stream *ns = aligned_alloc(64, (size_t)cap * sizeof *ns);
             uint32_t *fl = realloc(t->free_list, (size_t)cap * sizeof *fl);
+            if (ns && t->used) memcpy(ns, t->streams, (size_t)t->used * sizeof *ns);
+            if (fl) t->free_list = fl;
             if (!ns || !fl) {
-                if (ns) t->streams = ns;
-                if (fl) t->free_list = fl;
+                free(ns);
                 return NULL;
             }
+            free(t->streams);
             t->streams = ns;
             t->free_list = fl;
             t->capacity = cap;
@@ -353,7 +363,7 @@ static void loss_gap(ws_rtp_stream *s)
  * change against the reference packet of A.8, in timestamp units; the buffers
  * play out relative to the fastest packet seen. Everything stays in timestamp
  * units (the buffer sizes are scaled once), so no division per packet. */
-static void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reordered, int fill)
+WS_INLINE void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reordered, int fill)
 {
     float t = jb->transit + d;
     if (t < jb->min_transit) jb->min_transit = t;
@@ -362,24 +372,29 @@ static void jb_packet(ws_jb_sim *jb, float d, float clock, int in_time, int reor
     float adaptive = jb->delay_avg + 4.0f * jb->delay_dev;
     if (adaptive < WS_JB_ADAPTIVE_MIN_MS * ms) adaptive = WS_JB_ADAPTIVE_MIN_MS * ms;
     if (adaptive > WS_JB_ADAPTIVE_MAX_MS * ms) adaptive = WS_JB_ADAPTIVE_MAX_MS * ms;
-    const float playout[WS_JB_MODES] = {50.0f * ms, 200.0f * ms, adaptive};
-    for (int m = 0; m < WS_JB_MODES; m++) {
-        uint8_t bit = (uint8_t)(1u << m);
-        int late = over > playout[m];
-        jb->late[m] += (uint32_t)late;
-        if (reordered) {
-            /* its position was counted lost by the gap: in time, it leaves the
-             * run as the network's does; late, the position stays lost */
-            if (!late && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
-        } else if (late) {
-            if (!(jb->in_run & bit)) jb->loss_runs[m]++;
-            jb->in_run |= bit;
-        } else {
-            jb->in_run &= (uint8_t)~bit;
+    /* bit m: past the playout point of mode m (WS_JB_FIXED50, FIXED200, ADAPTIVE) */
+    uint32_t late = (uint32_t)(over > 50.0f * ms) | (uint32_t)(over > 200.0f * ms) << 1 |
+                    (uint32_t)(over > adaptive) << 2;
+    if (WS_UNLIKELY(late))
+        for (int m = 0; m < WS_JB_MODES; m++) jb->late[m] += (late >> m) & 1;
+    if (WS_LIKELY(!reordered)) {
+        /* a late packet starts a run unless the previous position was lost or
+         * late already; the run state is now exactly "this one was late" */
+        uint32_t starts = late & ~(uint32_t)jb->in_run;
+        if (WS_UNLIKELY(starts))
+            for (int m = 0; m < WS_JB_MODES; m++) jb->loss_runs[m] += (starts >> m) & 1;
+        jb->in_run = (uint8_t)late;
+    } else {
+        /* its position was counted lost by the gap: in time, it leaves the
+         * run as the network's does; late, the position stays lost */
+        for (int m = 0; m < WS_JB_MODES; m++) {
+            if (!((late >> m) & 1) && (fill > 0 || jb->loss_runs[m])) jb->loss_runs[m] += (uint32_t)fill;
         }
     }
-    /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16 */
-    float dev = over > jb->delay_avg ? over - jb->delay_avg : jb->delay_avg - over;
+    /* the adaptive buffer follows the delay, as RFC 3550's jitter does: gain 1/16;
+     * |over - avg| as fabsf (a - b is exactly -(b - a)), not a branch on which
+     * side of the average the delay fell, a coin flip the predictor loses */
+    float dev = fabsf(over - jb->delay_avg);
     jb->delay_dev += (dev - jb->delay_dev) * 0.0625f;
     jb->delay_avg += (over - jb->delay_avg) * 0.0625f;
     if (in_time) jb->transit = t;
@@ -607,7 +622,7 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
 }
 
 /* The payload type's clock and kind, as the bound call's SDP declared it. */
-static ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
+WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
 {
     ws_pt_info info = t->pt_map[pt];
     if (!(s->flags & WS_STREAM_BOUND)) return info;
@@ -628,12 +643,14 @@ static ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_
     return info;
 }
 
-int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+/* One RTP packet, its key (SSRC included) given as words: the decoder's
+ * values go from registers into the hash and the compare, and the key is
+ * only written out when a stream starts or its binding changes. */
+WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_ns, const uint8_t *p, uint32_t n)
 {
-    ws_flow_key k = *k5;
-    k.ssrc = ws_be32(p + 8);
-    uint32_t h = (uint32_t)ws_flow_hash(&k), pos;
-    uint32_t slot = ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
+    uint32_t h = (uint32_t)ws_key_words_hash(kw), pos;
+    uint32_t slot = ix_find_words(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), kw, h, &pos);
+    ws_flow_key k;
     ws_rtp_stream *s;
     uint16_t seq = ws_be16(p + 2);
     uint32_t rtp_ts = ws_be32(p + 4);
@@ -650,6 +667,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             }
         } else if (WS_UNLIKELY(t->bindings[s->binding].gen != s->bind_gen)) {
             /* the destination was re-bound (re-INVITE) or released (call over) */
+            ws_key_from_words(&k, kw);
             uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
             if (b == NOT_FOUND) {
                 s->flags &= (uint8_t)~WS_STREAM_BOUND; /* keeps its call */
@@ -666,6 +684,7 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
         }
     }
     if (WS_UNLIKELY(slot == NOT_FOUND)) {
+        ws_key_from_words(&k, kw);
         s = stream_new(t, &k, h, pos);
         if (!s) return -1;
         s->max_seq = (uint16_t)(seq - 1);
@@ -683,8 +702,18 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
     s->last_pt = pt;
     /* duplicates still arrive, so A.8 timing sees them, as Wireshark's does;
      * a packet the sequence rules set aside does not */
-    int fill = 0;
-    int st = update_seq(s, seq, &fill);
+    int fill = 0, st;
+    if (WS_LIKELY(seq == (uint16_t)(s->max_seq + 1) && !s->probation)) {
+        /* update_seq's commonest case, the next packet in order, inline */
+        if (!seq) s->cycles += WS_RTP_SEQ_MOD;
+        s->max_seq = seq;
+        s->seen_window[1] = (s->seen_window[1] << 1) | (s->seen_window[0] >> 63);
+        s->seen_window[0] = (s->seen_window[0] << 1) | 1;
+        s->received++;
+        st = SEQ_NEXT;
+    } else {
+        st = update_seq(s, seq, &fill);
+    }
     if (WS_UNLIKELY(st == SEQ_BAD)) return 0;
 
     ws_pt_info info = stream_pt_info(t, s, pt);
@@ -741,13 +770,34 @@ int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const u
             jb_packet(&s->jb, (float)d, (float)info.clock_rate, in_time, st == SEQ_LATE, fill);
 #endif
     }
-    if (regular && darr / 1000 > s->max_delta_us) s->max_delta_us = (uint32_t)(darr / 1000);
+    /* darr / 1000 > max_delta_us, without dividing for every packet */
+    if (regular && darr >= ((int64_t)s->max_delta_us + 1) * 1000) s->max_delta_us = (uint32_t)(darr / 1000);
     if (in_time) {
         s->prev_arrival_ns = ts_ns;
         s->prev_rtp_ts = rtp_ts;
     }
     return 0;
 }
+
+int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n)
+{
+    ws_flow_key k = *k5;
+    k.ssrc = ws_be32(p + 8);
+    ws_key_words kw = ws_key_words_of(&k);
+    return rtp_packet_kw(t, &kw, ts_ns, p, n);
+}
+
+#if WS_LITTLE_ENDIAN
+/* inlined into the engine's fast path (one translation unit) */
+inline __attribute__((always_inline)) int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw,
+                                                           uint16_t sport, uint16_t dport, int64_t ts_ns,
+                                                           const uint8_t *p, uint32_t n)
+{
+    ws_key_words kw = {{0, ws_v4_mapped_word(src_raw), 0, ws_v4_mapped_word(dst_raw),
+                        sport | (uint64_t)dport << 16 | (uint64_t)ws_be32(p + 8) << 32}};
+    return rtp_packet_kw(t, &kw, ts_ns, p, n);
+}
+#endif
 
 /* ------------------------------------------------------------------------ */
 

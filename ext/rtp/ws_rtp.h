@@ -79,19 +79,47 @@ typedef struct ws_jb_sim {
     float min_transit;  /* the fastest packet so far: the playout reference */
     float delay_avg;    /* adaptive: smoothed delay above the reference */
     float delay_dev;    /* adaptive: smoothed deviation of that delay */
-    uint32_t late[WS_JB_MODES];      /* packets past their playout point */
-    uint32_t loss_runs[WS_JB_MODES]; /* runs of consecutive lost-or-late packets */
     uint8_t in_run;     /* bit m: the previous sequence position was lost or late for mode m */
     uint8_t _pad[3];
+    uint32_t late[WS_JB_MODES];      /* packets past their playout point */
+    uint32_t loss_runs[WS_JB_MODES]; /* runs of consecutive lost-or-late packets (rarely written) */
 } ws_jb_sim;
 
-/* Per-stream native state. Kept at most 256 bytes (four cache lines). */
+/* Per-stream native state, at most 256 bytes: four cache lines of a 64-byte
+ * aligned slab. Ordered by use: an ordinary packet (in order, voice) reads
+ * and writes only the first three lines; the fourth holds what sequence
+ * resets, loss, duplicates and reports need. */
 typedef struct ws_rtp_stream {
+    /* line 0: the key the lookup compares, A.1 progress, counters */
     ws_flow_key key;
-    /* RFC 3550 A.1 source state */
-    uint16_t max_seq;
+    uint16_t max_seq;        /* RFC 3550 A.1 source state */
     uint16_t probation;
+    uint8_t flags;
+    uint8_t last_pt;
+    uint16_t dtmf_last_ts;   /* low bits of the last RFC 4733 event's timestamp */
     uint32_t cycles;         /* shifted count of sequence wraps */
+    uint32_t received;       /* valid packets since the last (re)initialisation */
+    uint32_t packets;        /* every packet attributed to the stream */
+    uint32_t markers;
+    /* line 1: duplicate window, A.8 jitter (timestamp units) */
+    uint64_t seen_window[2]; /* bit i: max_seq - i arrived (duplicate detection) */
+    uint64_t bytes;          /* RTP bytes (header + payload) */
+    int64_t last_ns;
+    int64_t prev_arrival_ns; /* last in-time-order packet used for jitter */
+    double jitter;
+    double jitter_sum;       /* for the mean of the running estimate */
+    uint32_t prev_rtp_ts;
+    uint32_t clock_rate;
+    /* line 2: jitter extremes, the binding check, the playout buffers */
+    float max_jitter;
+    uint32_t jitter_samples;
+    uint32_t max_delta_us;
+    uint32_t bind_gen;       /* the binding's gen when we bound (unbound: the bind_epoch last checked) */
+    uint32_t binding;        /* slot in the binding table while bound */
+    uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
+    ws_pt_entry cached_pt;   /* last payload type resolved through the binding */
+    ws_jb_sim jb;            /* its loss_runs start line 3 */
+    /* line 3: the rest of A.1/A.3, rare counters, reporting */
     uint32_t base_seq;
     union {
         uint32_t bad_seq;    /* once valid: last 'bad' sequence number + 1 */
@@ -100,44 +128,23 @@ typedef struct ws_rtp_stream {
             uint16_t probe_count; /* ... and its packets so far */
         };
     };
-    uint32_t received;       /* valid packets since the last (re)initialisation */
     uint32_t dup_since_init; /* duplicates among `received` */
     int32_t lost_before;     /* loss accumulated before sequence resets */
     uint32_t expected_before;/* packets expected before sequence resets */
     uint32_t loss_runs;      /* runs of consecutive missing sequence numbers */
-    uint64_t seen_window[2]; /* bit i: max_seq - i arrived (duplicate detection) */
-    /* counters over the whole stream */
-    uint32_t packets;        /* every packet attributed to the stream */
     uint32_t duplicates;
     uint32_t reordered;      /* arrived after a higher sequence number */
     uint32_t seq_resets;     /* re-initialisations after a repeated big jump */
-    uint32_t markers;
-    uint32_t jitter_samples;
-    uint64_t bytes;          /* RTP bytes (header + payload) */
-    /* RFC 3550 A.8 jitter, kept in timestamp units */
-    double jitter;
-    double jitter_sum;       /* for the mean of the running estimate */
-    float max_jitter;
-    uint32_t max_delta_us;
-    int64_t prev_arrival_ns; /* last in-time-order packet used for jitter */
-    uint32_t prev_rtp_ts;
-    uint32_t clock_rate;
-    int64_t first_ns;
-    int64_t last_ns;
-    ws_jb_sim jb;
     uint16_t dtmf_events;    /* RFC 4733 events (distinct timestamps) */
-    uint16_t dtmf_last_ts;   /* low bits of the last event's timestamp */
     uint8_t payload_type;    /* first payload type seen */
-    uint8_t last_pt;
-    uint8_t flags;
     uint8_t end_reason;
-    uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
-    uint32_t binding;        /* slot in the binding table while bound */
-    uint32_t bind_gen;       /* the binding's gen when we bound */
-    ws_pt_entry cached_pt;   /* last payload type resolved through the binding */
+    int64_t first_ns;
 } ws_rtp_stream;
 
 _Static_assert(sizeof(ws_rtp_stream) <= 256, "stream state must stay within 256 bytes");
+_Static_assert(offsetof(ws_rtp_stream, seen_window) == 64 && offsetof(ws_rtp_stream, max_jitter) == 128 &&
+                   offsetof(ws_rtp_stream, jb.loss_runs) >= 192 && offsetof(ws_rtp_stream, base_seq) >= 192,
+               "an ordinary packet touches the first three cache lines only");
 
 /* What Python sees of a stream: computed values, stable layout. */
 typedef struct ws_stream_record {
@@ -263,6 +270,12 @@ int ws_rtp_looks_like_rtcp(const uint8_t *p, uint32_t n);
 /* Feeds one RTP packet. Returns 0, or -1 when the ended buffer is full and
  * must be drained before more streams can be evicted. */
 int ws_rtp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
+#if WS_LITTLE_ENDIAN
+/* The same for IPv4: addresses as loaded from the packet (network order in
+ * memory), ports in host order; no key is built in memory. */
+int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16_t sport, uint16_t dport,
+                     int64_t ts_ns, const uint8_t *p, uint32_t n);
+#endif
 /* Feeds one RTCP compound packet. Returns the number of packets parsed. */
 int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
 
