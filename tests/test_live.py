@@ -221,6 +221,15 @@ def test_bad_filter_is_a_usage_error():
     assert "--filter" in proc.stderr and "cannot compile" in proc.stderr
 
 
+@pytest.mark.parametrize("option", [("--ring-timeout-ms", "0"), ("--ring-timeout-ms", "20000"),
+                                    ("--workers", "0"), ("--ring-blocks", "1")])
+def test_ring_settings_out_of_range_are_usage_errors(option):
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "live", "-i", "lo", *option,
+                           "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert option[0] in proc.stderr and "outside" in proc.stderr
+
+
 def ring_lines(err: str) -> dict:
     """The exit summary: ring name -> packets the kernel put in that ring."""
     out = {}

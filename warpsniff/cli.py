@@ -187,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "fragments, IPv6 and tunnels; 'none' keeps everything)")
     lp.add_argument("--ring-block-size", type=_bounded(int, 4096, 1 << 30), default=1 << 20, metavar="BYTES",
                     help="TPACKET_V3 block size, a power of two (default 1 MiB)")
+    lp.add_argument("--ring-timeout-ms", type=_bounded(int, 1, 10_000), default=50, metavar="MS",
+                    help="hand a partly filled ring block over after this long (default 50 ms): the"
+                         " longest a quiet link delays a packet")
     lp.add_argument("--ring-blocks", type=_bounded(int, 2, 65536), default=64, metavar="N",
                     help="blocks in the ring (default 64: 64 MiB)")
     _add_analysis_options(lp)
@@ -429,7 +432,8 @@ def cmd_live(args) -> int:
         registry.register(bad_calls.collector())
     status = EXIT_OK
     try:
-        ring = dict(block_size=args.ring_block_size, block_count=args.ring_blocks, promisc=not args.no_promisc,
+        ring = dict(block_size=args.ring_block_size, block_count=args.ring_blocks,
+                    block_timeout_ms=args.ring_timeout_ms, promisc=not args.no_promisc,
                     kernel_filter=kernel_filter)
         if len(names) > 1:
             pipeline.run_workers(args.interface, args.workers, stop, **ring)
