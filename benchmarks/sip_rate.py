@@ -3,7 +3,7 @@ replay (native scan, dialogs, SDP binding, labels, aggregation), beside
 `tshark -q -z sip,stat` on the same capture in the same run, and the memory
 an active dialog costs.
 
-    python -m benchmarks.sip_rate                 # 60,000 calls, ~420,000 SIP messages
+    python -m benchmarks.sip_rate                 # 100,000 calls, ~700,000 SIP messages
     python -m benchmarks.sip_rate --calls 20000   # smaller
 """
 from __future__ import annotations
@@ -83,7 +83,7 @@ def dialog_memory(path: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--calls", type=int, default=60000)
+    ap.add_argument("--calls", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=2)
     args = ap.parse_args()
     path = capture(args.calls, args.seed)

@@ -6,5 +6,6 @@
 #include "capture/ws_ring.c"
 #include "decode/ws_decode.c"
 #include "rtp/ws_rtp.c"
+#include "rtp/ws_rtp_select.c"
 #include "sip/ws_sip.c"
 #include "engine/ws_engine.c"

@@ -607,6 +607,11 @@ _UNKNOWN_TYPE = PhoneNumberType.UNKNOWN
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _leading_re = functools.lru_cache(maxsize=None)(re.compile)
 _pattern = functools.lru_cache(maxsize=None)(re.compile)
+try:   # phonenumbers compiles metadata patterns on every use unless asked to keep them
+    from phonenumbers.re_util import enable_pattern_cache as _enable_pattern_cache
+    _enable_pattern_cache()
+except ImportError:   # pragma: no cover - older phonenumbers: re's own cache serves
+    pass
 try:   # the per-region pattern pass behind number_type(); stable across 8.x/9.x
     from phonenumbers.phonenumberutil import _number_type_helper as _type_helper
 except ImportError:   # pragma: no cover

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
-from warpsniff._engine import Engine
-from warpsniff.pipeline import Pipeline
+from warpsniff._engine import STREAM_DTYPE, Engine
+from warpsniff.pipeline import Pipeline, streams_by_call
+from warpsniff.report import CallRow
 from warpsniff.sip.calls import Call, CallConfig
 
 
@@ -59,6 +61,93 @@ class ReplayResult:
         return self.streams[self.streams["call_ref"] == call.call_ref]
 
 
+class CallOutput:
+    """Replay output as calls finish, so memory follows the calls in flight and
+    not the length of the capture. Instead of every Call object it keeps a
+    compact row per call for the terminal table (`rows`) and the Call-ID per
+    call_ref for --streams-json (`call_ids`), and hands each call's --cdr
+    record to `write_cdr` once nothing can change it any more: the tracker no
+    longer keeps the call for late reports, and every stream bound to it has
+    left the engine's table (idle for --idle-timeout, or the input ended). Those
+    are the records the end of the replay would give, in the same order (the
+    order calls finished); only an RTCP report about one of the call's SSRCs
+    arriving after that could have changed its quality figures."""
+
+    def __init__(self, write_cdr: Optional[Callable[[Call, np.ndarray, object], None]] = None,
+                 rows: bool = True, call_ids: bool = True):
+        self.write_cdr = write_cdr
+        self.rows: Optional[list] = [] if rows else None
+        self.call_ids: Optional[dict] = {} if call_ids else None
+        self.payload_names: dict = {}   # call_ref -> {pt: encoding}, for --streams-json quality
+        self.waiting: deque = deque()   # finished calls whose CDR is not written yet, in order
+        self.ended: dict = {}           # call_ref -> [stream rows that left the table]
+        self.ended_seen = 0             # pipeline.ended_streams chunks already sorted by call
+
+    def add(self, call: Call) -> None:
+        if self.rows is not None:
+            self.rows.append(CallRow.of(call))
+        if self.call_ids is not None:
+            self.call_ids[call.call_ref] = call.call_id
+            if call.payload_names:
+                self.payload_names[call.call_ref] = call.payload_names
+        if self.write_cdr is not None:
+            self.waiting.append(call)
+
+    def tick(self, p: Pipeline) -> None:
+        if self.write_cdr is None:
+            return
+        self._collect_ended(p)
+        if not self.waiting:
+            return
+        refs = [c.call_ref for c in self.waiting]
+        # any stream still in the table, even one still on probation, may change
+        in_table = set(p.engine.streams_of_calls(refs, valid_only=False)["call_ref"].tolist())
+        recent = p.tracker.recent
+        ready = []
+        for call in self.waiting:
+            if call.call_ref in in_table or recent.get(call.call_id) is call:
+                break
+            ready.append(call)
+        if ready:
+            self._write(p, ready, None)
+
+    def finish(self, p: Pipeline) -> None:
+        """End of input: every call left is final; streams still in the table count."""
+        if self.write_cdr is None:
+            return
+        self._collect_ended(p)
+        if self.waiting:
+            self._write(p, list(self.waiting), p.engine.streams())
+
+    def _collect_ended(self, p: Pipeline) -> None:
+        # streams that left the table wait in the engine until its buffer fills: take them
+        # now, into the same list (and order) the replay's stream list is built from
+        ended = p.engine.drain_ended()
+        if len(ended):
+            p.ended_streams.append(ended)
+        for chunk in p.ended_streams[self.ended_seen:]:
+            bound = chunk[chunk["call_ref"] > 0]
+            if len(bound):
+                for ref, rows in streams_by_call(bound, set(bound["call_ref"].tolist())).items():
+                    self.ended.setdefault(ref, []).append(rows)
+        self.ended_seen = len(p.ended_streams)
+
+    def _write(self, p: Pipeline, calls: list, active: Optional[np.ndarray]) -> None:
+        quality = p.quality_context(calls)
+        active_by_call = streams_by_call(active, {c.call_ref for c in calls}) if active is not None else {}
+        empty = np.zeros(0, dtype=STREAM_DTYPE)
+        for call in calls:
+            parts = self.ended.pop(call.call_ref, [])
+            if call.call_ref in active_by_call:
+                parts.append(active_by_call[call.call_ref])
+            rows = np.concatenate(parts) if parts else empty
+            # the order the whole replay's stream list has (replay(): by first packet, then SSRC)
+            rows = rows[np.lexsort((rows["ssrc"], rows["first_ns"]))]
+            self.write_cdr(call, rows, quality)
+        for _ in calls:
+            self.waiting.popleft()
+
+
 class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
@@ -96,12 +185,17 @@ def replay(
     speed: Optional[float] = None,
     pipeline: Optional[Pipeline] = None,
     close_calls: bool = True,
+    output: Optional[CallOutput] = None,
 ) -> ReplayResult:
     """Runs every file through one pipeline, as if the files were one capture.
     `speed` paces by capture time (1 = real time); None runs flat out.
-    close_calls=False leaves calls still up at the end open (for serving)."""
+    close_calls=False leaves calls still up at the end open (for serving).
+    With `output`, finished calls go there as they finish and `calls` of the
+    result stays empty (memory bounded by calls in flight)."""
     start = time.perf_counter()
     p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
+    if output is not None:
+        p.call_sink = output
     for path in paths:
         p.run_reader(str(path), progress=progress, speed=speed)
     p.finish(close_calls)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import TextIO
+from typing import NamedTuple, Optional, TextIO
 
 import numpy as np
 
@@ -98,8 +98,27 @@ def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
     }
 
 
+class CallRow(NamedTuple):
+    """What the call table shows of a call, kept instead of the Call (a tuple
+    of plain values: small, and invisible to the garbage collector)."""
+    invite_ts: float
+    from_uri: Optional[str]
+    to_uri: Optional[str]
+    final_code: Optional[int]
+    reason: Optional[str]
+    pdd_ms: Optional[float]
+    duration_s: Optional[float]
+    ended_by: Optional[str]
+    call_id: str
+
+    @classmethod
+    def of(cls, call) -> "CallRow":
+        return cls(call.invite_ts, call.from_uri, call.to_uri, call.final_code, call.reason, call.pdd_ms,
+                   call.duration_s, call.ended_by, call.call_id)
+
+
 def write_call_table(calls: list, out: TextIO) -> None:
-    """A call list in the spirit of sngrep's."""
+    """A call list in the spirit of sngrep's: Calls or CallRows."""
     out.write("=" * 25 + " Calls " + "=" * 25 + "\n")
     out.write(f"{'Start':>19} {'From':>28} {'To':>28} {'Code':>4} {'Reason':>11} "
               f"{'PDD(ms)':>9} {'Dur(s)':>8} {'By':>7} Call-ID\n")
