@@ -49,7 +49,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import unquote
 
 import phonenumbers
@@ -326,8 +326,9 @@ _ACCOUNT_KEYS = ("trunk", "header", "pai_domain", "number_prefix")
 # --------------------------------------------------------------------- numbers
 
 
-@dataclass(frozen=True)
-class _Number:
+class _Number(NamedTuple):
+    """A parsed number (a tuple of plain values: the number cache holds tens of
+    thousands, and the garbage collector does not have to walk them)."""
     e164: str                 # "+<cc><nsn>" (parseable, maybe not valid)
     cc: int
     nsn: str

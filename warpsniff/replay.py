@@ -7,6 +7,7 @@ tracker.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections import deque
@@ -148,6 +149,13 @@ class CallOutput:
             self.waiting.popleft()
 
 
+# Correlation allocates short-lived objects for every SIP message; at CPython's
+# default first-generation threshold (700 allocations) the collector runs every
+# few dozen messages, which cost a replay of 100,000 calls about a tenth of its
+# time. Replay raises the threshold while it runs and restores it after.
+REPLAY_GC_THRESHOLD = 50_000
+
+
 class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
@@ -196,9 +204,15 @@ def replay(
     p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
     if output is not None:
         p.call_sink = output
-    for path in paths:
-        p.run_reader(str(path), progress=progress, speed=speed)
-    p.finish(close_calls)
+    thresholds = gc.get_threshold()
+    if thresholds[0]:   # 0: collection disabled by the caller, leave it so
+        gc.set_threshold(max(thresholds[0], REPLAY_GC_THRESHOLD), *thresholds[1:])
+    try:
+        for path in paths:
+            p.run_reader(str(path), progress=progress, speed=speed)
+        p.finish(close_calls)
+    finally:
+        gc.set_threshold(*thresholds)
     if progress:
         progress.done()
     streams = p.all_streams()

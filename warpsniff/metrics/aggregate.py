@@ -7,6 +7,7 @@ or from closed sets, and a guard caps the label sets per metric.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
@@ -36,12 +37,8 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        i = 0
-        for i, b in enumerate(self.bounds):
-            if value <= b:
-                break
-        else:
-            i = len(self.bounds)
+        # the first bucket whose upper bound is >= value (NaN: the +Inf bucket)
+        i = bisect_left(self.bounds, value) if value == value else len(self.bounds)
         self.counts[i] += 1
         self.sum += value
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import socket
-from functools import lru_cache
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -21,6 +20,7 @@ from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
 V4_MAPPED = bytes(10) + b"\xff\xff"
+UNSPECIFIED_V4 = V4_MAPPED + bytes(4)   # 0.0.0.0: hold (RFC 2543)
 OTHER_TRANSACTIONS = 8192   # remembered keys of messages outside any call
 RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmissions, PUBLISH reports)
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
@@ -120,7 +120,6 @@ class Call:
         return max(0.0, self.end_ts - self.answer_ts)
 
 
-@lru_cache(maxsize=65536)
 def addr16(text: str) -> bytes:
     """IP text -> engine address (16 bytes, IPv4 v4-mapped); ValueError if not an IP."""
     try:
@@ -133,7 +132,6 @@ def addr16(text: str) -> bytes:
         raise ValueError(f"not an IP address: {text!r}") from None
 
 
-@lru_cache(maxsize=65536)
 def ip_text(a16: bytes) -> str:
     """Engine address (16 bytes, IPv4 v4-mapped) -> text."""
     if a16[:12] == V4_MAPPED:
@@ -463,7 +461,7 @@ class CallTracker:
                     a16 = addr16(text)
                 except ValueError:
                     continue
-                if a16 == bytes(10) + b"\xff\xff" + bytes(4):  # 0.0.0.0: hold (RFC 2543)
+                if a16 == UNSPECIFIED_V4:
                     continue
                 if self.engine.bind(a16, m.port, call.call_ref, pts):
                     call.media[(a16, m.port)] = side

@@ -111,6 +111,7 @@ def parse_sdp(body: bytes) -> Optional[SessionDescription]:
     return sdp
 
 
+@lru_cache(maxsize=1024)
 def payload_kind(encoding: str, media_kind: str) -> str:
     """How the engine treats a payload type's packets for jitter."""
     enc = encoding.lower()
