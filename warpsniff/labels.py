@@ -600,7 +600,17 @@ def _candidates(cc: int, length: int) -> tuple:
             out.append((region, meta, leading, possible))
     while out and not out[-1][3]:
         out.pop()
-    return tuple(out)
+    # consecutive regions that can only claim the number (and leave it invalid)
+    # act as one: one pattern for the run instead of one match per region
+    merged: list = []
+    for entry in out:
+        prev = merged[-1] if merged else None
+        if not entry[3] and prev is not None and not prev[3] and entry[2] is not _ALWAYS:
+            either = re.compile(f"(?:{prev[2].pattern})|(?:{entry[2].pattern})")
+            merged[-1] = (prev[0], prev[1], either, False)
+        else:
+            merged.append(entry)
+    return tuple(merged)
 
 
 _ALWAYS = re.compile("")
