@@ -253,8 +253,8 @@ def cmd_replay(args) -> int:
     cdr_out = _open_output(args.cdr) if args.cdr else None
     to_stdout = "-" in outputs
 
-    def write_cdr(call, streams, quality):
-        cdr_out.write(json.dumps(report.call_to_dict(call, streams, quality)) + "\n")
+    def write_cdr(record: dict):
+        cdr_out.write(json.dumps(record) + "\n")
 
     # Calls go out as they finish, so memory follows the calls in flight, not the capture;
     # except when the CDRs and the stream list both go to stdout, where the list comes first
@@ -285,7 +285,7 @@ def cmd_replay(args) -> int:
         if output is None:
             quality = pipeline.quality_context(calls)
             for call in calls:
-                write_cdr(call, result.streams_of(call), quality)
+                write_cdr(report.call_to_dict(call, result.streams_of(call), quality))
         if cdr_out is not sys.stdout:
             cdr_out.close()
     if args.push_gateway:

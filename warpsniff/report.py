@@ -66,10 +66,9 @@ def _ts(value):
     return None if value is None else round(value, 6)
 
 
-def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
-    """One `--cdr` line: a call attempt and its media."""
-    ids = {call.call_ref: call.call_id}
-    stream_dicts = [stream_to_dict(r, ids, quality) for r in streams]
+def call_record(call) -> dict:
+    """The call's own fields of its `--cdr` line, in line order; the media
+    fields (dtmf_events, mos, streams) are placeholders until with_media()."""
     return {
         "call_id": call.call_id,
         "from": call.from_uri,
@@ -91,11 +90,25 @@ def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
         "correlation_id": call.correlation_id,
         "leg": call.leg,
         "evicted": call.evicted,
-        "dtmf_events": sum(s["dtmf_events"] for s in stream_dicts),
+        "dtmf_events": 0,
         "vq_reports": call.vq_reports,
-        "mos": call_mos(stream_dicts) if quality is not None else None,
-        "streams": stream_dicts,
+        "mos": None,
+        "streams": [],
     }
+
+
+def with_media(record: dict, call_ref: int, streams: np.ndarray, quality=None) -> dict:
+    """Fills a call_record() with its call's streams (call_ref's rows)."""
+    stream_dicts = [stream_to_dict(r, {call_ref: record["call_id"]}, quality) for r in streams]
+    record["dtmf_events"] = sum(s["dtmf_events"] for s in stream_dicts)
+    record["mos"] = call_mos(stream_dicts) if quality is not None else None
+    record["streams"] = stream_dicts
+    return record
+
+
+def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
+    """One `--cdr` line: a call attempt and its media."""
+    return with_media(call_record(call), call.call_ref, streams, quality)
 
 
 class CallRow(NamedTuple):
