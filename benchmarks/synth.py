@@ -44,7 +44,8 @@ DTMF_PT = 101
 DTMF_EVENTS = {c: i for i, c in enumerate("0123456789*#")}
 SIP_PORT = 5060
 WRITE_CHUNK = 1 << 16
-MAX_CALLS = 250 * 256
+ADDRESS_BLOCK = 250 * 256          # calls per pair of 10.x/16 networks (caller, callee)
+MAX_CALLS = 1_000_000              # keeps caller/callee numbers at 7 digits
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_PCAP = os.path.join(REPO, "pcaps", "sample-calls.pcap")
@@ -100,11 +101,14 @@ class _Call:
 
     def __init__(self, spec: CallSpec, rng: np.random.Generator):
         i = spec.index
-        x, y = divmod(i, 250)
-        self.a_ip = f"10.1.{x}.{y + 1}"
-        self.b_ip = f"10.2.{x}.{y + 1}"
-        self.a_mac = f"02:00:0a:01:{x:02x}:{y + 1:02x}"
-        self.b_mac = f"02:00:0a:02:{x:02x}:{y + 1:02x}"
+        # calls 0..ADDRESS_BLOCK-1 in 10.1/16 -> 10.2/16, the next block in 10.3 -> 10.4, ...
+        block, j = divmod(i, ADDRESS_BLOCK)
+        x, y = divmod(j, 250)
+        net_a, net_b = 1 + 2 * block, 2 + 2 * block
+        self.a_ip = f"10.{net_a}.{x}.{y + 1}"
+        self.b_ip = f"10.{net_b}.{x}.{y + 1}"
+        self.a_mac = f"02:00:0a:{net_a:02x}:{x:02x}:{y + 1:02x}"
+        self.b_mac = f"02:00:0a:{net_b:02x}:{x:02x}:{y + 1:02x}"
         self.a_user = f"1{i:06d}"
         self.b_user = f"2{i:06d}"
         self.a_rtp = 16384 + 2 * int(rng.integers(0, 8000))

@@ -310,6 +310,22 @@ cdef class Engine:
                                           self.e.rtp.active, 1)
         return out[:n]
 
+    def streams_of_calls(self, refs, bint valid_only=True):
+        """Active streams bound to any of the call_refs `refs`, as streams()
+        would list them (valid_only=False: also those still on probation),
+        without copying the rest of the table."""
+        cdef uint32_t[::1] wanted = np.unique(np.asarray(refs, dtype=np.uint32))
+        cdef uint32_t nrefs = wanted.shape[0]
+        if nrefs == 0:
+            return np.zeros(0, dtype=STREAM_DTYPE)
+        cdef uint32_t n = ws_rtp_count_calls(&self.e.rtp, &wanted[0], nrefs, valid_only)
+        out = np.zeros(n, dtype=STREAM_DTYPE)
+        cdef uint8_t[::1] buf
+        if n:
+            buf = out.view(np.uint8).reshape(-1)
+            n = ws_rtp_snapshot_calls(&self.e.rtp, &wanted[0], nrefs, <ws_stream_record *>&buf[0], n, valid_only)
+        return out[:n]
+
     def drain_ended(self):
         """Streams that left the table (idle or evicted) since the last call."""
         cdef uint32_t n = self.e.rtp.ended_count

@@ -7,6 +7,7 @@
 #include "capture/ws_spool.c"
 #include "decode/ws_decode.c"
 #include "rtp/ws_rtp.c"
+#include "rtp/ws_rtp_select.c"
 #include "sip/ws_sip.c"
 #include "capture/ws_extract.c"
 #include "engine/ws_engine.c"

@@ -216,6 +216,12 @@ cdef extern from "rtp/ws_rtp.h":
     uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only) nogil
 
 
+cdef extern from "rtp/ws_rtp_select.h":
+    uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
+                                   ws_stream_record *out, uint32_t max, int valid_only) nogil
+    uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only) nogil
+
+
 cdef extern from "sip/ws_sip.h":
     ctypedef enum ws_sip_status:
         WS_SIP_OK

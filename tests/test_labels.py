@@ -494,6 +494,66 @@ def test_undeterminable_numbers_are_unknown(plain, uri):
     assert (got.origination_country, got.zone) == (UNKNOWN, UNKNOWN)
 
 
+def _reference_number(dial: str, region: str):
+    """What the documented rules give, straight from phonenumbers' public API:
+    parse() (no default region for + numbers), then the region only when
+    number_type() is not UNKNOWN and the region is a real one."""
+    try:
+        n = phonenumbers.parse(dial, None if dial.startswith("+") else region)
+    except phonenumbers.NumberParseException:
+        return None
+    ntype = phonenumbers.number_type(n)
+    code = phonenumbers.region_code_for_number(n)
+    valid = ntype != phonenumbers.PhoneNumberType.UNKNOWN and code in phonenumbers.SUPPORTED_REGIONS
+    return (n.country_code, phonenumbers.national_significant_number(n), code if valid else None,
+            ntype == phonenumbers.PhoneNumberType.TOLL_FREE)
+
+
+def _dial_strings(rng: random.Random, region: str):
+    """Random digit strings shaped like what reaches the number analysis: with
+    and without +, the region's own codes and prefixes, every length 3-20."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    own = [str(meta.country_code), meta.national_prefix or "", "".join(filter(str.isdigit, meta.international_prefix or ""))[:4]]
+    for _ in range(120):
+        head = rng.choice(["", "+", "+1", "+44", "0", "1", "00", "011", "8", "810", *own])
+        yield (head + "".join(rng.choice(string.digits) for _ in range(rng.randint(1, 14))))[:20]
+    for ntype in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE,
+                  phonenumbers.PhoneNumberType.TOLL_FREE):
+        example = phonenumbers.example_number_for_type(region, ntype)
+        if example is not None:
+            nsn = phonenumbers.national_significant_number(example)
+            yield f"+{example.country_code}{nsn}"
+            yield nsn
+            yield (meta.national_prefix or "") + nsn
+
+
+def test_number_analysis_is_phonenumbers_parse_in_every_region():
+    """The cheaper number analysis (no generic parse per number) gives what
+    parse() + region_code_for_number() + number_type() give, for thousands of
+    numbers in every region phonenumbers supports."""
+    import warpsniff.labels as L
+    rng = random.Random(3)
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        cc = phonenumbers.country_code_for_region(region)
+        for dial in _dial_strings(rng, region):
+            if not dial.lstrip("+"):
+                continue
+            got = L._number.__wrapped__(dial, region, cc)
+            got = got and (got.cc, got.nsn, got.region, got.tollfree)
+            # 00 (and 011 in NANP) read as international prefixes, as documented
+            ref_dial = dial
+            if dial.startswith("00"):
+                ref_dial = "+" + dial[2:]
+            elif dial.startswith("011") and cc == 1:
+                ref_dial = "+" + dial[3:]
+            if ref_dial == "+":
+                continue
+            assert got == _reference_number(ref_dial, region), (region, dial)
+            checked += 1
+    assert checked > 30_000
+
+
 # ------------------------------------------------------------------ zones
 
 

@@ -290,7 +290,7 @@ def _build_pipeline(args, keep_calls: bool, on_call=None, worker_names=()):
 
 def cmd_replay(args) -> int:
     from warpsniff import report
-    from warpsniff.replay import Progress, replay
+    from warpsniff.replay import CallOutput, Progress, replay
 
     bad_calls = _bad_call_writer(args, live=False)
     pipeline, relay, label_config = _build_pipeline(args, keep_calls=True,
@@ -303,31 +303,46 @@ def cmd_replay(args) -> int:
     # open outputs first: a bad path fails before the work, not after
     streams_out = _open_output(args.streams_json) if args.streams_json else None
     cdr_out = _open_output(args.cdr) if args.cdr else None
+    to_stdout = "-" in outputs
+
+    def write_cdr(record: dict):
+        cdr_out.write(json.dumps(record) + "\n")
+
+    # Calls go out as they finish, so memory follows the calls in flight, not the capture;
+    # except when the CDRs and the stream list both go to stdout, where the list comes first
+    streaming = not (args.cdr == "-" and args.streams_json == "-")
+    output = CallOutput(write_cdr if cdr_out is not None else None, rows=not args.quiet and not to_stdout,
+                        call_ids=streams_out is not None) if streaming else None
     exporter, registry = _serve(args, pipeline, relay)
     if bad_calls is not None and registry is not None:
         registry.register(bad_calls.collector())
     # with --keep-serving, calls still up at the end stay active in the served state
     result = replay(args.files, progress=Progress(), speed=args.speed, pipeline=pipeline,
-                    close_calls=not args.keep_serving)
-    to_stdout = "-" in outputs
+                    close_calls=not args.keep_serving, output=output)
+    if output is not None:
+        calls, rows, call_ids, payload_names = (), output.rows, output.call_ids, output.payload_names
+    else:
+        calls = rows = result.calls
+        call_ids, payload_names = {c.call_ref: c.call_id for c in calls}, None
     read_anything = result.counters["frames"] > 0 or len(result.errors) < len(args.files)
     if not args.quiet and not to_stdout and read_anything:
-        report.write_call_table(result.calls, sys.stdout)
+        report.write_call_table(rows, sys.stdout)
         report.write_stream_table(result.streams, sys.stdout)
         report.write_summary(result.counters, result.decode_errors, sys.stdout, result.elapsed_s)
     if bad_calls is not None:
         bad_calls.extract_from_files(args.files)
         bad_calls.log_summary()
-    call_ids = {c.call_ref: c.call_id for c in result.calls}
-    quality = pipeline.quality_context(result.calls)
     if streams_out is not None:
+        quality = pipeline.quality_context(calls, payload_names)
         doc = report.streams_to_dicts(result.streams, call_ids, quality)
         streams_out.write(json.dumps(doc, indent=1) + "\n")
         if streams_out is not sys.stdout:
             streams_out.close()
     if cdr_out is not None:
-        for call in result.calls:
-            cdr_out.write(json.dumps(report.call_to_dict(call, result.streams_of(call), quality)) + "\n")
+        if output is None:
+            quality = pipeline.quality_context(calls)
+            for call in calls:
+                write_cdr(report.call_to_dict(call, result.streams_of(call), quality))
         if cdr_out is not sys.stdout:
             cdr_out.close()
     if args.push_gateway:

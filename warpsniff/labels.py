@@ -49,7 +49,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import unquote
 
 import phonenumbers
@@ -326,8 +326,9 @@ _ACCOUNT_KEYS = ("trunk", "header", "pai_domain", "number_prefix")
 # --------------------------------------------------------------------- numbers
 
 
-@dataclass(frozen=True)
-class _Number:
+class _Number(NamedTuple):
+    """A parsed number (a tuple of plain values: the number cache holds tens of
+    thousands, and the garbage collector does not have to walk them)."""
     e164: str                 # "+<cc><nsn>" (parseable, maybe not valid)
     cc: int
     nsn: str
@@ -456,59 +457,109 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
         international = dial[3:]
     else:
         international = None
-    numobj = None
     if international is not None:
-        m = _NANP_FAST.match(international) if international.startswith("1") else None
-        if m and len(international) == 11:
-            numobj = phonenumbers.PhoneNumber(country_code=1, national_number=int(m.group(1)))
-        elif international:
-            try:
-                numobj = phonenumbers.parse("+" + international, None)
-            except phonenumbers.NumberParseException:
-                return None
-        else:
+        if not international:
             return None
+        m = _NANP_FAST.match(international) if international.startswith("1") else None
+        split = (1, m.group(1)) if m else _split_number("+" + international, None)
     else:
         m = _NANP_FAST.match(dial) if default_cc == 1 else None
-        if m:
-            numobj = phonenumbers.PhoneNumber(country_code=1, national_number=int(m.group(1)))
-        else:
-            try:
-                numobj = phonenumbers.parse(dial, default_region)
-            except phonenumbers.NumberParseException:
-                return None
-    nsn = phonenumbers.national_significant_number(numobj)
+        split = (1, m.group(1)) if m else _split_number(dial, default_region)
+    if split is None:
+        return None
+    cc, nsn = split
     if not nsn:
         return None
-    cc = numobj.country_code
-    region, ntype = _region_and_type(numobj, cc, nsn)
+    region, ntype = _region_and_type(cc, nsn)
     return _Number(e164=f"+{cc}{nsn}", cc=cc, nsn=nsn, region=region,
                    tollfree=ntype == PhoneNumberType.TOLL_FREE)
 
 
-def _region_and_type(numobj, cc: int, nsn: str) -> Tuple[Optional[str], int]:
+def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
+    """(country code, national significant number) of a "+digits" or "digits"
+    dial string, exactly as phonenumbers.parse(dial, region) followed by
+    national_significant_number() gives them (None where parse raises).
+    Dial strings are only ASCII digits, so parse's normalisation, RFC 3966,
+    extension and vanity-letter steps do nothing; what is left is its country
+    code and national prefix logic, done here with phonenumbers' own helpers
+    and metadata, without the generic input handling that made parsing cost
+    most of a call's labelling.  tests/test_labels.py checks it against
+    phonenumbers.parse over every supported region."""
+    digits = dial[1:] if dial.startswith("+") else dial
+    if _pnu is None or len(digits) < 4:   # parse's viability rules for very short input: let it decide
+        try:
+            numobj = phonenumbers.parse(dial, region)
+        except phonenumbers.NumberParseException:
+            return None
+        return numobj.country_code, phonenumbers.national_significant_number(numobj)
+    metadata = None if region is None else phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    if dial.startswith("+"):
+        cc, rest = _pnu._extract_country_code(digits)
+        if cc == 0:
+            return None   # unknown country code (parse retries without the "+" and no region: fails too)
+    else:
+        idd = metadata.international_prefix
+        stripped, rest = _pnu._parse_prefix_as_idd(_pattern("NonMatch" if idd is None else idd), digits)
+        if stripped:
+            if len(rest) <= _pnu._MIN_LENGTH_FOR_NSN:
+                return None
+            cc, rest = _pnu._extract_country_code(rest)
+            if cc == 0:
+                return None
+        else:
+            cc, rest = _default_country_code(digits, metadata)
+    if cc == 0:
+        # a national number of the default region, read with that region's metadata
+        cc, rest = metadata.country_code, digits
+    else:
+        # a country code was found: the rest is read with the metadata of its main region
+        main_region = _pnu.region_code_for_country_code(cc)
+        if main_region != region:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, main_region)
+    if len(rest) < _pnu._MIN_LENGTH_FOR_NSN:
+        return None
+    _, national, _ = _pnu._maybe_strip_national_prefix_carrier_code(rest, metadata)
+    if _pnu._test_number_length(national, metadata) not in _KEEP_NATIONAL_PREFIX:
+        rest = national
+    if not _pnu._MIN_LENGTH_FOR_NSN <= len(rest) <= _pnu._MAX_LENGTH_FOR_NSN:
+        return None
+    # the parsed number keeps leading zeros (Italian style) except that an
+    # all-zero number keeps its last digit as the number: the text is unchanged
+    return cc, rest
+
+
+def _default_country_code(digits: str, metadata) -> Tuple[int, str]:
+    """A national-format number that starts with its own country's code
+    (parse's third way of finding a country code): (cc, rest) or (0, "")."""
+    cc_text = str(metadata.country_code)
+    if not digits.startswith(cc_text):
+        return 0, ""
+    general = metadata.general_desc
+    _, potential, _ = _pnu._maybe_strip_national_prefix_carrier_code(digits[len(cc_text):], metadata)
+    if ((not _pnu._match_national_number(digits, general, False)
+         and _pnu._match_national_number(potential, general, False))
+            or _pnu._test_number_length(digits, metadata) == _pnu.ValidationResult.TOO_LONG):
+        return metadata.country_code, potential
+    return 0, ""
+
+
+def _region_and_type(cc: int, nsn: str) -> Tuple[Optional[str], int]:
     """(ISO region or None, number type) of a number; the region only when the
     number is valid.  Same result as region_code_for_number() + number_type(),
-    with one pattern pass per candidate region instead of two."""
-    regions = _CC_REGIONS.get(cc)
-    if not regions:
-        return None, _UNKNOWN_TYPE
+    with one pattern pass per candidate region instead of two, and none for a
+    region whose numbers never have this length."""
     if _type_helper is None:   # pragma: no cover - phonenumbers without the helper
+        if not _CC_REGIONS.get(cc):
+            return None, _UNKNOWN_TYPE
+        numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
         region = phonenumbers.region_code_for_number(numobj)
         ntype = phonenumbers.number_type(numobj)
-    elif len(regions) == 1:
-        region = regions[0]
-        meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
-        ntype = _type_helper(nsn, meta) if meta is not None else _UNKNOWN_TYPE
     else:
         region, ntype = None, _UNKNOWN_TYPE
-        for candidate in regions:
-            meta = phonenumbers.PhoneMetadata.metadata_for_region(candidate, None)
-            if meta is None:
-                continue
-            if meta.leading_digits is not None:
-                if _leading_re(meta.leading_digits).match(nsn):
-                    region, ntype = candidate, _type_helper(nsn, meta)
+        for candidate, meta, leading, possible in _candidates(cc, len(nsn)):
+            if leading is not None:
+                if leading.match(nsn):   # this region owns the number, valid or not
+                    region, ntype = candidate, _type_helper(nsn, meta) if possible else _UNKNOWN_TYPE
                     break
             else:
                 t = _type_helper(nsn, meta)
@@ -520,13 +571,73 @@ def _region_and_type(numobj, cc: int, nsn: str) -> Tuple[Optional[str], int]:
     return region, ntype
 
 
+@functools.lru_cache(maxsize=None)
+def _candidates(cc: int, length: int) -> tuple:
+    """The regions of a country code in region_code_for_number()'s order that
+    can decide a number of this length, as (region, metadata, leading-digits
+    pattern or None, whether the length is possible there).  number_type()
+    first checks the general description, which refuses a length outside its
+    possible lengths, so such a region's type is UNKNOWN: it is left out
+    unless its leading digits would claim the number, and nothing after the
+    last region where the length is possible can make the number valid.  With
+    one region, that region owns every number of the code."""
+    regions = _CC_REGIONS.get(cc) or ()
+    out = []
+    for region in regions:
+        if len(regions) == 1:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, region)
+        else:
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+        if meta is None:
+            continue
+        if len(regions) == 1:
+            leading = _ALWAYS
+        else:
+            leading = _leading_re(meta.leading_digits) if meta.leading_digits is not None else None
+        lengths = meta.general_desc.possible_length
+        possible = not lengths or length in lengths
+        if possible or leading is not None:
+            out.append((region, meta, leading, possible))
+    while out and not out[-1][3]:
+        out.pop()
+    # consecutive regions that can only claim the number (and leave it invalid)
+    # act as one: one pattern for the run instead of one match per region
+    merged: list = []
+    for entry in out:
+        prev = merged[-1] if merged else None
+        if not entry[3] and prev is not None and not prev[3] and entry[2] is not _ALWAYS:
+            either = re.compile(f"(?:{prev[2].pattern})|(?:{entry[2].pattern})")
+            merged[-1] = (prev[0], prev[1], either, False)
+        else:
+            merged.append(entry)
+    return tuple(merged)
+
+
+_ALWAYS = re.compile("")
 _UNKNOWN_TYPE = PhoneNumberType.UNKNOWN
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _leading_re = functools.lru_cache(maxsize=None)(re.compile)
+_pattern = functools.lru_cache(maxsize=None)(re.compile)
+try:   # phonenumbers compiles metadata patterns on every use unless asked to keep them
+    from phonenumbers.re_util import enable_pattern_cache as _enable_pattern_cache
+    _enable_pattern_cache()
+except ImportError:   # pragma: no cover - older phonenumbers: re's own cache serves
+    pass
 try:   # the per-region pattern pass behind number_type(); stable across 8.x/9.x
     from phonenumbers.phonenumberutil import _number_type_helper as _type_helper
 except ImportError:   # pragma: no cover
     _type_helper = None
+try:   # parse()'s building blocks, for _split_number; stable across 8.x/9.x
+    from phonenumbers import phonenumberutil as _pnu
+    for _name in ("_extract_country_code", "_parse_prefix_as_idd", "_maybe_strip_national_prefix_carrier_code",
+                  "_match_national_number", "_test_number_length", "region_code_for_country_code",
+                  "ValidationResult", "_MIN_LENGTH_FOR_NSN", "_MAX_LENGTH_FOR_NSN"):
+        getattr(_pnu, _name)
+    # national prefix stripping is undone when what is left has one of these lengths
+    _KEEP_NATIONAL_PREFIX = (_pnu.ValidationResult.TOO_SHORT, _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+                             _pnu.ValidationResult.INVALID_LENGTH)
+except (ImportError, AttributeError):   # pragma: no cover - every number goes through parse()
+    _pnu = None
 
 
 # US states, DC, territories and Canadian provinces as the geocoder names them.
@@ -687,6 +798,9 @@ class LabelConfig:
                     names.add(cond.header[0])
         self.header_names = frozenset(names)
         self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
+        # addresses are parsed only when a rule looks at them
+        self._need_addresses = bool(self.platform_networks) or any(
+            c.nets is not None for r in self.trunks + self.providers for c in r.conds)
 
     # ------------------------------------------------------------ construction
 
@@ -862,7 +976,7 @@ class LabelConfig:
 
     def labels(self, info: InviteInfo) -> CallLabels:
         headers = info.headers or {}
-        src_ip, dst_ip = _ip(info.src), _ip(info.dst)
+        src_ip, dst_ip = (_ip(info.src), _ip(info.dst)) if self._need_addresses else (None, None)
 
         direction = UNKNOWN
         if self.platform_networks:

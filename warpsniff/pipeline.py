@@ -35,9 +35,10 @@ MEDIA_CHECK_EVERY_S = 5.0
 V4_PREFIX = bytes(10) + b"\xff\xff"
 
 
-def last_rtp_by_call(streams: np.ndarray) -> dict:
-    """call_ref -> latest RTP time (s), from a stream snapshot."""
-    bound = streams[streams["call_ref"] > 0]
+def last_rtp_by_call(streams: np.ndarray, refs: Optional[np.ndarray] = None) -> dict:
+    """call_ref -> latest RTP time (s), from a stream snapshot; only for the
+    call_refs in `refs` when given (the calls still tracked)."""
+    bound = streams[streams["call_ref"] > 0] if refs is None else streams[np.isin(streams["call_ref"], refs)]
     if not len(bound):
         return {}
     refs, inverse = np.unique(bound["call_ref"], return_inverse=True)
@@ -57,6 +58,19 @@ def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     keys, starts = np.unique(wanted["call_ref"], return_index=True)
     bounds = list(starts[1:]) + [len(wanted)]
     return {int(k): wanted[a:b] for k, a, b in zip(keys, starts, bounds)}
+
+
+def records_by_call(streams: np.ndarray, refs: set) -> dict:
+    """call_ref -> that call's rows as dicts of plain Python values (field name
+    -> value), for the refs asked: one conversion for the whole batch, where
+    reading fields off numpy rows one by one costs a numpy scalar each."""
+    wanted = streams[np.isin(streams["call_ref"], np.fromiter(refs, dtype=np.uint32, count=len(refs)))]
+    out: dict = {}
+    names = wanted.dtype.names
+    for values in wanted.tolist():
+        rec = dict(zip(names, values))
+        out.setdefault(rec["call_ref"], []).append(rec)
+    return out
 
 
 def sender_side(call: Call, rec) -> Optional[str]:
@@ -99,6 +113,8 @@ class Pipeline:
         self.aggregator = CallAggregator(self.label_config)
         self.keep_calls = keep_calls
         self.calls: list[Call] = []          # finished, in order (replay output)
+        # replay: receives each finished call instead of self.calls (see replay.CallOutput)
+        self.call_sink = None
         self.pending: list[Call] = []        # finished, media not yet joined
         self.ended_streams: list[np.ndarray] = []
         self.on_call = on_call
@@ -301,10 +317,10 @@ class Pipeline:
     # -- per capture second ---------------------------------------------------
 
     def tick(self, now: float) -> None:
-        snapshot = None
+        snapshot = None   # the whole stream table, taken only when something needs all of it
         if now >= self.next_media_check:
-            snapshot = self.engine.streams()
-            self.tracker.media_activity(last_rtp_by_call(snapshot))
+            refs = self._tracked_refs()
+            self.tracker.media_activity(last_rtp_by_call(self.engine.streams_of_calls(refs), refs))
             # often enough that the RTP timeout never fires on stale activity
             every = min(MEDIA_CHECK_EVERY_S, self.tracker.config.rtp_timeout / 2)
             self.next_media_check = now + every
@@ -314,11 +330,18 @@ class Pipeline:
             self._interval_boundary(snapshot)
             self.next_quality = now + self.quality_interval_s
         if self.pending:
-            current = self.engine.streams() if snapshot is None else snapshot
+            if snapshot is not None:
+                current = snapshot
+            elif isinstance(self.engine, EngineGroup):   # unbound rows too: claim_unbound_media
+                current = self.engine.streams()
+            else:                  # only the finishing calls' rows, not a copy of the table
+                current = self.engine.streams_of_calls([c.call_ref for c in self.pending])
             # live: streams that already left the table (rebound, evicted) still count for
             # their call; a replay joins its whole history once, at the end
             recent = self.ended_streams if not self.keep_calls else []
             self._join_media(np.concatenate(recent + [current]) if recent else current)
+        if self.call_sink is not None:
+            self.call_sink.tick(self)
         if not self.keep_calls and self.ended_streams:
             # ended streams of calls that are over have been reported: let them go
             open_refs = np.fromiter((c.call_ref for c in self.tracker.calls.values()), dtype=np.uint32)
@@ -327,19 +350,25 @@ class Pipeline:
             self.ended_streams = [kept] if len(kept) else []
         self.aggregator.expire_media(now)
 
+    def _tracked_refs(self) -> np.ndarray:
+        calls = self.tracker.calls
+        return np.fromiter((c.call_ref for c in calls.values()), dtype=np.uint32, count=len(calls))
+
     def finish(self, close_calls: bool = True) -> None:
         """End of input: finished calls get their media joined; open calls are
         reported as interrupted, or (close_calls=False) stay up, as the
         capture left them, for an exporter that keeps serving."""
         with self.lock:
             self._drain_signalling()
-            self.tracker.media_activity(last_rtp_by_call(self.engine.streams()))
+            self.tracker.media_activity(last_rtp_by_call(self.engine.streams(), self._tracked_refs()))
             if close_calls:
                 self.tracker.close()
             self.ended_streams.append(self.engine.drain_ended())
             if not close_calls and self.serving:
                 self._interval_boundary(self.engine.streams())
             self._join_media(self.all_streams())
+            if self.call_sink is not None:
+                self.call_sink.finish(self)
             self._live_cache = None
 
     def all_streams(self) -> np.ndarray:
@@ -347,12 +376,17 @@ class Pipeline:
 
     # -- media ----------------------------------------------------------------
 
-    def quality_context(self, calls) -> QualityContext:
-        return QualityContext(self.codecs, self.engine.rtcp_sources(),
-                              {c.call_ref: c.payload_names for c in calls}, plc=self.plc)
+    def quality_context(self, calls=(), payload_names: Optional[dict] = None) -> QualityContext:
+        """Scoring context for the streams of `calls` (or of the call_refs in
+        `payload_names`: call_ref -> {pt: encoding})."""
+        names = dict(payload_names) if payload_names else {}
+        names.update((c.call_ref, c.payload_names) for c in calls)
+        return QualityContext(self.codecs, self.engine.rtcp_sources(), names, plc=self.plc)
 
-    def _call_media(self, call: Call, streams: np.ndarray, quality: QualityContext,
+    def _call_media(self, call: Call, streams, quality: QualityContext,
                     mos_override: Optional[float] = None) -> CallMedia:
+        """The call's media figures from its stream rows (numpy records, or
+        the plain dicts of records_by_call: read the same way)."""
         media = CallMedia(account=call.labels.account, call_id=call.call_id)
         scores = []
         for rec in streams:
@@ -375,13 +409,17 @@ class Pipeline:
         quality = self.quality_context(calls)
         if isinstance(self.engine, EngineGroup):
             streams = claim_unbound_media(streams, calls)
-        by_call = streams_by_call(streams, {c.call_ref for c in calls})
+        refs = {c.call_ref for c in calls}
+        by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
+        records = records_by_call(streams, refs)
         empty = streams[:0]
         for call in calls:
             mine = by_call.get(call.call_ref, empty)
-            media = self._call_media(call, mine, quality)
+            media = self._call_media(call, records.get(call.call_ref, ()), quality)
             self.aggregator.call_finished(call, media)
-            if self.keep_calls:
+            if self.call_sink is not None:
+                self.call_sink.add(call)
+            elif self.keep_calls:
                 self.calls.append(call)
             if self.on_call is not None:
                 self.on_call(call, mine, quality)

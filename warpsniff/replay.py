@@ -7,15 +7,19 @@ tracker.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
+from collections import deque
+from itertools import islice
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, NamedTuple, Optional
 
 import numpy as np
 
-from warpsniff._engine import Engine
-from warpsniff.pipeline import Pipeline
+from warpsniff._engine import STREAM_DTYPE, Engine
+from warpsniff.pipeline import Pipeline, streams_by_call
+from warpsniff.report import CallRow, call_record, with_media
 from warpsniff.sip.calls import Call, CallConfig
 
 
@@ -60,6 +64,130 @@ class ReplayResult:
         return self.streams[self.streams["call_ref"] == call.call_ref]
 
 
+class _Waiting(NamedTuple):
+    """A finished call whose CDR waits for its streams: only what the line needs."""
+    call_ref: int
+    record: dict          # report.call_record(): the call's own fields, final
+    payload_names: dict   # pt -> encoding, for scoring its streams
+
+
+class CallOutput:
+    """Replay output as calls finish, so memory follows the calls in flight and
+    not the length of the capture. Instead of every Call object it keeps a
+    compact row per call for the terminal table (`rows`) and the Call-ID per
+    call_ref for --streams-json (`call_ids`), and hands each call's --cdr
+    record (a dict, report.call_to_dict's) to `write_cdr` once nothing can
+    change it any more: the tracker no longer keeps the call for late reports,
+    and every stream bound to it has left the engine's table (idle for
+    --idle-timeout, or the input ended). Those are the records the end of the
+    replay would give, in the same order (the order calls finished); only an
+    RTCP report about one of the call's SSRCs arriving after that could have
+    changed its quality figures. A call waiting for its streams is kept as its
+    record, not as the Call."""
+
+    def __init__(self, write_cdr: Optional[Callable[[dict], None]] = None,
+                 rows: bool = True, call_ids: bool = True):
+        self.write_cdr = write_cdr
+        self.rows: Optional[list] = [] if rows else None
+        self.call_ids: Optional[dict] = {} if call_ids else None
+        self.payload_names: dict = {}   # call_ref -> {pt: encoding}, for --streams-json quality
+        # CDRs not written yet, in the order calls finished: first the settled ones (records),
+        # then calls the tracker may still change (they finished later)
+        self.records: deque = deque()   # _Waiting
+        self.calls: deque = deque()     # Call
+        self.ended: dict = {}           # call_ref -> [stream rows that left the table]
+        self.ended_seen = 0             # pipeline.ended_streams chunks already sorted by call
+
+    @property
+    def waiting(self) -> int:
+        """Finished calls whose CDR is not written yet."""
+        return len(self.records) + len(self.calls)
+
+    def add(self, call: Call) -> None:
+        if self.rows is not None:
+            self.rows.append(CallRow.of(call))
+        if self.call_ids is not None:
+            self.call_ids[call.call_ref] = call.call_id
+            if call.payload_names:
+                self.payload_names[call.call_ref] = call.payload_names
+        if self.write_cdr is not None:
+            self.calls.append(call)
+
+    def tick(self, p: Pipeline) -> None:
+        if self.write_cdr is None:
+            return
+        self._collect_ended(p)
+        self._settle(p, everything=False)
+        # the oldest records first, a few hundred at a time, until one still has a stream
+        # in the table (any stream, even one on probation, may still change)
+        while self.records:
+            head = list(islice(self.records, 256))
+            rows = p.engine.streams_of_calls([w.call_ref for w in head], valid_only=False)
+            in_table = set(rows["call_ref"].tolist())
+            ready = 0
+            while ready < len(head) and head[ready].call_ref not in in_table:
+                ready += 1
+            if ready:
+                self._write(p, ready, None)
+            if ready < len(head):
+                break
+
+    def finish(self, p: Pipeline) -> None:
+        """End of input: every call left is final; streams still in the table count."""
+        if self.write_cdr is None:
+            return
+        self._collect_ended(p)
+        self._settle(p, everything=True)
+        if self.records:
+            self._write(p, len(self.records), p.engine.streams())
+
+    def _settle(self, p: Pipeline, everything: bool) -> None:
+        """Calls the tracker no longer keeps for late reports (all of them at the
+        end) become records; calls enter and leave that list in finish order."""
+        recent = p.tracker.recent
+        while self.calls:
+            call = self.calls[0]
+            if not everything and recent.get(call.call_id) is call:
+                break
+            self.calls.popleft()
+            self.records.append(_Waiting(call.call_ref, call_record(call), call.payload_names))
+
+    def _collect_ended(self, p: Pipeline) -> None:
+        # streams that left the table wait in the engine until its buffer fills: take them
+        # now, into the same list (and order) the replay's stream list is built from
+        ended = p.engine.drain_ended()
+        if len(ended):
+            p.ended_streams.append(ended)
+        for chunk in p.ended_streams[self.ended_seen:]:
+            bound = chunk[chunk["call_ref"] > 0]
+            if len(bound):
+                for ref, rows in streams_by_call(bound, set(bound["call_ref"].tolist())).items():
+                    self.ended.setdefault(ref, []).append(rows)
+        self.ended_seen = len(p.ended_streams)
+
+    def _write(self, p: Pipeline, count: int, active: Optional[np.ndarray]) -> None:
+        """Writes the first `count` waiting records (all settled)."""
+        batch = [self.records.popleft() for _ in range(count)]
+        quality = p.quality_context(payload_names={w.call_ref: w.payload_names for w in batch})
+        active_by_call = streams_by_call(active, {w.call_ref for w in batch}) if active is not None else {}
+        empty = np.zeros(0, dtype=STREAM_DTYPE)
+        for w in batch:
+            parts = self.ended.pop(w.call_ref, [])
+            if w.call_ref in active_by_call:
+                parts.append(active_by_call[w.call_ref])
+            rows = np.concatenate(parts) if parts else empty
+            # the order the whole replay's stream list has (replay(): by first packet, then SSRC)
+            rows = rows[np.lexsort((rows["ssrc"], rows["first_ns"]))]
+            self.write_cdr(with_media(w.record, w.call_ref, rows, quality))
+
+
+# Correlation allocates short-lived objects for every SIP message; at CPython's
+# default first-generation threshold (700 allocations) the collector runs every
+# few dozen messages, which cost a replay of 100,000 calls about a tenth of its
+# time. Replay raises the threshold while it runs and restores it after.
+REPLAY_GC_THRESHOLD = 50_000
+
+
 class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
@@ -97,15 +225,26 @@ def replay(
     speed: Optional[float] = None,
     pipeline: Optional[Pipeline] = None,
     close_calls: bool = True,
+    output: Optional[CallOutput] = None,
 ) -> ReplayResult:
     """Runs every file through one pipeline, as if the files were one capture.
     `speed` paces by capture time (1 = real time); None runs flat out.
-    close_calls=False leaves calls still up at the end open (for serving)."""
+    close_calls=False leaves calls still up at the end open (for serving).
+    With `output`, finished calls go there as they finish and `calls` of the
+    result stays empty (memory bounded by calls in flight)."""
     start = time.perf_counter()
     p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
-    for path in paths:
-        p.run_reader(str(path), progress=progress, speed=speed)
-    p.finish(close_calls)
+    if output is not None:
+        p.call_sink = output
+    thresholds = gc.get_threshold()
+    if thresholds[0]:   # 0: collection disabled by the caller, leave it so
+        gc.set_threshold(max(thresholds[0], REPLAY_GC_THRESHOLD), *thresholds[1:])
+    try:
+        for path in paths:
+            p.run_reader(str(path), progress=progress, speed=speed)
+        p.finish(close_calls)
+    finally:
+        gc.set_threshold(*thresholds)
     if progress:
         progress.done()
     streams = p.all_streams()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from typing import TextIO
+from typing import NamedTuple, Optional, TextIO
 
 import numpy as np
 
@@ -66,10 +66,9 @@ def _ts(value):
     return None if value is None else round(value, 6)
 
 
-def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
-    """One `--cdr` line: a call attempt and its media."""
-    ids = {call.call_ref: call.call_id}
-    stream_dicts = [stream_to_dict(r, ids, quality) for r in streams]
+def call_record(call) -> dict:
+    """The call's own fields of its `--cdr` line, in line order; the media
+    fields (dtmf_events, mos, streams) are placeholders until with_media()."""
     return {
         "call_id": call.call_id,
         "from": call.from_uri,
@@ -91,15 +90,48 @@ def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
         "correlation_id": call.correlation_id,
         "leg": call.leg,
         "evicted": call.evicted,
-        "dtmf_events": sum(s["dtmf_events"] for s in stream_dicts),
+        "dtmf_events": 0,
         "vq_reports": call.vq_reports,
-        "mos": call_mos(stream_dicts) if quality is not None else None,
-        "streams": stream_dicts,
+        "mos": None,
+        "streams": [],
     }
 
 
+def with_media(record: dict, call_ref: int, streams: np.ndarray, quality=None) -> dict:
+    """Fills a call_record() with its call's streams (call_ref's rows)."""
+    stream_dicts = [stream_to_dict(r, {call_ref: record["call_id"]}, quality) for r in streams]
+    record["dtmf_events"] = sum(s["dtmf_events"] for s in stream_dicts)
+    record["mos"] = call_mos(stream_dicts) if quality is not None else None
+    record["streams"] = stream_dicts
+    return record
+
+
+def call_to_dict(call, streams: np.ndarray, quality=None) -> dict:
+    """One `--cdr` line: a call attempt and its media."""
+    return with_media(call_record(call), call.call_ref, streams, quality)
+
+
+class CallRow(NamedTuple):
+    """What the call table shows of a call, kept instead of the Call (a tuple
+    of plain values: small, and invisible to the garbage collector)."""
+    invite_ts: float
+    from_uri: Optional[str]
+    to_uri: Optional[str]
+    final_code: Optional[int]
+    reason: Optional[str]
+    pdd_ms: Optional[float]
+    duration_s: Optional[float]
+    ended_by: Optional[str]
+    call_id: str
+
+    @classmethod
+    def of(cls, call) -> "CallRow":
+        return cls(call.invite_ts, call.from_uri, call.to_uri, call.final_code, call.reason, call.pdd_ms,
+                   call.duration_s, call.ended_by, call.call_id)
+
+
 def write_call_table(calls: list, out: TextIO) -> None:
-    """A call list in the spirit of sngrep's."""
+    """A call list in the spirit of sngrep's: Calls or CallRows."""
     out.write("=" * 25 + " Calls " + "=" * 25 + "\n")
     out.write(f"{'Start':>19} {'From':>28} {'To':>28} {'Code':>4} {'Reason':>11} "
               f"{'PDD(ms)':>9} {'Dur(s)':>8} {'By':>7} Call-ID\n")

@@ -90,6 +90,10 @@ class EngineGroup:
     def streams(self) -> np.ndarray:
         return np.concatenate(self._each(Engine.streams))
 
+    def streams_of_calls(self, refs, valid_only: bool = True) -> np.ndarray:
+        refs = list(refs)
+        return np.concatenate(self._each(lambda e: e.streams_of_calls(refs, valid_only)))
+
     def drain_ended(self) -> np.ndarray:
         return np.concatenate(self._each(Engine.drain_ended))
 

@@ -7,6 +7,7 @@ or from closed sets, and a guard caps the label sets per metric.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
@@ -36,12 +37,8 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        i = 0
-        for i, b in enumerate(self.bounds):
-            if value <= b:
-                break
-        else:
-            i = len(self.bounds)
+        # the first bucket whose upper bound is >= value (NaN: the +Inf bucket)
+        i = bisect_left(self.bounds, value) if value == value else len(self.bounds)
         self.counts[i] += 1
         self.sum += value
 
@@ -99,6 +96,7 @@ class CallAggregator:
     def __init__(self, label_config):
         self.cfg = label_config
         self.thresholds = tuple(label_config.short_call_thresholds)
+        self.no_shorts = (0,) * len(self.thresholds)
         self.guard = LabelGuard(label_config.max_label_sets)
         self.attempts: dict = {}       # (account, trunk, direction, zone, dest_cc, orig_cc) -> n
         self.durations: dict = {}      # (account, trunk, direction, zone, status) -> Histogram
@@ -170,10 +168,13 @@ class CallAggregator:
         row[2] += int(ner)
         row[3] += seconds
         row[4] += timed
-        shorts = [1 if timed and duration < t else 0 for t in self.thresholds]
-        for t, is_short in zip(self.thresholds, shorts):
-            if is_short:
-                self._count("warp_short_calls_total", self.short_calls, (lb.account, lb.trunk, str(t)))
+        if timed:
+            shorts = [1 if duration < t else 0 for t in self.thresholds]
+            for t, is_short in zip(self.thresholds, shorts):
+                if is_short:
+                    self._count("warp_short_calls_total", self.short_calls, (lb.account, lb.trunk, str(t)))
+        else:
+            shorts = self.no_shorts
         win = self.windows.get(key4)
         if win is None:
             win = self.windows[key4] = WindowedSums(5 + len(self.thresholds))

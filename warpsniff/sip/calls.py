@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import re
 import socket
-from functools import lru_cache
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from warpsniff.labels import InviteInfo
 from warpsniff.quality.vq import CONTENT_TYPE as VQ_CONTENT_TYPE
 from warpsniff.quality.vq import parse_vq_report
 from warpsniff.sip.headers import header_values
 from warpsniff.sip.sdp import SessionDescription, parse_sdp, payload_kind
 
 V4_MAPPED = bytes(10) + b"\xff\xff"
+UNSPECIFIED_V4 = V4_MAPPED + bytes(4)   # 0.0.0.0: hold (RFC 2543)
 OTHER_TRANSACTIONS = 8192   # remembered keys of messages outside any call
 RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmissions, PUBLISH reports)
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
@@ -120,7 +121,6 @@ class Call:
         return max(0.0, self.end_ts - self.answer_ts)
 
 
-@lru_cache(maxsize=65536)
 def addr16(text: str) -> bytes:
     """IP text -> engine address (16 bytes, IPv4 v4-mapped); ValueError if not an IP."""
     try:
@@ -133,7 +133,6 @@ def addr16(text: str) -> bytes:
         raise ValueError(f"not an IP address: {text!r}") from None
 
 
-@lru_cache(maxsize=65536)
 def ip_text(a16: bytes) -> str:
     """Engine address (16 bytes, IPv4 v4-mapped) -> text."""
     if a16[:12] == V4_MAPPED:
@@ -177,29 +176,35 @@ class CallTracker:
 
     def message(self, h, payload: bytes, ts: float, src: tuple, dst: tuple) -> None:
         """One SIP message (native-parsed headers `h`, whole message bytes)."""
-        self.now = max(self.now, ts)
-        self.stats.messages += 1
-        if h.status_name == "keepalive":
-            self.stats.keepalives += 1
-            return
-        if h.status_name != "ok":
-            self.stats.parse_errors += 1
+        if ts > self.now:
+            self.now = ts
+        stats = self.stats
+        stats.messages += 1
+        status = h.status_name
+        if status != "ok":
+            if status == "keepalive":
+                stats.keepalives += 1
+            else:
+                stats.parse_errors += 1
             return
         for observe in self.observers:
             observe(h, ts, src, dst)
         if h.is_request:
-            self.stats.requests += 1
-            self.stats.by_method[h.method] = self.stats.by_method.get(h.method, 0) + 1
-            starts_call = h.method == "INVITE" and h.to_tag is None  # the new call will hold its key
-            if self._retransmitted(h.call_id, (h.via_branch, h.cseq, h.method, h.from_tag), not starts_call):
+            stats.requests += 1
+            method = h.method
+            stats.by_method[method] = stats.by_method.get(method, 0) + 1
+            starts_call = method == "INVITE" and h.to_tag is None  # the new call will hold its key
+            key = (h.via_branch, h.cseq, method, h.from_tag)
+            if self._retransmitted(h.call_id, key, not starts_call):
                 self._count_retransmission(h.call_id)
                 return
             self._request(h, payload, ts, src, dst)
-            call = self.calls.get(h.call_id)
-            if call is not None and starts_call:
-                call.seen.add((h.via_branch, h.cseq, h.method, h.from_tag))
+            if starts_call:
+                call = self.calls.get(h.call_id)
+                if call is not None:
+                    call.seen.add(key)
         else:
-            self.stats.responses += 1
+            stats.responses += 1
             if self._retransmitted(h.call_id, (h.via_branch, h.cseq, h.cseq_method, h.code, h.to_tag)):
                 self._count_retransmission(h.call_id)
                 return
@@ -283,7 +288,6 @@ class CallTracker:
             self._offer_answer(call, h, payload)
 
     def _invite_info(self, h, payload: bytes, src: tuple, dst: tuple):
-        from warpsniff.labels import InviteInfo
         return InviteInfo(
             src=ip_text(src[0]), sport=src[1],
             dst=ip_text(dst[0]), dport=dst[1],
@@ -463,7 +467,7 @@ class CallTracker:
                     a16 = addr16(text)
                 except ValueError:
                     continue
-                if a16 == bytes(10) + b"\xff\xff" + bytes(4):  # 0.0.0.0: hold (RFC 2543)
+                if a16 == UNSPECIFIED_V4:
                     continue
                 if self.engine.bind(a16, m.port, call.call_ref, pts):
                     call.media[(a16, m.port)] = side

@@ -8,7 +8,14 @@ def header_values(message: bytes, header_len: int, names: frozenset) -> dict:
     found: dict = {}
     if not names:
         return found
-    head = message[:header_len].decode("utf-8", "replace")
+    raw = message[:header_len]
+    if raw.isascii():
+        # most INVITEs carry none of the names: a byte search settles that
+        # (only ASCII text lower-cases to an ASCII name; names are tokens)
+        low = raw.lower()
+        if not any(name.encode() in low for name in names):
+            return found
+    head = raw.decode("utf-8", "replace")
     current = None
     for line in head.split("\n")[1:]:
         line = line.rstrip("\r")

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+_DIRECTION_SET = frozenset(DIRECTIONS)
+# RFC 4566 line types that binding has no use for (only m=, c= and a= matter)
+_UNUSED_TYPES = frozenset("vosiuepbzktr")
 
 
 @dataclass
@@ -60,6 +63,8 @@ def parse_sdp(body: bytes) -> Optional[SessionDescription]:
     sdp = SessionDescription()
     media: Optional[MediaDescription] = None
     for raw in text.splitlines():
+        if raw[1:2] == "=" and raw[:1] in _UNUSED_TYPES:
+            continue   # v= o= s= t= ...: nothing below reads them
         line = raw.strip()
         if len(line) < 2 or line[1] != "=":
             continue
@@ -87,7 +92,7 @@ def parse_sdp(body: bytes) -> Optional[SessionDescription]:
                 media.connection = addr
         elif kind == "a":
             name, _, arg = value.partition(":")
-            if name in DIRECTIONS:
+            if name in _DIRECTION_SET:
                 if media is None:
                     sdp.direction = name
                 else:
@@ -111,6 +116,7 @@ def parse_sdp(body: bytes) -> Optional[SessionDescription]:
     return sdp
 
 
+@lru_cache(maxsize=1024)
 def payload_kind(encoding: str, media_kind: str) -> str:
     """How the engine treats a payload type's packets for jitter."""
     enc = encoding.lower()

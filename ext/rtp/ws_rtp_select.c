@@ -1,0 +1,44 @@
+/* Stream records of chosen calls only: what the per-second media join needs,
+ * without copying the whole table (ws_rtp_snapshot) once per capture second.
+ * Kept apart from ws_rtp.c (the per-packet path); reads the table through
+ * the same fields and record conversion ws_rtp_snapshot uses. */
+#include "ws_rtp_select.h"
+
+static int ref_wanted(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
+{
+    uint32_t lo = 0, hi = nrefs;            /* refs sorted ascending */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (refs[mid] < ref) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < nrefs && refs[lo] == ref;
+}
+
+static int selected(const ws_rtp_stream *s, const uint32_t *refs, uint32_t nrefs, int valid_only)
+{
+    if (!s->packets || !s->call_ref) return 0;
+    if (valid_only && !(s->flags & WS_STREAM_VALID)) return 0;
+    return ref_wanted(s->call_ref, refs, nrefs);
+}
+
+uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
+                               ws_stream_record *out, uint32_t max, int valid_only)
+{
+    uint32_t n = 0;
+    if (!nrefs) return 0;
+    for (uint32_t i = 0; i < t->used && n < max; i++) {
+        const ws_rtp_stream *s = &t->streams[i];
+        if (selected(s, refs, nrefs, valid_only)) ws_rtp_record(s, &out[n++]);
+    }
+    return n;
+}
+
+uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only)
+{
+    uint32_t n = 0;
+    if (!nrefs) return 0;
+    for (uint32_t i = 0; i < t->used; i++)
+        n += (uint32_t)selected(&t->streams[i], refs, nrefs, valid_only);
+    return n;
+}

@@ -1,0 +1,12 @@
+#ifndef WS_RTP_SELECT_H
+#define WS_RTP_SELECT_H
+#include "ws_rtp.h"
+
+/* Streams bound to one of `refs` (sorted ascending), as records, in table
+ * order (the order ws_rtp_snapshot gives); at most `max`; with valid_only,
+ * only streams that passed probation (as ws_rtp_snapshot's valid_only). */
+uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
+                               ws_stream_record *out, uint32_t max, int valid_only);
+/* How many records ws_rtp_snapshot_calls would give. */
+uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only);
+#endif

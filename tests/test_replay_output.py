@@ -1,0 +1,161 @@
+"""Replay output as calls finish (warpsniff/replay.py CallOutput): CDRs are
+written during the replay, once a call can no longer change, and say what the
+capture's constructed truth says; the stream selection and header shortcut
+the per-call work relies on give what the general paths give."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from warpsniff.metrics.aggregate import Histogram
+from warpsniff.pipeline import Pipeline
+from warpsniff.replay import CallOutput, EngineOptions, replay
+from warpsniff.report import call_to_dict
+from warpsniff.sip.headers import header_values
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "pcaps" / "sample-calls.pcap"
+TRUTH = json.loads((REPO / "pcaps" / "sample-calls.json").read_text())
+IDLE = 0.5   # streams leave the table half a second after their last packet
+
+
+@pytest.fixture(autouse=True)
+def few_recent_calls(monkeypatch):
+    """The tracker keeps the last 1,024 finished calls for late reports, and a
+    CDR waits for its call to leave that list; the sample has 20 calls."""
+    monkeypatch.setattr("warpsniff.sip.calls.RECENT_CALLS", 2)
+
+
+def _pcap_time(ns: int):
+    """A truth time as the microsecond pcap records it."""
+    return pytest.approx(ns // 1000 / 1e6, abs=1e-6)
+
+
+def _streamed(idle: float = IDLE):
+    """Replays the sample with CallOutput; returns (CDR dicts in write order,
+    capture time of each write, peak calls waiting for their CDR, result)."""
+    written, when, peak = [], [], [0]
+    pipeline = Pipeline(EngineOptions(idle_timeout=idle))
+
+    def write(record):
+        written.append(json.loads(json.dumps(record)))
+        when.append(pipeline.engine.capture_time_ns)
+
+    output = CallOutput(write)
+    add = output.add
+
+    def counting_add(call):
+        add(call)
+        peak[0] = max(peak[0], output.waiting)
+
+    output.add = counting_add
+    result = replay([str(SAMPLE)], pipeline=pipeline, output=output)
+    return written, when, peak[0], result, output
+
+
+def test_cdrs_are_written_during_the_replay_and_match_the_truth():
+    written, when, peak, result, output = _streamed()
+    truth = {c["call_id"]: c for c in TRUTH["calls"]}
+    assert [c["call_id"] for c in written] and {c["call_id"] for c in written} == set(truth)
+    assert result.calls == []                    # no Call objects kept
+    last_frame_ns = max(s["last_ns"] for s in TRUTH["streams"])
+    assert sum(t < last_frame_ns for t in when) >= len(truth) // 2, "CDRs should not wait for the end"
+    assert peak < len(truth)
+    for cdr in written:
+        t = truth[cdr["call_id"]]
+        assert cdr["final_code"] == t["final"]
+        assert cdr["invite_ts"] == _pcap_time(t["invite_ns"])
+        assert cdr["answer_ts"] == (None if t["answer_ns"] is None else _pcap_time(t["answer_ns"]))
+        assert cdr["end_ts"] == _pcap_time(t["end_ns"])
+        want = sorted((TRUTH["streams"][i]["ssrc"], TRUTH["streams"][i]["packets"]) for i in t["streams"])
+        assert sorted((s["ssrc"], s["packets"]) for s in cdr["streams"]) == want
+    # written in the order the calls finished, as rows for the call table
+    assert [r.call_id for r in output.rows] == [c["call_id"] for c in written]
+
+
+def test_streamed_cdrs_equal_the_end_of_replay_cdrs():
+    written, _, _, _, _ = _streamed()
+    p = Pipeline(EngineOptions(idle_timeout=IDLE))
+    kept = replay([str(SAMPLE)], pipeline=p)
+    quality = p.quality_context(kept.calls)
+    assert written == [json.loads(json.dumps(call_to_dict(c, kept.streams_of(c), quality))) for c in kept.calls]
+
+
+def test_cli_streamed_cdrs_equal_the_unstreamed_ones(tmp_path):
+    """--cdr FILE streams; --cdr - with --streams-json - cannot (the stream list
+    comes first on stdout) and writes everything at the end: same lines. (In a
+    subprocess the 20 calls all stay in the tracker's recent list, so this
+    compares the two CLI paths; the test above covers writing mid-replay.)"""
+    out = tmp_path / "cdr.jsonl"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "warpsniff", "replay", str(SAMPLE),  # noqa: E731
+                                     "--idle-timeout", str(IDLE), *a], cwd=REPO, capture_output=True,
+                                    text=True, timeout=120)
+    streamed = run("--cdr", str(out), "-q")
+    assert streamed.returncode == 0, streamed.stderr
+    both = run("--cdr", "-", "--streams-json", "-")
+    assert both.returncode == 0, both.stderr
+    tail = both.stdout.splitlines()[-len(TRUTH["calls"]):]
+    assert out.read_text().splitlines() == tail
+
+
+def test_cli_call_table_unchanged_by_streaming(tmp_path):
+    """The terminal table is built from compact rows: same text as from Calls."""
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "replay", str(SAMPLE), "--cdr", str(tmp_path / "c")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("=" * 57)[0]
+    for call in TRUTH["calls"]:
+        assert call["call_id"] in table
+    assert table.count("\n") == 2 + len(TRUTH["calls"])
+
+
+def test_streams_of_calls_is_the_snapshot_filtered():
+    checked = [0]
+    p = Pipeline(EngineOptions())
+    tick = p.tick
+
+    def checking_tick(now):
+        refs = np.array([c.call_ref for c in p.tracker.calls.values()] + [1, 2, 3], dtype=np.uint32)
+        for valid_only in (True, False):
+            got = p.engine.streams_of_calls(refs, valid_only=valid_only)
+            if valid_only:
+                snap = p.engine.streams()
+                want = snap[np.isin(snap["call_ref"], refs)]
+                assert got.tobytes() == want.tobytes()
+            else:
+                assert set(got["call_ref"].tolist()) <= set(refs.tolist())
+                assert len(got) >= len(p.engine.streams_of_calls(refs))
+        checked[0] += 1
+        tick(now)
+
+    p.tick = checking_tick
+    replay([str(SAMPLE)], pipeline=p)
+    assert checked[0] > 3
+    assert len(p.engine.streams_of_calls([])) == 0
+
+
+def test_header_values_byte_shortcut_keeps_the_rules():
+    msg = (b"INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+           b"P-ASSERTED-IDENTITY : <sip:+13125550100@example.com>\r\n x-more\r\nTo: <sip:2@x>\r\n\r\n")
+    got = header_values(msg, len(msg), frozenset({"p-asserted-identity", "x-trunk"}))
+    assert got == {"p-asserted-identity": ["<sip:+13125550100@example.com> x-more"]}
+    absent = b"INVITE sip:1@x SIP/2.0\r\nTo: <sip:2@x>\r\n\r\n"
+    assert header_values(absent, len(absent), frozenset({"p-asserted-identity"})) == {}
+    # a non-ASCII name that lower-cases to an asked one (KELVIN SIGN -> k) still counts
+    kelvin = "INVITE sip:1@x SIP/2.0\r\nX-\u212aey: v\r\n\r\n".encode()
+    assert header_values(kelvin, len(kelvin), frozenset({"x-key"})) == {"x-key": ["v"]}
+
+
+@pytest.mark.parametrize("value, bucket", [(0.5, 0), (1, 0), (1.0000001, 1), (3, 1), (6, 2), (7, 3),
+                                           (math.inf, 3), (math.nan, 3)])
+def test_histogram_buckets_are_less_or_equal(value, bucket):
+    """Prometheus buckets count observations <= their upper bound."""
+    h = Histogram((1, 3, 6))
+    h.observe(value)
+    assert h.counts == [1 if i == bucket else 0 for i in range(4)]
