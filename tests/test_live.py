@@ -341,3 +341,41 @@ def test_same_interface_twice_is_a_usage_error():
                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "-i eth9 given twice" in proc.stderr
+
+
+def send_tagged_failed_call(ns: dict, vlan: int) -> str:
+    """INVITE, 503, ACK of one call in 802.1Q VLAN `vlan`, as raw frames out of the sender's veth."""
+    call_id = f"vlan-{vlan}@10.1.0.9"
+    script = f"""
+from scapy.all import Ether, Dot1Q, IP, UDP, Raw, sendp
+head = ("Via: SIP/2.0/UDP 10.1.0.9:5060;branch=z9hG4bKvlan\\r\\nFrom: <sip:100@10.1.0.9>;tag=f1\\r\\n"
+        "To: <sip:200@10.2.0.9>{{to_tag}}\\r\\nCall-ID: {call_id}\\r\\nCSeq: 1 {{method}}\\r\\n"
+        "Content-Length: 0\\r\\n\\r\\n")
+msgs = [("10.1.0.9", "10.2.0.9", "INVITE sip:200@10.2.0.9 SIP/2.0\\r\\n" + head.format(to_tag="", method="INVITE")),
+        ("10.2.0.9", "10.1.0.9", "SIP/2.0 503 Service Unavailable\\r\\n" + head.format(to_tag=";tag=t1", method="INVITE")),
+        ("10.1.0.9", "10.2.0.9", "ACK sip:200@10.2.0.9 SIP/2.0\\r\\n" + head.format(to_tag=";tag=t1", method="ACK"))]
+sendp([Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan={vlan}) / IP(src=s, dst=d)
+       / UDP(sport=5060, dport=5060) / Raw(m.encode()) for s, d, m in msgs], iface={ns["tx"]!r}, verbose=False)
+"""
+    sh("ip", "netns", "exec", ns["b"], sys.executable, "-c", script)
+    return call_id
+
+
+def test_vlan_tag_from_the_ring_metadata_is_kept(veth, tmp_path):
+    """The kernel moves a frame's 802.1Q tag into the ring's metadata; warpsniff
+    puts it back, so the pcap --write-pcap cuts for a failed call carries the
+    VLAN the call was on (tshark reads it from the file)."""
+    out = tmp_path / "bad"
+    proc = start_live(veth, tmp_path, "--write-pcap", out, "--write-pcap-margin", "0.2")
+    try:
+        call_id = send_tagged_failed_call(veth, 321)
+        samples = wait_for(veth, lambda s: s.get('warpsniff_write_pcap_calls_total{outcome="written"}', 0) >= 1)
+        assert samples['warpsniff_write_pcap_calls_total{outcome="written"}'] == 1
+        assert total(samples, 'warp_call_terminations_total') == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "live.err").read_text()
+    files = list(out.glob("*.pcap"))
+    assert len(files) == 1
+    rows = sh(need("tshark"), "-r", files[0], "-T", "fields", "-e", "vlan.id", "-e", "sip.Call-ID").stdout.split("\n")
+    assert [r.split("\t") for r in rows if r] == [["321", call_id]] * 3
