@@ -159,7 +159,7 @@ def main() -> int:
         print(f"warpsniff CPU {cpu:.2f} s (all threads, send + drain): {seen / cpu / 1e6:.2f} M packets per CPU s")
         if args.prefill:
             print(f"prefilled ring drained in {drain_wall:.3f} s wall (to within the 20 ms scrape interval):"
-                  f" {seen / drain_wall / 1e6:.2f} Mpps from the ring on one core, no sender running")
+                  f" {seen / drain_wall / 1e6:.2f} Mpps from the ring by {args.workers} capture thread(s), no sender running")
     finally:
         if live is not None:
             live.terminate()
