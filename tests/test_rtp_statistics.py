@@ -203,6 +203,29 @@ def test_gap_during_probation_keeps_the_first_packet(tmp_path):
     assert seq_stats(s) == expect(49, 50, lost=1)
 
 
+@pytest.mark.parametrize("late, after, reordered", [
+    ((1000,), 1001, 1),          # 1001, 1000, 1002: the first packet sent arrives second
+    ((1001,), 1002, 1),          # 1000, 1002, 1001: a late packet inside the probation run
+    ((1000, 1001), 1002, 2),     # 1002, 1000, 1001: both before the first one seen
+])
+def test_reordering_during_probation_forgets_nothing(tmp_path, late, after, reordered):
+    """Arrival jitter above the packet interval reorders a stream's first
+    packets: every packet still counts once, and nothing is lost."""
+    pkts = voice(50)
+    for k, seq in enumerate(late):
+        pkts = arrive_after(pkts, seq, after, (5 + k) * MS)
+    assert [p.seq for p in pkts[:3]] != [1000, 1001, 1002]
+    s = one_stream(tmp_path, pkts)
+    assert seq_stats(s) == expect(50, 50, reordered=reordered)
+
+
+def test_duplicate_of_a_late_probation_packet(tmp_path):
+    pkts = arrive_after(voice(50), 1000, 1001, 5 * MS)          # 1001, 1000, ...
+    pkts = arrive_after(duplicated(pkts, 1000, 1 * MS), 1000, 1002, 7 * MS)
+    s = one_stream(tmp_path, pkts)
+    assert seq_stats(s) == expect(51, 50, duplicates=1, reordered=1)
+
+
 def test_reordered_pair(tmp_path):
     pkts = arrive_after(voice(100), 1010, 1011, 5 * MS)
     assert [p.seq for p in pkts[9:13]] == [1009, 1011, 1010, 1012]

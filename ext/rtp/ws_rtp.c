@@ -320,7 +320,7 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
 enum { SEQ_PROBATION, SEQ_BAD, SEQ_NEXT, SEQ_RESTART, SEQ_DUPLICATE, SEQ_LATE };
 
 /* Starts a counted run ending at seq that spans `span` sequence numbers of
- * which `received` arrived. */
+ * which `received` arrived; the seen window is the caller's. */
 static void seq_start(ws_rtp_stream *s, uint16_t seq, uint32_t received, uint32_t span)
 {
     s->max_seq = seq;
@@ -330,8 +330,6 @@ static void seq_start(ws_rtp_stream *s, uint16_t seq, uint32_t received, uint32_
     s->bad_seq = WS_RTP_SEQ_MOD + 1;
     s->received = received;
     s->dup_since_init = 0;
-    s->seen_window[0] = (1ull << WS_RTP_MIN_SEQUENTIAL) - 1;
-    s->seen_window[1] = 0;
 }
 
 static void window_shift(ws_rtp_stream *s, uint32_t d)
@@ -419,19 +417,33 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq, int *fill)
 {
     uint16_t udelta = (uint16_t)(seq - s->max_seq);
     if (WS_UNLIKELY(s->probation)) {
-        if (udelta == 0 && s->probe_count) {
-            s->duplicates++; /* a repeat does not break probation */
-            return SEQ_DUPLICATE;
+        /* the seen window runs during probation too, so a packet that
+         * arrives late inside the run (or just before its first packet)
+         * is counted, not mistaken for a new run that forgets the others */
+        uint16_t back = (uint16_t)(s->max_seq - seq);
+        if (s->probe_count && back < WS_RTP_MAX_MISORDER) {
+            if (window_has(s, back)) {
+                s->duplicates++; /* a repeat does not break probation */
+                return SEQ_DUPLICATE;
+            }
+            s->seen_window[back >> 6] |= 1ull << (back & 63);
+            if (back > (uint16_t)(s->max_seq - s->probe_first)) s->probe_first = seq;
+            if (s->probe_count < UINT16_MAX) s->probe_count++;
+            s->reordered++;
+            return SEQ_LATE;
         }
         if (udelta == 0 || udelta >= WS_RTP_MAX_DROPOUT) {
-            /* backwards or a big jump: probe again from here */
+            /* further back or a big jump: probe again from here */
             s->probe_first = seq;
             s->probe_count = 1;
             s->probation = WS_RTP_MIN_SEQUENTIAL - 1;
             s->max_seq = seq;
+            s->seen_window[0] = 1;
+            s->seen_window[1] = 0;
             return SEQ_PROBATION;
         }
         if (s->probe_count < UINT16_MAX) s->probe_count++;
+        window_shift(s, udelta);
         s->max_seq = seq;
         if (udelta != 1) {
             s->probation = WS_RTP_MIN_SEQUENTIAL - 1; /* a gap: still the same run */
@@ -459,6 +471,8 @@ static int update_seq(ws_rtp_stream *s, uint16_t seq, int *fill)
             s->expected_before += (uint32_t)expected;
             s->seq_resets++;
             seq_start(s, seq, 2, 2);
+            s->seen_window[0] = 3; /* the jump and this packet */
+            s->seen_window[1] = 0;
             return SEQ_RESTART;
         }
         s->bad_seq = (seq + 1) & (WS_RTP_SEQ_MOD - 1);
