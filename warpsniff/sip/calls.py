@@ -64,6 +64,7 @@ class CallStats:
     orphan_responses: int = 0
     vq_reports: int = 0
     reinvites: int = 0
+    sdp_truncated: int = 0   # SDP bodies with more m= lines/formats/rtpmaps than the native scan keeps
     by_method: dict = field(default_factory=dict)
 
 
@@ -440,6 +441,8 @@ class CallTracker:
             return
         sdp = parse_sdp(payload[h.body_off:h.body_off + h.body_len])
         if sdp is not None:
+            if sdp.truncated:
+                self.stats.sdp_truncated += 1
             # a request from the caller, or a response to one, says whose address this is
             side = "caller" if h.is_request == (h.from_tag == call.from_tag) else "callee"
             self._bind(call, sdp, side, in_dialog=h.to_tag is not None and call.answered)
