@@ -334,7 +334,18 @@ cdef extern from "engine/ws_engine.h":
         WS_RUN_IDLE
 
     ctypedef struct ws_sig_record:
-        pass
+        int64_t ts_ns
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t sport
+        uint16_t dport
+        uint8_t kind
+        uint8_t tcp_flags
+        uint8_t reassembled
+        uint8_t family
+        uint32_t tcp_seq
+        uint32_t offset
+        uint32_t length
 
     ctypedef struct ws_engine_counters:
         uint64_t frames, bytes
