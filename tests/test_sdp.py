@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
-
 from warpsniff._engine import parse_sip, scan_sdp
 from warpsniff.sip.calls import CallTracker
 from warpsniff.sip.sdp import MediaDescription, SessionDescription, parse_sdp, parse_sdp_text
