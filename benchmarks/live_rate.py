@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,19 @@ def scrape(ns: str) -> dict:
     return samples
 
 
+WATCH = """
+import time, urllib.request
+print("ready", flush=True)
+while True:
+    text = urllib.request.urlopen("http://127.0.0.1:{port}/metrics").read().decode()
+    line = next(l for l in text.splitlines() if l.startswith("warpsniff_packets_total "))
+    if float(line.split()[1]) >= {target}:
+        print(time.monotonic(), flush=True)
+        break
+    time.sleep(0.02)
+"""
+
+
 def softnet_drops() -> int:
     """Frames the kernel dropped because a CPU's input backlog was full (all CPUs)."""
     return sum(int(line.split()[1], 16) for line in Path("/proc/net/softnet_stat").read_text().splitlines())
@@ -65,6 +79,10 @@ def main() -> int:
     ap.add_argument("--ring-blocks", type=int, default=64)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--sender", choices=("tcpreplay", "blast"), default="tcpreplay")
+    ap.add_argument("--prefill", action="store_true",
+                    help="stop warpsniff (SIGSTOP) while the sender fills its ring, then let it drain the ring"
+                         " alone: the capture core's own rate, with no sender on the machine (needs --ring-blocks"
+                         " large enough for the whole capture)")
     ap.add_argument("--prefix", default="lr", help="namespace and interface name prefix (default lr)")
     ap.add_argument("--write-pcap", metavar="DIR", help="run warpsniff with --write-pcap DIR (the spool on)")
     args = ap.parse_args()
@@ -90,8 +108,10 @@ def main() -> int:
             time.sleep(0.05)
         time.sleep(0.5)
         before = scrape(a)
-        cpu0 = cpu_seconds(live.pid)
         softnet0 = softnet_drops()
+        if args.prefill:
+            os.kill(live.pid, signal.SIGSTOP)
+        cpu0 = cpu_seconds(live.pid)
         if args.sender == "blast":
             blast = OUT / "blast"
             sh("gcc", "-O2", "-o", blast, Path(__file__).with_name("blast.c"))
@@ -102,15 +122,28 @@ def main() -> int:
                       args.capture).stdout
             m = re.search(r"Actual: (\d+) packets .* in ([\d.]+) seconds", sent)
         n_sent, seconds = int(m.group(1)), float(m.group(2))
+        watcher = None
+        if args.prefill:  # one process in the namespace notes when the last frame was counted
+            target = before.get("warpsniff_packets_total", 0) + n_sent
+            watcher = subprocess.Popen(["ip", "netns", "exec", a, sys.executable, "-c", WATCH.format(
+                port=PORT, target=target)], stdout=subprocess.PIPE, text=True)
+            assert watcher.stdout.readline().strip() == "ready"
+        drain_start = time.monotonic()
+        if args.prefill:
+            os.kill(live.pid, signal.SIGCONT)
         deadline = time.monotonic() + 60
         while True:  # let the capture drain its ring
             now = scrape(a)
             seen = now["warpsniff_packets_total"] - before.get("warpsniff_packets_total", 0)
             if seen >= n_sent or time.monotonic() > deadline:
                 break
-            time.sleep(0.5)
+            time.sleep(0.05 if args.prefill else 0.5)
             if scrape(a)["warpsniff_packets_total"] == now["warpsniff_packets_total"]:
                 break
+        drain_wall = time.monotonic() - drain_start
+        if watcher is not None:  # CLOCK_MONOTONIC is the same in every namespace
+            done_at = watcher.communicate(timeout=60)[0].strip()
+            drain_wall = float(done_at) - drain_start if done_at else drain_wall
         cpu = cpu_seconds(live.pid) - cpu0
         veth_dropped = int(sh("ip", "netns", "exec", a, "cat", f"/sys/class/net/{cap}/statistics/rx_dropped").stdout)
         softnet = softnet_drops() - softnet0
@@ -124,6 +157,9 @@ def main() -> int:
         print(f"dropped before capture: capture veth rx_dropped {veth_dropped:,}, softnet backlog {softnet:,}")
         print(f"rings (workers {args.workers}): " + ", ".join(f"{r} {n:,}" for r, n in rings.items()))
         print(f"warpsniff CPU {cpu:.2f} s (all threads, send + drain): {seen / cpu / 1e6:.2f} M packets per CPU s")
+        if args.prefill:
+            print(f"prefilled ring drained in {drain_wall:.3f} s wall (to within the 20 ms scrape interval):"
+                  f" {seen / drain_wall / 1e6:.2f} Mpps from the ring by {args.workers} capture thread(s), no sender running")
     finally:
         if live is not None:
             live.terminate()

@@ -425,6 +425,8 @@ def main(argv=None) -> int:
         fast = [
             ("C reference loop", [ref_bin, pcap], "gcc -O2; the loop's own clocks"),
             ("warpsniff", [PY, "-m", "benchmarks.ws_peer", pcap], "replay() own clocks; imports excluded"),
+            ("warpsniff streams only", [PY, "-m", "benchmarks.ws_peer", "--streams-only", pcap],
+             "replay() with --streams-only: RTP/RTCP streams, no SIP (as tshark -z rtp,streams)"),
             ("warpsniff engine only", [PY, "-m", "benchmarks.ws_peer", "--engine-only", pcap],
              "native Engine loop, SIP batches discarded"),
             ("warpsniff CLI", [PY, "-m", "warpsniff", "replay", "-q", pcap], "whole process incl. start-up"),
@@ -467,6 +469,10 @@ def main(argv=None) -> int:
             ("streams: warpsniff == C loop", ws["streams"], ref["streams"]),
             ("stream packets: warpsniff == C loop", ws["stream_packets"], ref["stream_packets"]),
             ("streams: warpsniff engine only == C loop", eng["streams"], ref["streams"]),
+            ("stream packets: warpsniff streams only == ground truth",
+             results["warpsniff streams only"]["out"]["stream_packets"], tt["rtp_packets"]),
+            ("lost: warpsniff streams only == ground truth",
+             results["warpsniff streams only"]["out"]["lost"], tt["rtp_lost"]),
             ("stream packets: warpsniff engine only == C loop", eng["stream_packets"], ref["stream_packets"]),
             ("streams: warpsniff == ground truth", ws["streams"], tt["streams"]),
             ("stream packets: warpsniff == ground truth", ws["stream_packets"], tt["rtp_packets"]),
@@ -519,9 +525,11 @@ def main(argv=None) -> int:
     ws_cpu = results["warpsniff"]["cpu"]
     ratios = {"vs_c": results["C reference loop"]["cpu"] / ws_cpu,
               "vs_c_wall": results["C reference loop"]["seconds"] / results["warpsniff"]["seconds"],
-              "engine_vs_c": results["C reference loop"]["cpu"] / results["warpsniff engine only"]["cpu"]}
+              "engine_vs_c": results["C reference loop"]["cpu"] / results["warpsniff engine only"]["cpu"],
+              "streams_only_vs_c": results["C reference loop"]["cpu"] / results["warpsniff streams only"]["cpu"]}
     if "tshark" in results:
         ratios["vs_tshark"] = results["tshark"]["cpu"] / ws_cpu
+        ratios["streams_only_vs_tshark"] = results["tshark"]["cpu"] / results["warpsniff streams only"]["cpu"]
         ratios["vs_tshark_whole"] = (results["tshark"]["cpu"] + results["tshark"]["startup_cpu"]) / \
             results["warpsniff CLI"]["cpu"]
     if "Python struct loop" in results:
@@ -576,9 +584,11 @@ def print_report(doc: dict, markdown: bool) -> None:
     print()
     print(f"warpsniff vs C loop : {ratios['vs_c']:.2f}x the C loop's speed on CPU time, "
           f"{ratios['vs_c_wall']:.2f}x on wall time (target >= {TARGET_VS_C}); "
+          f"replay --streams-only: {ratios['streams_only_vs_c']:.2f}x; "
           f"the native engine alone: {ratios['engine_vs_c']:.2f}x")
     if "vs_tshark" in ratios:
         print(f"warpsniff vs tshark : {ratios['vs_tshark']:.0f}x faster (target >= {TARGET_VS_TSHARK:.0f}); "
+              f"replay --streams-only: {ratios['streams_only_vs_tshark']:.0f}x; "
               f"whole processes (CLI vs tshark, start-up included): {ratios['vs_tshark_whole']:.0f}x")
     if "vs_python" in ratios:
         print(f"warpsniff vs Python : {ratios['vs_python']:.0f}x faster than the struct loop")

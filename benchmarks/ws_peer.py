@@ -3,9 +3,13 @@ over the capture and prints one JSON line shaped like ref_loop's.
 
     python -m benchmarks.ws_peer capture.pcap                 # replay()
     python -m benchmarks.ws_peer --engine-only capture.pcap   # the native loop alone
+    python -m benchmarks.ws_peer --streams-only capture.pcap  # replay(), RTP/RTCP streams only
 
 `replay()` is the product: open, native loop, signalling batches through the
-Python SIP layer, SDP bindings, final stream arrays. `--engine-only` drives
+Python SIP layer, SDP bindings, final stream arrays. `--streams-only` is the
+product without SIP (`warpsniff replay --streams-only`, the same work as
+`tshark -z rtp,streams`): the pipeline, its ticks and the final arrays, with
+the engine told to look for no SIP. `--engine-only` drives
 `warpsniff._engine.Engine` directly and throws the signalling batches away,
 which isolates the C engine (streams are then not bound to calls).
 
@@ -26,11 +30,15 @@ import time
 
 
 def warm_up(replay) -> None:
-    """One replay of an empty capture (a bare pcap header), so the modules
-    replay() imports on first use are loaded before the clock starts."""
+    """One replay of a two-frame capture spanning two seconds, so what replay()
+    loads on first use (its modules, and numpy.ma, which numpy.unique imports
+    at the first capture-second tick: 10 ms) is loaded before the clock starts."""
     fd, path = tempfile.mkstemp(suffix=".pcap")
+    frame = bytes(12) + b"\x88\xb5" + bytes(46)   # an experimental ethertype: decoded as nothing
     try:
         os.write(fd, struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for sec in (1_700_000_000, 1_700_000_002):
+            os.write(fd, struct.pack("<IIII", sec, 0, len(frame), len(frame)) + frame)
         os.close(fd)
         replay([path])
     finally:
@@ -63,9 +71,10 @@ def engine_only(path: str) -> dict:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     only = "--engine-only" in argv
-    args = [a for a in argv if a != "--engine-only"]
+    streams_only = "--streams-only" in argv
+    args = [a for a in argv if a not in ("--engine-only", "--streams-only")]
     if len(args) != 1:
-        print("usage: python -m benchmarks.ws_peer [--engine-only] capture.pcap", file=sys.stderr)
+        print("usage: python -m benchmarks.ws_peer [--engine-only | --streams-only] capture.pcap", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     from warpsniff.replay import replay
@@ -77,7 +86,9 @@ def main(argv=None) -> int:
         s, c, extra = got["streams"], got["counters"], {"engine_returns": got["returns"]}
         s = s[(s["flags"] & 1) == 1] if len(s) else s  # validated streams, as replay() reports
     else:
-        result = replay([args[0]])
+        from warpsniff.replay import EngineOptions
+
+        result = replay([args[0]], options=EngineOptions(signalling=not streams_only))
         if result.errors:
             print(f"ws_peer: {result.errors[0]}", file=sys.stderr)
             return 1
@@ -85,7 +96,7 @@ def main(argv=None) -> int:
         extra = {"calls": len(getattr(result, "calls", []) or [])}
     t2, c2 = time.perf_counter(), time.process_time()
     print(json.dumps({
-        "tool": "warpsniff-engine" if only else "warpsniff",
+        "tool": "warpsniff-engine" if only else "warpsniff-streams" if streams_only else "warpsniff",
         "seconds": round(t2 - t1, 6),
         "cpu_seconds": round(c2 - c1, 6),
         "import_seconds": round(t1 - t0, 6),

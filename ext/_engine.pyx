@@ -221,7 +221,8 @@ cdef class Engine:
         """Kernel counters of the ring: packets, drops, freezes (ring full)."""
         if self.ring_open:
             ws_ring_stats(&self.ring)
-        return {"packets": self.ring.packets, "drops": self.ring.drops, "freezes": self.ring.freezes}
+        return {"packets": self.ring.packets, "drops": self.ring.drops, "freezes": self.ring.freezes,
+                "vlan_restored": self.ring.vlan_restored}
 
     def close_live(self):
         if self.ring_open:

@@ -63,6 +63,7 @@ cdef extern from "capture/ws_ring.h":
         uint64_t packets
         uint64_t drops
         uint64_t freezes
+        uint64_t vlan_restored
         char err[256]
 
     int ws_ring_open(ws_ring *r, const char *ifname, uint32_t block_size, uint32_t block_count,

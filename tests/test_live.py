@@ -6,6 +6,7 @@ Needs root (namespaces, CAP_NET_RAW), as CI runs; only our own namespaces
 carry traffic."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,26 +37,37 @@ def sh(*argv, check=True, **kw):
     return subprocess.run([str(a) for a in argv], check=check, capture_output=True, text=True, **kw)
 
 
-@pytest.fixture
-def veth():
-    """Namespaces A (capture side) and B (sender) joined by veth cap0 <-> tx0."""
+@contextlib.contextmanager
+def veth_pairs(count: int):
+    """Namespaces A (capture side) and B (sender) joined by `count` veth pairs
+    cap<k> <-> tx<k>; only our own namespaces carry traffic."""
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces (CI runs as root)")
     ip = need("ip")
-    tag = uuid.uuid4().hex[:6]
+    tag = uuid.uuid4().hex[:5]
     a, b = f"wsa{tag}", f"wsb{tag}"
+    caps, txs = [f"cap{k}{tag}" for k in range(count)], [f"tx{k}{tag}" for k in range(count)]
     sh(ip, "netns", "add", a)
     sh(ip, "netns", "add", b)
     try:
-        sh(ip, "link", "add", f"cap{tag}", "type", "veth", "peer", "name", f"tx{tag}")
-        sh(ip, "link", "set", f"cap{tag}", "netns", a)
-        sh(ip, "link", "set", f"tx{tag}", "netns", b)
-        for ns, dev in ((a, "lo"), (a, f"cap{tag}"), (b, f"tx{tag}")):
-            sh(ip, "-n", ns, "link", "set", dev, "up")
-        yield {"a": a, "b": b, "cap": f"cap{tag}", "tx": f"tx{tag}"}
+        for cap, tx in zip(caps, txs):
+            sh(ip, "link", "add", cap, "type", "veth", "peer", "name", tx)
+            sh(ip, "link", "set", cap, "netns", a)
+            sh(ip, "link", "set", tx, "netns", b)
+            sh(ip, "-n", a, "link", "set", cap, "up")
+            sh(ip, "-n", b, "link", "set", tx, "up")
+        sh(ip, "-n", a, "link", "set", "lo", "up")
+        yield {"a": a, "b": b, "cap": caps, "tx": txs}
     finally:
         sh(ip, "netns", "del", a, check=False)
         sh(ip, "netns", "del", b, check=False)
+
+
+@pytest.fixture
+def veth():
+    """One veth pair: cap <-> tx."""
+    with veth_pairs(1) as ns:
+        yield {**ns, "cap": ns["cap"][0], "tx": ns["tx"][0]}
 
 
 def start_live(ns: dict, tmp_path: Path, *extra) -> subprocess.Popen:
@@ -137,18 +149,24 @@ def test_without_cap_net_raw_says_which_capability(veth):
     assert "CAP_NET_RAW" in proc.stderr
 
 
+def send_sample_and_count(ns: dict) -> dict:
+    """Sends the sample; warpsniff must count exactly its calls, RTP and SIP, dropping nothing."""
+    send_sample(ns)
+    totals = TRUTH["totals"]
+    samples = wait_for(ns, lambda s: total(s, 'warpsniff_packets_by_kind_total{kind="rtp"}')
+                       >= totals["rtp_packets"] and total(s, "warp_call_attempts_total") >= totals["calls"])
+    assert total(samples, "warp_call_attempts_total") == totals["calls"]
+    assert samples['warpsniff_packets_by_kind_total{kind="rtp"}'] == totals["rtp_packets"]
+    assert samples['warpsniff_packets_by_kind_total{kind="sip_udp"}'] == totals["sip_messages"]
+    assert samples["warpsniff_capture_drops_total"] == 0
+    return samples
+
+
 def test_live_capture_counts_the_sample_and_writes_cdrs(veth, tmp_path):
     cdr = tmp_path / "calls.jsonl"
     proc = start_live(veth, tmp_path, "--config", LABELS, "--cdr", cdr)
     try:
-        send_sample(veth)
-        totals = TRUTH["totals"]
-        samples = wait_for(veth, lambda s: total(s, 'warpsniff_packets_by_kind_total{kind="rtp"}')
-                           >= totals["rtp_packets"] and total(s, "warp_call_attempts_total") >= totals["calls"])
-        assert total(samples, "warp_call_attempts_total") == totals["calls"]
-        assert samples['warpsniff_packets_by_kind_total{kind="rtp"}'] == totals["rtp_packets"]
-        assert samples['warpsniff_packets_by_kind_total{kind="sip_udp"}'] == totals["sip_messages"]
-        assert samples["warpsniff_capture_drops_total"] == 0
+        samples = send_sample_and_count(veth)
         # the sample's labels: every call goes out through demo_carrier for account acme
         attempts = [k for k in samples if k.startswith("warp_call_attempts_total{")]
         assert attempts and all('account="acme"' in k and 'trunk="demo_carrier"' in k for k in attempts)
@@ -261,14 +279,7 @@ def test_two_workers_share_the_interface_and_still_join_sip_to_media(veth, tmp_p
     cdr = tmp_path / "calls.jsonl"
     proc = start_live(veth, tmp_path, "--workers", 2, "--config", LABELS, "--cdr", cdr)
     try:
-        send_sample(veth)
-        totals = TRUTH["totals"]
-        samples = wait_for(veth, lambda s: total(s, 'warpsniff_packets_by_kind_total{kind="rtp"}')
-                           >= totals["rtp_packets"] and total(s, "warp_call_attempts_total") >= totals["calls"])
-        assert total(samples, "warp_call_attempts_total") == totals["calls"]
-        assert samples['warpsniff_packets_by_kind_total{kind="rtp"}'] == totals["rtp_packets"]
-        assert samples['warpsniff_packets_by_kind_total{kind="sip_udp"}'] == totals["sip_messages"]
-        assert samples["warpsniff_capture_drops_total"] == 0
+        samples = send_sample_and_count(veth)
         rings = {k: v for k, v in samples.items() if k.startswith("warpsniff_ring_packets_total{")}
         assert len(rings) == 2
     finally:
@@ -287,25 +298,8 @@ def test_two_workers_share_the_interface_and_still_join_sip_to_media(veth, tmp_p
 @pytest.fixture
 def two_veths():
     """Namespace A captures on two veths (two span ports); B sends into each."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces (CI runs as root)")
-    ip = need("ip")
-    tag = uuid.uuid4().hex[:5]
-    a, b = f"wsa{tag}", f"wsb{tag}"
-    sh(ip, "netns", "add", a)
-    sh(ip, "netns", "add", b)
-    try:
-        for k in (1, 2):
-            sh(ip, "link", "add", f"cap{k}{tag}", "type", "veth", "peer", "name", f"tx{k}{tag}")
-            sh(ip, "link", "set", f"cap{k}{tag}", "netns", a)
-            sh(ip, "link", "set", f"tx{k}{tag}", "netns", b)
-            sh(ip, "-n", a, "link", "set", f"cap{k}{tag}", "up")
-            sh(ip, "-n", b, "link", "set", f"tx{k}{tag}", "up")
-        sh(ip, "-n", a, "link", "set", "lo", "up")
-        yield {"a": a, "b": b, "cap": [f"cap1{tag}", f"cap2{tag}"], "tx": [f"tx1{tag}", f"tx2{tag}"]}
-    finally:
-        sh(ip, "netns", "del", a, check=False)
-        sh(ip, "netns", "del", b, check=False)
+    with veth_pairs(2) as ns:
+        yield ns
 
 
 def test_several_interfaces_at_once(two_veths, tmp_path):
@@ -341,3 +335,63 @@ def test_same_interface_twice_is_a_usage_error():
                            "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "-i eth9 given twice" in proc.stderr
+
+
+def send_tagged_failed_call(ns: dict, vlan: int) -> str:
+    """INVITE, 503, ACK of one call in 802.1Q VLAN `vlan`, as raw frames out of the sender's veth."""
+    call_id = f"vlan-{vlan}@10.1.0.9"
+    script = f"""
+from scapy.all import Ether, Dot1Q, IP, UDP, Raw, sendp
+head = ("Via: SIP/2.0/UDP 10.1.0.9:5060;branch=z9hG4bKvlan\\r\\nFrom: <sip:100@10.1.0.9>;tag=f1\\r\\n"
+        "To: <sip:200@10.2.0.9>{{to_tag}}\\r\\nCall-ID: {call_id}\\r\\nCSeq: 1 {{method}}\\r\\n"
+        "Content-Length: 0\\r\\n\\r\\n")
+msgs = [("10.1.0.9", "10.2.0.9", "INVITE sip:200@10.2.0.9 SIP/2.0\\r\\n" + head.format(to_tag="", method="INVITE")),
+        ("10.2.0.9", "10.1.0.9", "SIP/2.0 503 Service Unavailable\\r\\n" + head.format(to_tag=";tag=t1", method="INVITE")),
+        ("10.1.0.9", "10.2.0.9", "ACK sip:200@10.2.0.9 SIP/2.0\\r\\n" + head.format(to_tag=";tag=t1", method="ACK"))]
+sendp([Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / Dot1Q(vlan={vlan}) / IP(src=s, dst=d)
+       / UDP(sport=5060, dport=5060) / Raw(m.encode()) for s, d, m in msgs], iface={ns["tx"]!r}, verbose=False)
+"""
+    sh("ip", "netns", "exec", ns["b"], sys.executable, "-c", script)
+    return call_id
+
+
+def test_vlan_tag_from_the_ring_metadata_is_kept(veth, tmp_path):
+    """The kernel moves a frame's 802.1Q tag into the ring's metadata; warpsniff
+    puts it back, so the pcap --write-pcap cuts for a failed call carries the
+    VLAN the call was on (tshark reads it from the file)."""
+    out = tmp_path / "bad"
+    proc = start_live(veth, tmp_path, "--write-pcap", out, "--write-pcap-margin", "0.2")
+    try:
+        call_id = send_tagged_failed_call(veth, 321)
+        samples = wait_for(veth, lambda s: s.get('warpsniff_write_pcap_calls_total{outcome="written"}', 0) >= 1)
+        assert samples['warpsniff_write_pcap_calls_total{outcome="written"}'] == 1
+        assert total(samples, 'warp_call_terminations_total') == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "live.err").read_text()
+    files = list(out.glob("*.pcap"))
+    assert len(files) == 1
+    rows = sh(need("tshark"), "-r", files[0], "-T", "fields", "-e", "vlan.id", "-e", "sip.Call-ID").stdout.split("\n")
+    assert [r.split("\t") for r in rows if r] == [["321", call_id]] * 3
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_scrapes_do_not_wait_for_the_capture_loop(veth, tmp_path, workers):
+    """No capture thread holds the pipeline's lock while its engine waits for
+    packets, so a scrape of a quiet link answers in about one ring poll (20 ms),
+    not after the capture loop's own poll timeouts (it took 200-400 ms when
+    the loop held the lock through its 100 ms polls)."""
+    proc = start_live(veth, tmp_path, "--workers", workers)
+    script = f"""
+import time, urllib.request
+best = min(
+    (lambda t: (urllib.request.urlopen('http://127.0.0.1:{PORT}/metrics').read(), time.monotonic() - t)[1])(
+        time.monotonic()) for _ in range(5))
+print(best)
+"""
+    try:
+        best = float(sh("ip", "netns", "exec", veth["a"], sys.executable, "-c", script).stdout)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert best < 0.12, best

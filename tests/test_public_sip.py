@@ -52,8 +52,8 @@ from oracle import (
     tshark_rtp_packets,
     tshark_sip_messages,
 )
+from tracker_tap import replay_tapped
 from warpsniff.replay import replay
-from warpsniff.sip import calls as calls_module
 
 NS = 1_000_000_000
 SIP_PORTS = (5060,)
@@ -165,21 +165,13 @@ class Run:
 @functools.lru_cache(maxsize=None)
 def warpsniff(name: str) -> Run:
     seen: list[Seen] = []
-    original = calls_module.CallTracker.message
 
-    def recording(self, h, payload, ts, src, dst):
+    def tap(h, ts, src, dst):
         ok = h.status_name == "ok"
         seen.append(Seen(ts, h.status_name, h.call_id if ok else None,
                          (h.method if h.is_request else h.code) if ok else None, h.cseq if ok else None))
-        return original(self, h, payload, ts, src, dst)
 
-    calls_module.CallTracker.message = recording
-    try:
-        result = replay([str(SHARED_PCAPS / name)])
-    finally:
-        calls_module.CallTracker.message = original
-    assert result.errors == [], result.errors
-    return Run(result, seen)
+    return Run(replay_tapped(SHARED_PCAPS / name, tap), seen)
 
 
 # --------------------------------------------------------------------------
@@ -849,19 +841,12 @@ def test_bye_counts_sources_md_states(shared, name):
 def websocket_messages_seen(name: str) -> list:
     """(message key, ports) of every message warpsniff's tracker was handed."""
     seen = []
-    original = calls_module.CallTracker.message
 
-    def recording(self, h, payload, ts, src, dst):
+    def tap(h, ts, src, dst):
         if h.status_name == "ok":
             seen.append(((ts_key(ts), h.call_id, h.cseq, h.method if h.is_request else h.code), {src[1], dst[1]}))
-        return original(self, h, payload, ts, src, dst)
 
-    calls_module.CallTracker.message = recording
-    try:
-        result = replay([str(SHARED_PCAPS / name)])
-    finally:
-        calls_module.CallTracker.message = original
-    assert result.errors == [], result.errors
+    replay_tapped(SHARED_PCAPS / name, tap)
     return seen
 
 

@@ -159,3 +159,25 @@ def test_histogram_buckets_are_less_or_equal(value, bucket):
     h = Histogram((1, 3, 6))
     h.observe(value)
     assert h.counts == [1 if i == bucket else 0 for i in range(4)]
+
+
+def test_streams_only_gives_the_truths_streams_and_no_calls(tmp_path):
+    """--streams-only: every stream of the sample, with the packets and loss its
+    generator wrote, none bound to a call, and SIP not even looked at."""
+    out = tmp_path / "streams.json"
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "replay", str(SAMPLE), "--streams-only",
+                           "--streams-json", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Calls" not in proc.stdout and "RTP Streams" in proc.stdout
+    got = sorted((s["src"], s["dst"], s["ssrc"], s["packets"], s["lost"], s["call_id"])
+                 for s in json.loads(out.read_text()))
+    want = sorted((s["src"], s["dst"], s["ssrc"], s["packets"], s["lost"], None) for s in TRUTH["streams"])
+    assert got == want
+    r = replay([str(SAMPLE)], options=EngineOptions(signalling=False))
+    assert r.counters["sip_udp"] == 0 and r.calls == []
+
+
+def test_streams_only_refuses_what_needs_sip(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "warpsniff", "replay", str(SAMPLE), "--streams-only",
+                           "--cdr", str(tmp_path / "c.jsonl")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--streams-only" in proc.stderr and "--cdr" in proc.stderr

@@ -5,6 +5,7 @@ must match what SIPp itself counted (its -trace_stat CSV). Scenarios:
 tests/sipp/*.xml (ours). Root only (namespaces), as CI runs."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -48,13 +49,13 @@ def sipp_counts(stat_csv: Path) -> dict:
             "failed": int(last[header.index("FailedCall(C)")])}
 
 
-@pytest.fixture
-def lab(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root for network namespaces (CI runs as root)")
+@contextlib.contextmanager
+def sipp_lab(tmp_path: Path, prefix: str, uas: tuple):
+    """Namespaces <prefix>a* (the UAC and the capture) and <prefix>b* (SIPp UAS
+    scenarios, each (file, SIP port, media port)) joined by a veth; ours only."""
     sipp = need("sipp")
     tag = uuid.uuid4().hex[:6]
-    a, b, cap, peer = f"spa{tag}", f"spb{tag}", f"spc{tag}", f"spt{tag}"
+    a, b, cap, peer = f"{prefix}a{tag}", f"{prefix}b{tag}", f"{prefix}c{tag}", f"{prefix}t{tag}"
     procs = []
     sh("ip", "netns", "add", a)
     sh("ip", "netns", "add", b)
@@ -68,7 +69,7 @@ def lab(tmp_path):
             sh("ip", "-n", ns, "link", "set", dev, "up")
         media = tmp_path / "silence.raw"
         media.write_bytes(bytes([0xD5]) * 16000)  # 2 s of A-law silence for rtp_stream
-        for scenario, port, media_port in (("uas.xml", 5060, 7000), ("busy.xml", 5070, 7100)):
+        for scenario, port, media_port in uas:
             procs.append(subprocess.Popen(
                 ["ip", "netns", "exec", b, sipp, "-sf", SCENARIOS / scenario, "-i", UAS_IP, "-p", str(port),
                  "-mi", UAS_IP, "-mp", str(media_port), "-nostdin"],
@@ -84,6 +85,14 @@ def lab(tmp_path):
                 p.kill()
         sh("ip", "netns", "del", a, check=False)
         sh("ip", "netns", "del", b, check=False)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root for network namespaces (CI runs as root)")
+    with sipp_lab(tmp_path, "sp", (("uas.xml", 5060, 7000), ("busy.xml", 5070, 7100))) as ns:
+        yield ns
 
 
 def start_live(lab, cdr: Path, err: Path, workers: int = 1) -> subprocess.Popen:

@@ -19,6 +19,7 @@ from warpsniff.replay import replay
 from warpsniff.report import call_to_dict
 
 from sipgen import Capture, Dialog, Msg, TcpConn, response, sdp, ts
+from tracker_tap import replay_tapped
 
 CLIENT = ("192.0.2.10", 50500)          # the browser
 SERVER = ("198.51.100.20", 8080)        # the SIP WebSocket server
@@ -130,23 +131,14 @@ def handed_to_tracker(path) -> list:
     """(time in us, Call-ID, CSeq, method or code) of every message warpsniff
     hands its call tracker, in order; a message its scanner refused appears
     as its status name."""
-    from warpsniff.sip import calls as calls_module
-
     seen = []
-    original = calls_module.CallTracker.message
 
-    def recording(self, h, payload, ts_, src, dst):
+    def tap(h, ts_, src, dst):
         ok = h.status_name == "ok"
         seen.append((round(ts_ * 1e6), h.call_id, h.cseq, h.method if h.is_request else h.code) if ok
                     else h.status_name)
-        return original(self, h, payload, ts_, src, dst)
 
-    calls_module.CallTracker.message = recording
-    try:
-        r = replay([str(path)])
-    finally:
-        calls_module.CallTracker.message = original
-    assert r.errors == [], r.errors
+    replay_tapped(path, tap)
     return seen
 
 

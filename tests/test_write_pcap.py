@@ -431,40 +431,11 @@ def wpc_lab(tmp_path):
     one answering with RTP (uas.xml), one with early media then 503."""
     if os.geteuid() != 0:
         pytest.skip("needs root for network namespaces (CI runs as root)")
-    from test_sipp_live import SCENARIOS, UAC_IP, UAS_IP, need, sh
+    from test_sipp_live import need, sipp_lab
 
-    sipp = need("sipp")
     need("dumpcap")
-    tag = os.urandom(3).hex()
-    a, b, cap, peer = f"wpca{tag}", f"wpcb{tag}", f"wpcc{tag}", f"wpct{tag}"
-    procs = []
-    sh("ip", "netns", "add", a)
-    sh("ip", "netns", "add", b)
-    try:
-        sh("ip", "link", "add", cap, "type", "veth", "peer", "name", peer)
-        sh("ip", "link", "set", cap, "netns", a)
-        sh("ip", "link", "set", peer, "netns", b)
-        sh("ip", "-n", a, "addr", "add", f"{UAC_IP}/24", "dev", cap)
-        sh("ip", "-n", b, "addr", "add", f"{UAS_IP}/24", "dev", peer)
-        for ns, dev in ((a, "lo"), (a, cap), (b, "lo"), (b, peer)):
-            sh("ip", "-n", ns, "link", "set", dev, "up")
-        (tmp_path / "silence.raw").write_bytes(bytes([0xD5]) * 16000)  # 2 s of A-law for rtp_stream
-        for scenario, port, media_port in (("uas.xml", 5060, 7000), ("early_media_503.xml", 5080, 7200)):
-            procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", b, sipp, "-sf", SCENARIOS / scenario, "-i", UAS_IP, "-p", str(port),
-                 "-mi", UAS_IP, "-mp", str(media_port), "-nostdin"],
-                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(0.5)
-        yield {"a": a, "b": b, "cap": cap, "sipp": sipp, "dir": tmp_path, "procs": procs}
-    finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        sh("ip", "netns", "del", a, check=False)
-        sh("ip", "netns", "del", b, check=False)
+    with sipp_lab(tmp_path, "wpc", (("uas.xml", 5060, 7000), ("early_media_503.xml", 5080, 7200))) as lab:
+        yield lab
 
 
 def _sipp_uac(lab, scenario: str, target_port: int, local_port: int, calls: int, name: str) -> dict:

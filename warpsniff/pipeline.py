@@ -172,38 +172,23 @@ class Pipeline:
             with self.lock:
                 engine.close()
 
-    def run_live(self, interface: str, stop: threading.Event, poll_ms: int = 100, budget: int = 1 << 16,
-                 kernel_filter: Optional[list] = None, **ring) -> None:
-        """Captures from a live interface until `stop` is set. Timers follow the
-        packets' kernel time stamps, and the wall clock when traffic is quiet."""
-        with self.lock:
-            self.engine.open_live(interface, **ring)  # CaptureError: unknown interface, no privilege
-            self.rings = [interface]
-            if kernel_filter:
-                self.engine.set_live_filter(kernel_filter)
-        last_tick = time.time()
-        try:
-            while not stop.is_set():
-                with self.lock:
-                    rc = self.engine.run_live(budget, poll_ms)
-                    self._handle(rc)
-                    now = time.time()
-                    if now - last_tick >= 1.0:
-                        self._drain_signalling()
-                        self.tick(max(now, self.engine.capture_time_ns / 1e9))
-                        self._log_drops()
-                        last_tick = now
-        finally:
-            with self.lock:
-                self.engine.live_stats()
-                self.engine.close_live()
+    def run_live(self, interface: str, stop: threading.Event, **options) -> None:
+        """Captures from one live interface until `stop` is set: one capture
+        thread reading one ring (the fast path), the same loop as several
+        workers. Timers follow the packets' kernel time stamps, and the wall
+        clock when traffic is quiet."""
+        if not isinstance(self.engine, EngineGroup):
+            self.engine = self.tracker.engine = EngineGroup([self.engine], [interface])
+        self.run_workers([interface], 1, stop, **options)
 
     def run_workers(self, interfaces: Sequence[str], workers: int, stop: threading.Event, poll_ms: int = 20,
                     budget: int = 1 << 14, kernel_filter: Optional[list] = None, **ring) -> None:
-        """Several capture threads (docs/architecture.md, "Several workers"):
-        `workers` rings per interface in one PACKET_FANOUT group, each read by
-        its own engine in its own thread until `stop` is set. The first
-        CaptureError (an unknown interface, no privilege) stops them all."""
+        """Capture threads (docs/architecture.md, "Several capture workers"):
+        `workers` rings per interface (one PACKET_FANOUT group when more than
+        one), each read by its own engine in its own thread until `stop` is
+        set. No thread holds the pipeline lock while its engine runs, so a
+        scrape waits at most one engine run (poll_ms when the link is quiet).
+        The first CaptureError (an unknown interface, no privilege) stops them all."""
         group: EngineGroup = self.engine
         units = [iface for iface in interfaces for _ in range(workers)]
         self.rings = [w.name for w in group.workers]

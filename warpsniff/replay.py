@@ -32,16 +32,17 @@ class EngineOptions:
     sip_by_content: bool = True
     payload_types: dict = field(default_factory=dict)  # pt -> (clock_rate, kind)
     control_ports: tuple = ()   # UDP ports whose datagrams go to control handlers (rtpengine ng)
+    signalling: bool = True     # False: RTP/RTCP streams only, SIP not looked for (--streams-only)
 
     def build(self, adopt_unbound: bool = False) -> Engine:
         engine = Engine(
             adopt_unbound=adopt_unbound,
             max_streams=self.max_streams,
-            sip_ports=self.sip_ports,
+            sip_ports=self.sip_ports if self.signalling else (),
             rtp_port_range=self.rtp_port_range,
             idle_timeout=self.idle_timeout,
-            sip_by_content=self.sip_by_content,
-            control_ports=self.control_ports,
+            sip_by_content=self.sip_by_content and self.signalling,
+            control_ports=self.control_ports if self.signalling else (),
         )
         for pt, (clock, kind) in self.payload_types.items():
             engine.set_payload_type(pt, clock, kind)

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -133,6 +134,26 @@ static struct tpacket_block_desc *block_at(ws_ring *r, uint32_t i)
     return (struct tpacket_block_desc *)(r->map + (size_t)i * r->block_size);
 }
 
+/* Puts the 802.1Q/802.1ad tag the kernel moved to the metadata back after
+ * the two MAC addresses. */
+static void restore_vlan_tag(ws_ring *r, const struct tpacket3_hdr *h, ws_frame *f)
+{
+    if (r->linktype != 1 || f->caplen < 12 || f->caplen > WS_RING_TAGGED_MAX) return;
+    uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid
+                                                                                       : ETH_P_8021Q;
+    uint16_t tci = (uint16_t)h->hv1.tp_vlan_tci;
+    memcpy(r->tagged, f->data, 12);
+    r->tagged[12] = (uint8_t)(tpid >> 8);
+    r->tagged[13] = (uint8_t)tpid;
+    r->tagged[14] = (uint8_t)(tci >> 8);
+    r->tagged[15] = (uint8_t)tci;
+    memcpy(r->tagged + 16, f->data + 12, f->caplen - 12);
+    f->data = r->tagged;
+    f->caplen += 4;
+    f->origlen += 4;
+    r->vlan_restored++;
+}
+
 int ws_ring_next(ws_ring *r, ws_frame *f, int poll_ms)
 {
     for (;;) {
@@ -149,6 +170,7 @@ int ws_ring_next(ws_ring *r, ws_frame *f, int poll_ms)
                 f->iface = r->ifindex;
                 r->next_pkt += h->tp_next_offset;
                 r->pkts_left--;
+                if (WS_UNLIKELY(h->tp_status & TP_STATUS_VLAN_VALID)) restore_vlan_tag(r, h, f);
                 return WS_READ_OK;
             }
             /* every frame of this block was handed out and processed: give it back */

@@ -8,6 +8,7 @@
 #include "../ws_common.h"
 
 #define WS_RING_TIMEOUT 2 /* ws_ring_next: nothing arrived within the poll timeout */
+#define WS_RING_TAGGED_MAX 16384 /* longest frame whose stripped VLAN tag is put back */
 
 typedef struct ws_ring {
     int fd;
@@ -24,7 +25,13 @@ typedef struct ws_ring {
     uint64_t packets;       /* what PACKET_STATISTICS reported, summed over reads */
     uint64_t drops;
     uint64_t freezes;       /* times the ring was full (queue frozen) */
+    uint64_t vlan_restored; /* frames whose 802.1Q tag the kernel had moved to the metadata */
     char err[256];
+    /* A tagged frame arrives with its tag stripped into the ring's metadata
+     * (VLAN acceleration); it is rebuilt here, tag back in place, so decode,
+     * spool and --write-pcap see the frame as it was on the wire (as libpcap
+     * does). Frames longer than this are passed on untagged. */
+    uint8_t tagged[WS_RING_TAGGED_MAX + 4];
 } ws_ring;
 
 /* Opens a TPACKET_V3 ring on ifname. fanout_group > 0 joins a PACKET_FANOUT
