@@ -359,6 +359,23 @@ cdef class Engine:
         ws_engine_sig_reset(self.e)
         return records, arena
 
+    def drain_signalling_rows(self):
+        """drain_signalling() as the correlator reads it, without the numpy
+        round trip (about 3.5 messages a batch, since a batch ends at each SDP
+        body): a list of (ts seconds, src, dst, sport, dport, kind, tcp_flags,
+        tcp_seq, payload bytes)."""
+        cdef uint32_t i, n = self.e.sig_count
+        cdef ws_sig_record *r
+        cdef const char *arena = <const char *>self.e.sig_arena
+        rows = []
+        for i in range(n):
+            r = &self.e.sig[i]
+            rows.append(((<double>r.ts_ns) / 1e9, (<const char *>r.src)[:16], (<const char *>r.dst)[:16],
+                         r.sport, r.dport, r.kind, r.tcp_flags, r.tcp_seq,
+                         arena[r.offset:r.offset + r.length]))
+        ws_engine_sig_reset(self.e)
+        return rows
+
     def counters(self):
         cdef ws_engine_counters c = self.e.c
         d = self.e.decoder
@@ -457,6 +474,71 @@ def parse_sip(const uint8_t[::1] data, bint datagram=True, bytes correlation_hea
     h.session_expires = _text(p, m.session_expires)
     h.correlation = _text(p, m.correlation)
     return h
+
+
+# -- SDP ------------------------------------------------------------------
+
+SDP_DIRECTIONS = (None, "sendrecv", "sendonly", "recvonly", "inactive")
+
+
+cdef inline str _ascii(const uint8_t *base, ws_span sp):
+    return (<const char *>base)[sp.off:sp.off + sp.len].decode("ascii")
+
+
+cdef inline object _sdp_conn_text(ws_sdp_conn *c):
+    if c.state != WS_SDP_CONN_VALID:
+        return None
+    return (<bytes>c.text).decode("ascii")
+
+
+def scan_sdp(const uint8_t[::1] body, session_cls, media_cls):
+    """Scans an SDP body natively (ext/sip/ws_sdp.c) into the instances
+    warpsniff.sip.sdp's parser would build: a `session_cls` holding
+    `media_cls` objects, their attributes set directly (same fields, same
+    values). None when the body is not SDP; False when it holds something the
+    scan leaves to the Python parser (non-ASCII or control bytes, numbers
+    int() reads in forms the scan does not). A body with more m= lines,
+    formats or rtpmaps than the scan keeps gets an attribute `truncated`
+    (how many were left out)."""
+    cdef ws_sdp s
+    cdef const uint8_t *p = &body[0] if body.shape[0] else <const uint8_t *>b""
+    with nogil:
+        ws_sdp_parse(p, body.shape[0], &s)
+    if s.status == WS_SDP_NOT_SDP:
+        return None
+    if s.status != WS_SDP_OK:
+        return False
+    cdef ws_sdp_media *m
+    cdef ws_sdp_format *f
+    cdef ws_sdp_rtpmap *r
+    cdef uint32_t i, k
+    media = []
+    for i in range(s.n_media):
+        m = &s.media[i]
+        formats = []
+        for k in range(m.first_format, m.first_format + m.n_formats):
+            f = &s.formats[k]
+            formats.append(f.value if f.numeric else _ascii(p, f.token))
+        rtpmap = {}
+        for k in range(m.first_rtpmap, m.first_rtpmap + m.n_rtpmap):
+            r = &s.rtpmap[k]
+            rtpmap[r.pt] = (_ascii(p, r.encoding), r.clock)
+        md = media_cls.__new__(media_cls)
+        md.__dict__ = {
+            "kind": _ascii(p, m.kind), "port": m.port, "proto": _ascii(p, m.proto), "formats": formats,
+            "connection": _sdp_conn_text(&m.conn), "rtpmap": rtpmap,
+            "ptime": m.ptime if m.has_ptime else None,
+            "rtcp_port": m.rtcp_port if m.has_rtcp_port else None,
+            "rtcp_mux": m.rtcp_mux != 0, "direction": SDP_DIRECTIONS[m.direction],
+        }
+        media.append(md)
+    sd = session_cls.__new__(session_cls)
+    sd.__dict__ = {"connection": _sdp_conn_text(&s.conn),
+                   "direction": SDP_DIRECTIONS[s.direction] or "sendrecv", "media": media}
+    cdef uint32_t dropped = s.media_dropped + s.formats_dropped + s.rtpmap_dropped
+    if dropped:
+        sd.truncated = dropped
+    return sd
 
 
 # -- extraction (--write-pcap) -----------------------------------------------

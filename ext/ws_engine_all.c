@@ -9,5 +9,6 @@
 #include "rtp/ws_rtp.c"
 #include "rtp/ws_rtp_select.c"
 #include "sip/ws_sip.c"
+#include "sip/ws_sdp.c"
 #include "capture/ws_extract.c"
 #include "engine/ws_engine.c"

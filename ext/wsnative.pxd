@@ -267,6 +267,64 @@ cdef extern from "sip/ws_sip.h":
     int ws_sip_parse(const uint8_t *p, uint32_t n, int datagram, const char *corr_name, ws_sip_msg *m) nogil
 
 
+cdef extern from "sip/ws_sdp.h":
+    enum:
+        WS_SDP_MAX_MEDIA
+        WS_SDP_MAX_FORMATS
+        WS_SDP_MAX_RTPMAP
+
+    ctypedef enum ws_sdp_status:
+        WS_SDP_OK
+        WS_SDP_NOT_SDP
+        WS_SDP_UNUSUAL
+
+    ctypedef enum ws_sdp_conn_state:
+        WS_SDP_CONN_ABSENT
+        WS_SDP_CONN_INVALID
+        WS_SDP_CONN_VALID
+
+    ctypedef struct ws_sdp_conn:
+        uint8_t state
+        uint8_t is_v4
+        ws_addr addr
+        char text[48]
+
+    ctypedef struct ws_sdp_format:
+        ws_span token
+        uint32_t value
+        uint8_t numeric
+
+    ctypedef struct ws_sdp_rtpmap:
+        uint32_t pt
+        uint32_t clock
+        ws_span encoding
+
+    ctypedef struct ws_sdp_media:
+        ws_span kind
+        ws_span proto
+        uint32_t port
+        uint32_t ptime
+        uint32_t rtcp_port
+        uint16_t first_format, n_formats
+        uint16_t first_rtpmap, n_rtpmap
+        uint8_t has_ptime, has_rtcp_port, rtcp_mux
+        uint8_t direction
+        ws_sdp_conn conn
+
+    ctypedef struct ws_sdp:
+        uint8_t status
+        uint8_t direction
+        uint16_t n_media
+        uint16_t n_formats, n_rtpmap
+        uint32_t media_dropped, formats_dropped, rtpmap_dropped
+        ws_sdp_conn conn
+        ws_sdp_media media[WS_SDP_MAX_MEDIA]
+        ws_sdp_format formats[WS_SDP_MAX_FORMATS]
+        ws_sdp_rtpmap rtpmap[WS_SDP_MAX_RTPMAP]
+
+    int ws_sdp_parse(const uint8_t *p, uint32_t n, ws_sdp *s) nogil
+
+
 cdef extern from "engine/ws_engine.h":
     ctypedef enum ws_run_status:
         WS_RUN_EOF
@@ -277,7 +335,18 @@ cdef extern from "engine/ws_engine.h":
         WS_RUN_IDLE
 
     ctypedef struct ws_sig_record:
-        pass
+        int64_t ts_ns
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t sport
+        uint16_t dport
+        uint8_t kind
+        uint8_t tcp_flags
+        uint8_t reassembled
+        uint8_t family
+        uint32_t tcp_seq
+        uint32_t offset
+        uint32_t length
 
     ctypedef struct ws_engine_counters:
         uint64_t frames, bytes

@@ -97,17 +97,18 @@ def tools(tmp_path_factory) -> dict[str, Tool]:
         pytest.skip("gcc is not installed: cannot build the sanitizer harness")
     d = tmp_path_factory.mktemp("sanitizers")
     with ThreadPoolExecutor(3) as ex:
-        harness, exact, sip = ex.map(lambda a: _compile(*a), [
+        harness, exact, sip, sdp = ex.map(lambda a: _compile(*a), [
             (d / "harness", NATIVE / "harness.c", d / "harness.d"),
             (d / "exact_frames", NATIVE / "exact_frames.c", d / "exact_frames.d"),
             (d / "sip_messages", NATIVE / "sip_messages.c", d / "sip_messages.d"),
+            (d / "sdp_bodies", NATIVE / "sdp_bodies.c", d / "sdp_bodies.d"),
         ])
     # LeakSanitizer needs ptrace; where it cannot run it says so on every exit
     probe = subprocess.run([str(harness)], capture_output=True, text=True, env=_env(True), timeout=60)
     leaks = "LeakSanitizer has encountered a fatal error" not in probe.stderr
     env = _env(leaks)
     return {"harness": Tool(harness, "frames=", env), "exact": Tool(exact, "done frames=", env),
-            "sip": Tool(sip, "done messages=", env)}
+            "sip": Tool(sip, "done messages=", env), "sdp": Tool(sdp, "done bodies=", env)}
 
 
 def run_tool(tool: Tool, paths: list, args: tuple = ()) -> tuple[list[Finding], set[int]]:
@@ -300,6 +301,33 @@ def test_sip_scanner(tools, tmp_path):
     findings, exits = run_tool(tools["sip"], [path])
     assert_clean(findings, exits)
     assert exits == {0}, "a span of a parsed message lies outside the message"
+
+
+def test_sdp_scanner(tools, tmp_path):
+    """Generated SDP bodies, every prefix of a few, seeded byte mutations,
+    random bytes, and bodies past every limit of the scan (ws_sdp.h)."""
+    from test_sdp import _body
+    rng = random.Random(MUTATION_SEED + 2)
+    bodies = [_body(rng) for _ in range(3000)]
+    sample = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP6 2001:db8::1/64\r\nt=0 0\r\n"
+              b"m=audio 49170/2 RTP/AVP 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n"
+              b"a=ptime:20\r\na=rtcp:49171 IN IP4 192.0.2.1\r\na=rtcp-mux\r\na=sendonly\r\n")
+    bodies += [sample[:i] for i in range(len(sample) + 1)]
+    for _ in range(2000):
+        b = bytearray(rng.choice(bodies[:3000]) or b"v=0")
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] = rng.choice([rng.randrange(256), 0x20, 0x2f, 0x3a, 0x3d, 0x0d, 0x0a, 0x30])
+        bodies.append(bytes(b))
+    bodies += [bytes(rng.randrange(256) for _ in range(rng.randrange(400))) for _ in range(300)]
+    bodies += [b"v=0\r\n" + b"m=audio 1 RTP/AVP 0 8\r\na=rtpmap:0 PCMU/8000\r\n" * 5000,
+               b"v=0\r\nm=audio 1 RTP/AVP " + b"96 " * 100000,
+               b"v=0\r\nm=audio 1 RTP/AVP 0\r\n" + b"".join(b"a=rtpmap:%d X/1\r\n" % i for i in range(1000)),
+               b"v=0\r\nc=IN IP4 " + b"9" * 70000, b"v=0\r\n" + b"a" * 200000]
+    path = tmp_path / "sdp-bodies.bin"
+    path.write_bytes(b"".join(struct.pack("<I", len(m)) + m for m in bodies))
+    findings, exits = run_tool(tools["sdp"], [path])
+    assert_clean(findings, exits)
+    assert exits == {0}, "a span or count of a scanned body lies outside the body or its arrays"
 
 
 # --------------------------------------------------------------------------

@@ -294,10 +294,10 @@ class Pipeline:
                 with w.lock:
                     self._drain_signalling(w.engine)
             return
-        records, arena = (engine or self.engine).drain_signalling()
-        if len(records):
-            self.signalling_records += len(records)
-            self.correlator.batch(records, arena)
+        rows = (engine or self.engine).drain_signalling_rows()
+        if rows:
+            self.signalling_records += len(rows)
+            self.correlator.rows(rows)
 
     # -- per capture second ---------------------------------------------------
 

@@ -3,6 +3,7 @@
 #endif
 #include "ws_ring.h"
 
+#include <arpa/inet.h> /* htons */
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/if_packet.h>

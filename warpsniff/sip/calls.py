@@ -64,6 +64,7 @@ class CallStats:
     orphan_responses: int = 0
     vq_reports: int = 0
     reinvites: int = 0
+    sdp_truncated: int = 0   # SDP bodies with more m= lines/formats/rtpmaps than the native scan keeps
     by_method: dict = field(default_factory=dict)
 
 
@@ -440,29 +441,33 @@ class CallTracker:
             return
         sdp = parse_sdp(payload[h.body_off:h.body_off + h.body_len])
         if sdp is not None:
+            if sdp.truncated:
+                self.stats.sdp_truncated += 1
             # a request from the caller, or a response to one, says whose address this is
             side = "caller" if h.is_request == (h.from_tag == call.from_tag) else "callee"
             self._bind(call, sdp, side, in_dialog=h.to_tag is not None and call.answered)
 
     def _bind(self, call: Call, sdp: SessionDescription, side: str, in_dialog: bool) -> None:
+        aliases = self.config.nat_aliases
         for m in sdp.media:
             addr_text = m.connection or sdp.connection
             if in_dialog and m.kind == "audio" and (
                     sdp.media_direction(m) in ("sendonly", "inactive") or addr_text == "0.0.0.0"):
                 call.holds += 1  # a re-INVITE/UPDATE putting the call on hold
-            if not m.is_rtp or not m.port or addr_text is None:
+            if addr_text is None or not m.port or not m.is_rtp:
                 continue
-            targets = [addr_text]
-            alias = self.config.nat_aliases.get(addr_text)
-            if alias:
-                targets.append(alias)
             pts = []
-            for pt in m.formats:
-                if isinstance(pt, int) and pt in m.rtpmap:
-                    enc, clock = m.rtpmap[pt]
-                    pts.append((pt, clock, payload_kind(enc, m.kind)))
-                    call.payload_names[pt] = enc
-            for text in targets:
+            rtpmap = m.rtpmap
+            if rtpmap:
+                kind, names = m.kind, call.payload_names
+                for pt in m.formats:
+                    entry = rtpmap.get(pt)   # keys are ints: a non-numeric format finds none
+                    if entry is not None:
+                        enc, clock = entry
+                        pts.append((pt, clock, payload_kind(enc, kind)))
+                        names[pt] = enc
+            alias = aliases.get(addr_text) if aliases else None
+            for text in ((addr_text, alias) if alias else (addr_text,)):
                 try:
                     a16 = addr16(text)
                 except ValueError:

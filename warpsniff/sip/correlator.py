@@ -30,11 +30,16 @@ class SignallingCorrelator:
         self.control_handlers: list = []
 
     def batch(self, records: np.ndarray, arena: bytes) -> None:
+        """Engine.drain_signalling()'s records and arena."""
+        self.rows([(ts_ns / 1e9, src, dst, sport, dport, kind, tcp_flags, tcp_seq, arena[off:off + length])
+                   for ts_ns, src, dst, sport, dport, kind, tcp_flags, _reasm, _fam, tcp_seq, off, length
+                   in records.tolist()])
+
+    def rows(self, rows: list) -> None:
+        """Engine.drain_signalling_rows(): (ts, src, dst, sport, dport, kind,
+        tcp_flags, tcp_seq, payload) per record."""
         tracker, corr = self.tracker, self.corr
-        for r in records.tolist():
-            ts_ns, src, dst, sport, dport, kind, tcp_flags, _reasm, _fam, tcp_seq, off, length = r
-            payload = arena[off:off + length]
-            ts = ts_ns / 1e9
+        for ts, src, dst, sport, dport, kind, tcp_flags, tcp_seq, payload in rows:
             a, b = (src, sport), (dst, dport)
             if kind == SIG_UDP:
                 tracker.message(parse_sip(payload, True, corr), payload, ts, a, b)

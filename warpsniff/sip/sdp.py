@@ -1,10 +1,18 @@
-"""SDP offers and answers (RFC 4566, RFC 3264): just what media binding needs."""
+"""SDP offers and answers (RFC 4566, RFC 3264): just what media binding needs.
+
+parse_sdp() scans a body natively (ext/sip/ws_sdp.c, one pass, no per-line
+Python); the few bodies that scan leaves alone (non-ASCII or control bytes,
+numbers in forms only Python's int() reads) are parsed by parse_sdp_text(),
+which defines what both read.
+"""
 from __future__ import annotations
 
 import socket
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Optional
+
+from warpsniff._engine import scan_sdp
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 _DIRECTION_SET = frozenset(DIRECTIONS)
@@ -35,6 +43,9 @@ class SessionDescription:
     connection: Optional[str] = None
     direction: str = "sendrecv"
     media: list = field(default_factory=list)
+    # not a field: m= lines, formats and rtpmaps the native scan left out of a
+    # body holding more than it keeps (ws_sdp.h: WS_SDP_MAX_*); 0 on real bodies
+    truncated = 0
 
     def media_direction(self, m: MediaDescription) -> str:
         return m.direction or self.direction
@@ -51,12 +62,21 @@ def _connection_address(value: str) -> Optional[str]:
     try:
         # normalised text, as the engine's addresses will be compared with it
         return socket.inet_ntop(family, socket.inet_pton(family, addr))
-    except OSError:
+    except (OSError, ValueError):   # ValueError: a NUL byte in the address
         return None
 
 
 def parse_sdp(body: bytes) -> Optional[SessionDescription]:
     """Parses an SDP body; None when it is not SDP."""
+    sdp = scan_sdp(body, SessionDescription, MediaDescription)
+    if sdp is False:
+        return parse_sdp_text(body)
+    return sdp
+
+
+def parse_sdp_text(body: bytes) -> Optional[SessionDescription]:
+    """parse_sdp() in Python, on the decoded text: what the native scan
+    reproduces, and what reads the bodies it leaves alone."""
     text = body.decode("utf-8", "replace")
     if not text.lstrip().startswith("v="):
         return None

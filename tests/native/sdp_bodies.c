@@ -1,0 +1,70 @@
+/* Runs the native SDP scan over length-prefixed bodies (u32 little endian
+ * length, then the bytes), each copied into a heap block of exactly its
+ * length, so AddressSanitizer and UndefinedBehaviorSanitizer see every read.
+ * Checks what the Python side (scan_sdp in ext/_engine.pyx) relies on: every
+ * span lies inside the body, every count within its array, every media
+ * description's formats and rtpmaps inside the shared pools, every kept
+ * address text NUL-terminated.
+ * Usage: sdp_bodies FILE...   Prints "done bodies=N" per file.
+ * Exit: 0, or 3 when a result breaks one of those rules. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../ext/sip/ws_sdp.h"
+
+static int span_ok(ws_span s, uint32_t n) { return s.len == 0 || ((uint64_t)s.off + s.len <= n); }
+
+static int conn_ok(const ws_sdp_conn *c)
+{
+    return c->state != WS_SDP_CONN_VALID || memchr(c->text, 0, sizeof c->text) != NULL;
+}
+
+static int result_ok(const ws_sdp *s, uint32_t n)
+{
+    if (s->status != WS_SDP_OK) return 1;
+    if (s->n_media > WS_SDP_MAX_MEDIA || s->n_formats > WS_SDP_MAX_FORMATS || s->n_rtpmap > WS_SDP_MAX_RTPMAP)
+        return 0;
+    if (!conn_ok(&s->conn) || s->direction > WS_SDP_INACTIVE) return 0;
+    for (uint16_t i = 0; i < s->n_media; i++) {
+        const ws_sdp_media *m = &s->media[i];
+        if (!span_ok(m->kind, n) || !span_ok(m->proto, n) || !conn_ok(&m->conn) || m->direction > WS_SDP_INACTIVE)
+            return 0;
+        if ((uint32_t)m->first_format + m->n_formats > s->n_formats) return 0;
+        if ((uint32_t)m->first_rtpmap + m->n_rtpmap > s->n_rtpmap) return 0;
+        for (uint16_t k = m->first_format; k < m->first_format + m->n_formats; k++)
+            if (!span_ok(s->formats[k].token, n)) return 0;
+        for (uint16_t k = m->first_rtpmap; k < m->first_rtpmap + m->n_rtpmap; k++)
+            if (!span_ok(s->rtpmap[k].encoding, n)) return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    int status = 0;
+    static ws_sdp s; /* ~10 KB: kept off the stack of the sanitized build */
+    for (int a = 1; a < argc; a++) {
+        FILE *fh = fopen(argv[a], "rb");
+        if (!fh) return 1;
+        unsigned long count = 0;
+        uint8_t len4[4];
+        while (fread(len4, 1, 4, fh) == 4) {
+            uint32_t n = (uint32_t)len4[0] | (uint32_t)len4[1] << 8 | (uint32_t)len4[2] << 16 |
+                         (uint32_t)len4[3] << 24;
+            uint8_t *block = malloc(1 + (size_t)n);
+            if (!block || fread(block + 1, 1, n, fh) != n) return 1;
+            memset(&s, 0xa5, sizeof s);
+            ws_sdp_parse(block + 1, n, &s);
+            if (!result_ok(&s, n)) {
+                printf("%s: body %lu: a result lies outside its %u bytes or its arrays\n", argv[a], count, n);
+                status = 3;
+            }
+            free(block);
+            count++;
+        }
+        fclose(fh);
+        printf("done bodies=%lu\n", count);
+    }
+    return status;
+}
