@@ -285,6 +285,30 @@ def test_183_with_sdp_and_early_media_then_200(tmp_path):
     assert streams[0xA0A0A0A0]["packets"] == 99
 
 
+@pytest.mark.parametrize("offer_port, rtpmap_pt", [(70000, 0), (2 ** 40, 0), (4000, 300), (4000, -1)])
+def test_sdp_numbers_outside_rtp_bounds_bind_nothing_and_crash_nothing(tmp_path, offer_port, rtpmap_pt):
+    """An offer whose port is not a UDP port, or whose rtpmap names a payload
+    type RTP cannot carry (7 bits), is not bound (a truncated port would bind
+    someone else's media); the call is still counted, and the answer binds."""
+    cap = Capture()
+    d = Dialog("bounds@192.0.2.10")
+    offer = sdp(*A_MEDIA).replace(b"m=audio 4000 RTP/AVP 0", f"m=audio {offer_port} RTP/AVP 0 {rtpmap_pt}".encode())
+    offer += f"a=rtpmap:{rtpmap_pt} PCMA/8000\r\n".encode()
+    setup_call(cap, d, t_invite=0.0, offer=offer, t_trying=0.1, t_answer=1.0, answer=sdp(*B_MEDIA))
+    cap.rtp_flow(B_MEDIA, A_MEDIA, 0xB0B0B0B0, 1.1, 50)   # to the offer's address: bound only if the offer was
+    cap.rtp_flow(A_MEDIA, B_MEDIA, 0xA0A0A0A0, 1.1, 50)   # to the answer's: always bound
+    if offer_port != 4000:                                 # to the port a 16-bit truncation would bind
+        cap.rtp_flow(B_MEDIA, (A_MEDIA[0], offer_port % 65536), 0xC0C0C0C0, 1.1, 50)
+    hangup(cap, d, 3.0)
+    r = run(tmp_path, cap)
+    line = one_call(r)
+    check(line, final_code=200, reason="normal", duration_s=2.0)
+    bound = {s["ssrc"] for s in line["streams"]}
+    assert 0xA0A0A0A0 in bound
+    assert (0xB0B0B0B0 in bound) == (offer_port == 4000)   # a bad rtpmap entry alone does not stop the binding
+    assert 0xC0C0C0C0 not in bound
+
+
 def test_pdd_ends_at_answer_when_only_trying(tmp_path):
     cap = Capture()
     d = Dialog("pdd-answer@192.0.2.10")

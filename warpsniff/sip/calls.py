@@ -454,15 +454,15 @@ class CallTracker:
             if in_dialog and m.kind == "audio" and (
                     sdp.media_direction(m) in ("sendonly", "inactive") or addr_text == "0.0.0.0"):
                 call.holds += 1  # a re-INVITE/UPDATE putting the call on hold
-            if addr_text is None or not m.port or not m.is_rtp:
-                continue
+            if addr_text is None or not 0 < m.port <= 0xFFFF or not m.is_rtp:
+                continue  # no port, or none a datagram can carry: binding it truncated would be someone else's
             pts = []
             rtpmap = m.rtpmap
             if rtpmap:
                 kind, names = m.kind, call.payload_names
                 for pt in m.formats:
                     entry = rtpmap.get(pt)   # keys are ints: a non-numeric format finds none
-                    if entry is not None:
+                    if entry is not None and 0 <= pt <= 0x7F and 0 < entry[1] <= 0xFFFFFFFF:  # RTP's 7-bit PT
                         enc, clock = entry
                         pts.append((pt, clock, payload_kind(enc, kind)))
                         names[pt] = enc
