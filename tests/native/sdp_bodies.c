@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../../ext/sip/ws_sdp.h"
+#include "length_prefixed.h"
 
 static int span_ok(ws_span s, uint32_t n) { return s.len == 0 || ((uint64_t)s.off + s.len <= n); }
 
@@ -40,31 +41,14 @@ static int result_ok(const ws_sdp *s, uint32_t n)
     return 1;
 }
 
-int main(int argc, char **argv)
+static int check_body(const uint8_t *p, uint32_t n, const char *file, unsigned long index)
 {
-    int status = 0;
     static ws_sdp s; /* ~10 KB: kept off the stack of the sanitized build */
-    for (int a = 1; a < argc; a++) {
-        FILE *fh = fopen(argv[a], "rb");
-        if (!fh) return 1;
-        unsigned long count = 0;
-        uint8_t len4[4];
-        while (fread(len4, 1, 4, fh) == 4) {
-            uint32_t n = (uint32_t)len4[0] | (uint32_t)len4[1] << 8 | (uint32_t)len4[2] << 16 |
-                         (uint32_t)len4[3] << 24;
-            uint8_t *block = malloc(1 + (size_t)n);
-            if (!block || fread(block + 1, 1, n, fh) != n) return 1;
-            memset(&s, 0xa5, sizeof s);
-            ws_sdp_parse(block + 1, n, &s);
-            if (!result_ok(&s, n)) {
-                printf("%s: body %lu: a result lies outside its %u bytes or its arrays\n", argv[a], count, n);
-                status = 3;
-            }
-            free(block);
-            count++;
-        }
-        fclose(fh);
-        printf("done bodies=%lu\n", count);
-    }
-    return status;
+    memset(&s, 0xa5, sizeof s);
+    ws_sdp_parse(p, n, &s);
+    if (result_ok(&s, n)) return 0;
+    printf("%s: body %lu: a result lies outside its %u bytes or its arrays\n", file, index, n);
+    return 3;
 }
+
+int main(int argc, char **argv) { return check_records(argc, argv, "bodies", check_body); }
