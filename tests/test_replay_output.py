@@ -79,6 +79,31 @@ def test_cdrs_are_written_during_the_replay_and_match_the_truth():
     assert [r.call_id for r in output.rows] == [c["call_id"] for c in written]
 
 
+def test_waiting_cdrs_are_bounded():
+    """Streams that never go idle within the capture (a 300 s idle timeout)
+    would hold every CDR to the end; with at most two allowed to wait, the
+    oldest are written early, each once, with the packets seen so far."""
+    written, peak = [], [0]
+    pipeline = Pipeline(EngineOptions(idle_timeout=300.0))
+    output = CallOutput(lambda record: written.append(json.loads(json.dumps(record))), max_waiting=2)
+    tick = output.tick
+
+    def counting_tick(p):
+        tick(p)
+        peak[0] = max(peak[0], len(output.records))
+
+    output.tick = counting_tick
+    replay([str(SAMPLE)], pipeline=pipeline, output=output)
+    truth = {c["call_id"]: c for c in TRUTH["calls"]}
+    assert sorted(c["call_id"] for c in written) == sorted(truth)      # each call once
+    assert output.written_early > 0 and peak[0] == 2                   # never more than two after a tick
+    for cdr in written:
+        t = truth[cdr["call_id"]]
+        assert cdr["final_code"] == t["final"]
+        sent = {TRUTH["streams"][i]["ssrc"]: TRUTH["streams"][i]["packets"] for i in t["streams"]}
+        assert all(s["ssrc"] in sent and s["packets"] <= sent[s["ssrc"]] for s in cdr["streams"])
+
+
 def test_streamed_cdrs_equal_the_end_of_replay_cdrs():
     written, _, _, _, _ = _streamed()
     p = Pipeline(EngineOptions(idle_timeout=IDLE))

@@ -330,6 +330,10 @@ def cmd_replay(args) -> int:
                     close_calls=not args.keep_serving, output=output)
     if output is not None:
         calls, rows, call_ids, payload_names = (), output.rows, output.call_ids, output.payload_names
+        if output.written_early:
+            print(f"warpsniff: {output.written_early} CDRs were written before their streams went idle"
+                  f" (more than {output.max_waiting} calls waited behind a stream still flowing):"
+                  " their media figures stop there", file=sys.stderr)
     else:
         calls = rows = result.calls
         call_ids, payload_names = {c.call_ref: c.call_id for c in calls}, None

@@ -86,9 +86,16 @@ class CallOutput:
     changed its quality figures. A call waiting for its streams is kept as its
     record, not as the Call."""
 
+    # A flood of calls behind one whose stream is still flowing would wait (and
+    # be held in memory) until that stream goes idle: past this many waiting
+    # CDRs the oldest are written with the packets their streams have so far.
+    MAX_WAITING = 100_000
+
     def __init__(self, write_cdr: Optional[Callable[[dict], None]] = None,
-                 rows: bool = True, call_ids: bool = True):
+                 rows: bool = True, call_ids: bool = True, max_waiting: int = MAX_WAITING):
         self.write_cdr = write_cdr
+        self.max_waiting = max_waiting
+        self.written_early = 0          # CDRs written before every stream of theirs went idle
         self.rows: Optional[list] = [] if rows else None
         self.call_ids: Optional[dict] = {} if call_ids else None
         self.payload_names: dict = {}   # call_ref -> {pt: encoding}, for --streams-json quality
@@ -132,6 +139,11 @@ class CallOutput:
                 self._write(p, ready, None)
             if ready < len(head):
                 break
+        excess = len(self.records) - self.max_waiting
+        if excess > 0:
+            oldest = [self.records[i].call_ref for i in range(excess)]
+            self._write(p, excess, p.engine.streams_of_calls(oldest))
+            self.written_early += excess
 
     def finish(self, p: Pipeline) -> None:
         """End of input: every call left is final; streams still in the table count."""
