@@ -8,6 +8,8 @@ call without any per-packet Python.
 """
 from __future__ import annotations
 
+import heapq
+import math
 import re
 import socket
 from collections import OrderedDict
@@ -28,6 +30,10 @@ PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progres
 CHALLENGES = (401, 407)
 # Final codes -> termination reason. Anything else 3xx-6xx is "failed".
 REASON_BY_CODE = {486: "busy", 600: "busy", 603: "busy", 480: "no_answer", 408: "no_answer", 487: "cancelled"}
+# A call's timer wakes this much before its computed deadline: the deadline is
+# `start + limit`, the test in tick is `now - start > limit`, and the two can
+# round apart by an ulp; waking early only costs one re-check.
+TIMER_SLACK_S = 1e-3
 
 
 def termination_reason(code: Optional[int]) -> str:
@@ -108,6 +114,7 @@ class Call:
     payload_names: dict = field(default_factory=dict)  # pt -> encoding, from a=rtpmap
     seen: set = field(default_factory=set)             # transaction keys, for retransmissions
     vq_reports: list = field(default_factory=list)     # RFC 6035 PUBLISH reports about this call
+    timer_rank: int = field(default=0, repr=False, compare=False)   # CallTracker's: recency order in `calls`
     done: bool = False
     evicted: bool = False
 
@@ -171,6 +178,17 @@ class CallTracker:
         self.recent: "OrderedDict[str, Call]" = OrderedDict()  # finished calls, for late reports
         self.next_ref = 1
         self.now = 0.0
+        # Timers (tick): a heap of (due, seq, call_ref), `due` never later than the
+        # first capture time the call can time out at, so a tick looks only at the
+        # calls whose entry is due instead of at every open call. _timed: call_ref ->
+        # [call, seq of its valid heap entry, that entry's due]; heap entries whose
+        # seq differs are stale. Every message for a call and every new call moves
+        # it to the end of `calls` and takes the next _seq as its Call.timer_rank,
+        # so sorting by rank gives `calls`' order.
+        self._timers: list = []
+        self._timed: dict = {}
+        self._dirty: dict = {}   # call_ref -> call whose state changed since the last tick
+        self._seq = 0
         self._call_id_re = re.compile(self.config.call_id_pattern) if self.config.call_id_pattern else None
 
     # -- input ---------------------------------------------------------------
@@ -259,6 +277,9 @@ class CallTracker:
         if call is not None:
             call.last_sip_ts = ts
             self.calls.move_to_end(h.call_id)
+            self._seq += 1                  # inline: once per message
+            call.timer_rank = self._seq
+            self._dirty[call.call_ref] = call
         method = h.method
         if method == "INVITE":
             if h.to_tag is None:
@@ -321,6 +342,10 @@ class CallTracker:
         if self.label_config is not None:
             call.labels = self.label_config.labels(self._invite_info(h, payload, src, dst))
         self.calls[h.call_id] = call
+        self._seq += 1
+        call.timer_rank = self._seq
+        self._timed[call.call_ref] = [call, -1, math.inf]   # no heap entry until the next tick
+        self._dirty[call.call_ref] = call
         if len(self.calls) > self.config.max_calls:
             _, oldest = self.calls.popitem(last=False)
             oldest.evicted = True
@@ -365,6 +390,9 @@ class CallTracker:
             return
         call.last_sip_ts = ts
         self.calls.move_to_end(h.call_id)
+        self._seq += 1
+        call.timer_rank = self._seq
+        self._dirty[call.call_ref] = call
         code = h.code
         if h.cseq_method == "BYE":
             if code >= 200 and call.bye_code is None and call.bye_ts is not None:
@@ -483,52 +511,110 @@ class CallTracker:
             t = last_rtp_by_ref.get(call.call_ref)
             if t is not None and (call.last_rtp_ts is None or t > call.last_rtp_ts):
                 call.last_rtp_ts = t
+                self._dirty[call.call_ref] = call   # the first RTP shortens the idle limit
 
     # -- time -----------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Ends calls whose end was never seen, by capture time."""
+        """Ends calls whose end was never seen, by capture time. Only the calls
+        whose timer is due are examined (_schedule); each by the same test a
+        scan of every open call would apply, and finished in `calls`' order."""
         self.now = max(self.now, now)
-        cfg = self.config
-        expired = []
-        for call in self.calls.values():
-            if call.done:
+        timers, timed = self._timers, self._timed
+        for call in self._dirty.values():
+            self._schedule(call, reschedule=False)
+        self._dirty.clear()
+        expired, again = [], []
+        while timers and timers[0][0] < now:
+            _, seq, ref = heapq.heappop(timers)
+            entry = timed.get(ref)
+            if entry is None or entry[1] != seq:
+                continue   # stale: the call finished, or has an earlier entry
+            call = entry[0]
+            if call.done or self.calls.get(call.call_id) is not call:
                 continue
-            if call.end_ts is not None:
-                if now - call.end_ts > cfg.bye_linger:
-                    expired.append(call)
-                continue
-            if not call.answered:
-                waited = now - call.invite_ts
-                # Timer B until any provisional; then Timer C. A challenged
-                # attempt waits as long for its retry with credentials.
-                limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
-                if call.cancelled and not call.proceeding:
-                    limit = cfg.invite_timeout
-                if waited > limit:
-                    call.end_ts = call.challenge_ts if call.challenged else call.invite_ts + limit
-                    if call.challenged:
-                        call.reason = "failed"  # challenged and never retried
-                    else:
-                        call.reason = "cancelled" if call.cancelled else "timeout"
-                        call.ended_by = "caller" if call.cancelled else "timeout"
-                    expired.append(call)
-                continue
-            since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
-            activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
-            # without any RTP the tap may simply not see the media: wait longer
-            idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
-            if now - activity > idle_limit:
-                self._time_out(call, max(since_media, call.answer_ts))
+            if self._expired(call, now):
                 expired.append(call)
-            elif call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:
-                self._time_out(call, (call.refreshed_ts or call.answer_ts) + call.session_expires)
-                expired.append(call)
-            elif now - call.answer_ts > cfg.max_duration:
-                self._time_out(call, call.answer_ts + cfg.max_duration)
-                expired.append(call)
+            else:
+                again.append(call)   # woke early (slack, or activity since): after this tick's pops
+        for call in again:
+            self._schedule(call, reschedule=True)
+        if len(expired) > 1:
+            expired.sort(key=lambda c: c.timer_rank)   # the order a scan of `calls` would meet them in
         for call in expired:
             self._finish(call)
+        if len(timers) > 2 * len(timed) + 1024:   # stale entries: rebuild with the valid ones
+            self._timers = [e for e in timers if (t := timed.get(e[2])) is not None and t[1] == e[1]]
+            heapq.heapify(self._timers)
+
+    def _schedule(self, call: Call, reschedule: bool) -> None:
+        """Pushes the call's timer when it is due earlier than its current entry
+        (a later deadline keeps the entry: it wakes, finds nothing, reschedules);
+        `reschedule`: its entry was just popped, push whatever the deadline."""
+        entry = self._timed.get(call.call_ref)
+        if entry is None or call.done:
+            return
+        due = self._deadline(call) - TIMER_SLACK_S
+        if not reschedule and due >= entry[2]:
+            return
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, call.call_ref))
+        entry[1], entry[2] = self._seq, due
+
+    def _deadline(self, call: Call) -> float:
+        """The capture time after which _expired(call) holds if nothing else happens to the call."""
+        cfg = self.config
+        if call.end_ts is not None:
+            return call.end_ts + cfg.bye_linger
+        if not call.answered:
+            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            if call.cancelled and not call.proceeding:
+                limit = cfg.invite_timeout
+            return call.invite_ts + limit
+        since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
+        activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
+        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+        due = min(activity + idle_limit, call.answer_ts + cfg.max_duration)
+        if call.session_expires:
+            due = min(due, (call.refreshed_ts or call.answer_ts) + call.session_expires)
+        return due if not math.isnan(due) else -math.inf   # never skip a call whose test cannot be bounded
+
+    def _expired(self, call: Call, now: float) -> bool:
+        """The timer test for one open call at capture time `now`; a call that
+        timed out gets its end time and reason here."""
+        cfg = self.config
+        if call.end_ts is not None:
+            return now - call.end_ts > cfg.bye_linger
+        if not call.answered:
+            waited = now - call.invite_ts
+            # Timer B until any provisional; then Timer C. A challenged
+            # attempt waits as long for its retry with credentials.
+            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            if call.cancelled and not call.proceeding:
+                limit = cfg.invite_timeout
+            if waited > limit:
+                call.end_ts = call.challenge_ts if call.challenged else call.invite_ts + limit
+                if call.challenged:
+                    call.reason = "failed"  # challenged and never retried
+                else:
+                    call.reason = "cancelled" if call.cancelled else "timeout"
+                    call.ended_by = "caller" if call.cancelled else "timeout"
+                return True
+            return False
+        since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
+        activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
+        # without any RTP the tap may simply not see the media: wait longer
+        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+        if now - activity > idle_limit:
+            self._time_out(call, max(since_media, call.answer_ts))
+            return True
+        if call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:
+            self._time_out(call, (call.refreshed_ts or call.answer_ts) + call.session_expires)
+            return True
+        if now - call.answer_ts > cfg.max_duration:
+            self._time_out(call, call.answer_ts + cfg.max_duration)
+            return True
+        return False
 
     def _time_out(self, call: Call, end_ts: float) -> None:
         call.end_ts = end_ts
@@ -557,6 +643,8 @@ class CallTracker:
                 call.reason = "failed"
         for a16, port in call.media:
             self.engine.unbind(a16, port, call.call_ref)
+        self._timed.pop(call.call_ref, None)
+        self._dirty.pop(call.call_ref, None)
         if pop and self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
         self.recent[call.call_id] = call
