@@ -60,19 +60,6 @@ def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     return {int(k): wanted[a:b] for k, a, b in zip(keys, starts, bounds)}
 
 
-def records_by_call(streams: np.ndarray, refs: set) -> dict:
-    """call_ref -> that call's rows as dicts of plain Python values (field name
-    -> value), for the refs asked: one conversion for the whole batch, where
-    reading fields off numpy rows one by one costs a numpy scalar each."""
-    wanted = streams[np.isin(streams["call_ref"], np.fromiter(refs, dtype=np.uint32, count=len(refs)))]
-    out: dict = {}
-    names = wanted.dtype.names
-    for values in wanted.tolist():
-        rec = dict(zip(names, values))
-        out.setdefault(rec["call_ref"], []).append(rec)
-    return out
-
-
 def sender_side(call: Call, rec) -> Optional[str]:
     """Which party sent this stream: the one whose SDP address it did not go to."""
     dst = (bytes(rec["dst"]), int(rec["dport"]))
@@ -370,8 +357,8 @@ class Pipeline:
 
     def _call_media(self, call: Call, streams, quality: QualityContext,
                     mos_override: Optional[float] = None) -> CallMedia:
-        """The call's media figures from its stream rows (numpy records, or
-        the plain dicts of records_by_call: read the same way)."""
+        """The call's media figures from its stream rows (live_media; finished
+        calls go through _media_of_calls, which must agree with this)."""
         media = CallMedia(account=call.labels.account, call_id=call.call_id)
         scores = []
         for rec in streams:
@@ -387,6 +374,42 @@ class Pipeline:
         media.mos = mos_override if mos_override is not None else (min(scores) if scores else None)
         return media
 
+    def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext) -> dict:
+        """call_ref -> CallMedia for a batch of finishing calls: what _call_media
+        gives for each, from one pass over the batch's rows (columns read once,
+        codecs looked up once per call and payload type)."""
+        by_ref = {c.call_ref: c for c in calls}
+        rows = streams[np.isin(streams["call_ref"], np.fromiter(by_ref, dtype=np.uint32, count=len(by_ref)))]
+        medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
+        scores: dict = {}
+        platform = {}   # call_ref -> direction of the caller's own media
+        for c in calls:
+            call_dir = c.labels.direction if c.labels is not None else "unknown"
+            platform[c.call_ref] = call_dir if call_dir in ("inbound", "outbound") else "outbound"
+        mos_rows = quality.default_mos_rows(rows)
+        for (codec, mos), ref, src, sport, dst, dport, lost, expected, jitter in zip(
+                mos_rows, rows["call_ref"].tolist(), rows["src"].tolist(), rows["sport"].tolist(),
+                rows["dst"].tolist(), rows["dport"].tolist(), rows["lost"].tolist(),
+                rows["expected"].tolist(), rows["max_jitter_ms"].tolist()):
+            call, media = by_ref[ref], medias[ref]
+            if mos is not None:
+                scores.setdefault(ref, []).append(mos)
+            # media_direction: the sender is the side whose SDP address the stream did not go to
+            side = call.media.get((dst, dport))
+            if side is not None:
+                side = "callee" if side == "caller" else "caller"
+            else:
+                side = call.media.get((src, sport)) or "caller"
+            call_dir = platform[ref]
+            direction = call_dir if side == "caller" else ("inbound" if call_dir == "outbound" else "outbound")
+            row = media.streams.setdefault((direction, codec or "unknown"), [0, 0, 0.0])
+            row[0] += max(lost, 0)
+            row[1] += max(expected, 0)
+            row[2] = max(row[2], jitter)
+        for ref, s in scores.items():
+            medias[ref].mos = min(s)   # a call is as good as its worse direction
+        return medias
+
     def _join_media(self, streams: np.ndarray) -> None:
         calls, self.pending[:] = list(self.pending), []
         if not calls:
@@ -396,11 +419,11 @@ class Pipeline:
             streams = claim_unbound_media(streams, calls)
         refs = {c.call_ref for c in calls}
         by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
-        records = records_by_call(streams, refs)
+        medias = self._media_of_calls(calls, streams, quality)
         empty = streams[:0]
         for call in calls:
             mine = by_call.get(call.call_ref, empty)
-            media = self._call_media(call, records.get(call.call_ref, ()), quality)
+            media = medias[call.call_ref]
             self.aggregator.call_finished(call, media)
             if self.call_sink is not None:
                 self.call_sink.add(call)

@@ -55,6 +55,36 @@ class QualityContext:
                   rtt / 2.0 if rtt is not None else None)
         return codec.name, s.mos
 
+    def default_mos_rows(self, rows: np.ndarray) -> list:
+        """default_mos for every row of a stream array, as [(codec name, MOS)...]
+        in row order: the same figures, with the columns read once for the
+        batch and the codec looked up once per (call, payload type)."""
+        if not len(rows):
+            return []
+        m = JB_MODES.index(DEFAULT_MOS_MODE)
+        expected = rows["expected"].astype(np.int64)
+        # min(expected, max(lost, 0) + late): exact in int64, as the int arithmetic of default_mos
+        mos_lost = np.minimum(expected, np.maximum(rows["lost"], 0) + rows["jb_late"][:, m].astype(np.int64))
+        codecs, plc, payload_names, rtt_of = {}, self.plc, self.payload_names, self.rtt
+        out = []
+        for ref, pt, ssrc, exp, lost, runs in zip(
+                rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist(),
+                expected.tolist(), mos_lost.tolist(), rows["jb_loss_runs"][:, m].tolist()):
+            found = codecs.get((ref, pt))
+            if found is None:
+                codec = self.codecs.lookup(pt, payload_names.get(ref, {}).get(pt))
+                imp = None
+                if codec is not None:
+                    imp = codec.plc if plc or codec.no_plc is None else codec.no_plc
+                found = codecs[(ref, pt)] = (codec.name if codec else None, imp)
+            name, imp = found
+            if imp is None or exp <= 0:
+                out.append((name, None))
+                continue
+            rtt = rtt_of.get(ssrc)
+            out.append((name, score(imp.ie, imp.bpl, exp, lost, runs, rtt / 2.0 if rtt is not None else None).mos))
+        return out
+
     def assess(self, rec: np.void) -> dict:
         codec = self.codec_of(rec)
         ssrc = int(rec["ssrc"])

@@ -1,0 +1,84 @@
+"""The batch path that scores finishing calls' streams (QualityContext.
+default_mos_rows, Pipeline._media_of_calls) must give exactly what the
+per-stream path gives (default_mos, Pipeline._call_media, which live_media and
+badcalls still use), on rows covering every branch: unknown and dynamic
+codecs, no PLC, nothing expected, negative loss, late packets, known RTT,
+streams matched by destination, by source, or by neither.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from warpsniff._engine import STREAM_DTYPE
+from warpsniff.labels import CallLabels
+from warpsniff.pipeline import Pipeline
+from warpsniff.quality.codecs import CodecTable
+from warpsniff.quality.streams import QualityContext
+from warpsniff.sip.calls import Call
+
+V4 = bytes(10) + b"\xff\xff"
+
+
+def address(rng) -> bytes:
+    return V4 + bytes([10, 0, 0, rng.randint(1, 4)])
+
+
+def random_rows(rng, refs, n):
+    rows = np.zeros(n, dtype=STREAM_DTYPE)
+    for row in rows:
+        row["call_ref"] = rng.choice(refs)
+        row["payload_type"] = rng.choice([0, 8, 9, 18, 96, 97, 101, 111, 120])
+        row["ssrc"] = rng.randint(1, 6)
+        row["expected"] = rng.choice([0, -3, rng.randint(1, 5000)])
+        row["lost"] = rng.choice([-2, 0, rng.randint(0, 300)])
+        row["jb_late"] = [rng.randint(0, 50) for _ in range(3)]
+        row["jb_loss_runs"] = [rng.randint(0, 40) for _ in range(3)]
+        row["max_jitter_ms"] = rng.uniform(0.0, 80.0)
+        row["src"], row["dst"] = address(rng), address(rng)
+        row["sport"], row["dport"] = rng.choice([4000, 5000]), rng.choice([4000, 5000])
+    return rows
+
+
+def quality_for(rng, plc: bool) -> QualityContext:
+    names = {1: {96: "opus", 97: "no-such-codec"}, 2: {96: "PCMA", 111: "opus"}, 3: {}}
+    quality = QualityContext(CodecTable.load(), None, names, plc=plc)
+    quality.rtt = {2: 35.0, 4: 410.0}   # SSRC -> RTT (ms): conversational MOS for these
+    return quality
+
+
+@pytest.mark.parametrize("plc", [True, False])
+def test_default_mos_rows_equals_default_mos_per_row(plc):
+    rng = random.Random(7)
+    rows = random_rows(rng, [1, 2, 3, 4], 2000)
+    quality = quality_for(rng, plc)
+    assert quality.default_mos_rows(rows) == [quality.default_mos(rec) for rec in rows]
+    assert quality.default_mos_rows(rows[:0]) == []
+
+
+def test_media_of_calls_equals_call_media_per_call():
+    rng = random.Random(11)
+    calls = []
+    for ref, direction in zip((1, 2, 3, 4, 5), ("inbound", "outbound", "unknown", "internal", "inbound")):
+        call = Call(call_ref=ref, call_id=f"batch-{ref}", from_uri=None, to_uri=None, from_tag="a",
+                    invite_ts=0.0, invite_cseq=1, caller=(V4 + bytes(4), 5060))
+        call.labels = CallLabels(account=f"acct-{ref}", direction=direction)
+        # SDP bindings: some streams match their destination, some their source, some neither
+        call.media = {(V4 + bytes([10, 0, 0, 1]), 4000): "caller", (V4 + bytes([10, 0, 0, 2]), 5000): "callee"}
+        calls.append(call)
+    rows = random_rows(rng, [1, 2, 3, 4, 9], 1500)   # call_ref 9: rows of a call not in the batch
+    quality = quality_for(rng, plc=True)
+    pipeline = Pipeline.__new__(Pipeline)   # the two methods read only their arguments
+
+    batch = pipeline._media_of_calls(calls, rows, quality)
+
+    assert set(batch) == {1, 2, 3, 4, 5}
+    for call in calls:
+        mine = rows[rows["call_ref"] == call.call_ref]
+        want = pipeline._call_media(call, mine, quality)
+        got = batch[call.call_ref]
+        assert (got.account, got.call_id, got.mos) == (want.account, want.call_id, want.mos)
+        assert list(got.streams.items()) == list(want.streams.items())   # same rows, same order
+    assert batch[5].streams == {} and batch[5].mos is None
