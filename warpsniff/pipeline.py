@@ -120,7 +120,7 @@ class Pipeline:
         self.errors: list[CaptureError] = []
         self.replay_lag_s = 0.0
         self.started = time.time()
-        self.rings: list[str] = []          # live: the rings being read, by name
+        self.live = False                   # capturing from rings (their counters are worth reading)
         self._drops_logged = (0, 0)
 
     # -- feeding --------------------------------------------------------------
@@ -178,7 +178,7 @@ class Pipeline:
         The first CaptureError (an unknown interface, no privilege) stops them all."""
         group: EngineGroup = self.engine
         units = [iface for iface in interfaces for _ in range(workers)]
-        self.rings = [w.name for w in group.workers]
+        self.live = True
         try:
             for w, iface in zip(group.workers, units):
                 with w.lock:
@@ -223,10 +223,7 @@ class Pipeline:
                         self._last_live_tick = now
                         self.tick(max(now, self.engine.capture_time_ns / 1e9))
                         self._log_drops()
-        except CaptureError as exc:
-            errors.append(exc)
-            stop.set()
-        except BaseException as exc:  # a dead worker must not leave the others capturing alone
+        except BaseException as exc:  # a CaptureError, or a bug: the others must not capture on alone
             errors.append(exc)
             stop.set()
 
@@ -239,11 +236,7 @@ class Pipeline:
     def capture_stats(self) -> dict:
         """Kernel counters per live ring (PACKET_STATISTICS): {ring: {packets,
         drops, freezes}}; empty for a replay. Caller holds `lock`."""
-        if not self.rings:
-            return {}
-        if isinstance(self.engine, EngineGroup):
-            return self.engine.live_stats_by_worker()
-        return {self.rings[0]: self.engine.live_stats()}
+        return self.engine.live_stats_by_worker() if self.live else {}
 
     def _log_drops(self) -> None:
         """Kernel drops are never silent: each second that adds some says so."""

@@ -141,7 +141,7 @@ class CallOutput:
                 break
         excess = len(self.records) - self.max_waiting
         if excess > 0:
-            oldest = [self.records[i].call_ref for i in range(excess)]
+            oldest = [w.call_ref for w in islice(self.records, excess)]
             self._write(p, excess, p.engine.streams_of_calls(oldest))
             self.written_early += excess
 

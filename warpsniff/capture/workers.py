@@ -81,10 +81,6 @@ class EngineGroup:
         for w in self.workers:
             w.pending.append((Engine.unbind, (addr16, port, call_ref)))
 
-    def set_payload_type(self, pt: int, clock_rate: int, kind: str = "audio") -> None:
-        for w in self.workers:
-            w.pending.append((Engine.set_payload_type, (pt, clock_rate, kind)))
-
     # -- results, merged -------------------------------------------------------
 
     def streams(self) -> np.ndarray:
@@ -106,9 +102,6 @@ class EngineGroup:
     def decode_errors(self) -> dict:
         return _merge_counts(self._each(Engine.decode_errors))
 
-    def live_stats(self) -> dict:
-        return _merge_counts(self._each(Engine.live_stats))
-
     def live_stats_by_worker(self) -> dict:
         return dict(zip((w.name for w in self.workers), self._each(Engine.live_stats)))
 
@@ -124,20 +117,20 @@ def claim_unbound_media(streams: np.ndarray, calls) -> np.ndarray:
     packet came first) is claimed here, when its media is joined. Media never
     precedes the call's INVITE."""
     unbound = np.flatnonzero(streams["call_ref"] == 0)
-    if not len(unbound):
+    if not len(unbound) or not any(call.media for call in calls):
         return streams
-    owner = {}
+    # destinations as two 64-bit words per row: one vector compare per SDP endpoint
+    dst = np.frombuffer(streams["dst"][unbound].tobytes(), dtype=np.uint64).reshape(-1, 2)
+    dport, first_ns = streams["dport"][unbound], streams["first_ns"][unbound]
+    refs = streams["call_ref"].copy()
     for call in calls:
-        for (addr, port) in call.media:
-            owner[(addr, port)] = call
-    if not owner:
-        return streams
+        for addr, port in call.media:
+            words = np.frombuffer(addr, dtype=np.uint64)
+            mine = ((dst[:, 0] == words[0]) & (dst[:, 1] == words[1]) & (dport == port)
+                    & (first_ns >= call.invite_ts * 1e9))
+            refs[unbound[mine]] = call.call_ref
     streams = streams.copy()
-    for i in unbound:
-        row = streams[i]
-        call = owner.get((bytes(row["dst"]), int(row["dport"])))
-        if call is not None and row["first_ns"] >= call.invite_ts * 1e9:
-            streams["call_ref"][i] = call.call_ref
+    streams["call_ref"] = refs
     return streams
 
 

@@ -176,11 +176,8 @@ class SnifferCollector:
                      "other_tcp", "ignored"):
             by_kind.add_metric([kind.replace("_packets", "")], c[kind])
         yield by_kind
-        dec = CounterMetricFamily("warpsniff_decode_errors", "Frames that could not be decoded, by reason.",
-                                  labels=["kind"])
-        for kind, n in errors.items():
-            dec.add_metric([kind], n)
-        yield dec
+        yield _counters("warpsniff_decode_errors", "Frames that could not be decoded, by reason.", ["kind"],
+                        {(kind,): n for kind, n in errors.items()})
         yield CounterMetricFamily("warpsniff_sip_parse_errors", "SIP messages the scanner refused.",
                                   value=sip.parse_errors)
         yield CounterMetricFamily("warpsniff_sip_messages", "SIP messages seen.", value=sip.messages)
@@ -204,25 +201,19 @@ class SnifferCollector:
         drops.add_metric(["tcp_buffer_overflow"], tcp.buffer_overflows)
         drops.add_metric(["signalling_batch"], c["signalling_dropped"])
         yield drops
-        ws = CounterMetricFamily("warpsniff_websocket", "SIP over WebSocket (RFC 7118) on TCP connections, by event.",
-                                 labels=["event"])
-        for event in ("upgrades", "joined", "not_sip", "messages", "control_frames", "errors", "oversize"):
-            ws.add_metric([event], getattr(tcp, f"websocket_{event}"))
-        yield ws
-        lo = CounterMetricFamily("warpsniff_label_overflows", "Label sets folded into \"other\" by the guard.",
-                                 labels=["metric"])
-        for metric, n in overflows.items():
-            lo.add_metric([metric], n)
-        yield lo
+        yield _counters("warpsniff_websocket", "SIP over WebSocket (RFC 7118) on TCP connections, by event.",
+                        ["event"], {(event,): getattr(tcp, f"websocket_{event}") for event in
+                                    ("upgrades", "joined", "not_sip", "messages", "control_frames", "errors",
+                                     "oversize")})
+        yield _counters("warpsniff_label_overflows", "Label sets folded into \"other\" by the guard.", ["metric"],
+                        {(metric,): n for metric, n in overflows.items()})
         yield CounterMetricFamily("warpsniff_capture_drops", "Packets the kernel dropped before capture.",
                                   value=sum(r["drops"] for r in rings.values()))
         if rings:  # live: each ring (interface, or interface#worker) on its own
             for name, key, text in (("packets", "packets", "Packets the kernel put in the ring."),
                                     ("drops", "drops", "Packets the kernel dropped because the ring was full."),
                                     ("full", "freezes", "Times the ring was full (the kernel froze the queue).")):
-                family = CounterMetricFamily(f"warpsniff_ring_{name}", text, labels=["ring"])
-                for ring, stats in rings.items():
-                    family.add_metric([ring], stats[key])
-                yield family
+                yield _counters(f"warpsniff_ring_{name}", text, ["ring"],
+                                {(ring,): stats[key] for ring, stats in rings.items()})
         yield GaugeMetricFamily("warpsniff_replay_lag_seconds",
                                 "How far a paced replay is behind capture time.", value=p.replay_lag_s)
