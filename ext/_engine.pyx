@@ -106,15 +106,18 @@ cdef class Engine:
 
     # -- SDP media binding -------------------------------------------------
 
-    def bind(self, bytes addr16, int port, uint32_t call_ref, payload_types=()):
+    def bind(self, bytes addr16, uint16_t port, uint32_t call_ref, payload_types=()):
         """RTP sent to (addr, port) belongs to call_ref; payload_types is a
         sequence of (pt, clock_rate, kind) from SDP. Returns False when the
-        binding table is full."""
+        binding table is full. A port or payload type RTP cannot carry is a
+        ValueError/OverflowError, never silently truncated."""
         cdef ws_pt_entry pts[WS_BIND_PTS]
         cdef uint32_t n = 0
         for pt, clock, kind in payload_types:
             if n == WS_BIND_PTS:
                 break
+            if not 0 <= pt < 128:
+                raise ValueError(f"payload type {pt} outside 0..127")
             pts[n].pt = pt
             pts[n].clock_rate = clock
             pts[n].kind = PT_KINDS[kind]
@@ -123,7 +126,7 @@ cdef class Engine:
         cdef const char *addr = addr16
         return ws_rtp_bind(&self.e.rtp, <const ws_addr *>addr, port, call_ref, pts, n) == 0
 
-    def unbind(self, bytes addr16, int port, uint32_t call_ref):
+    def unbind(self, bytes addr16, uint16_t port, uint32_t call_ref):
         _check_addr16(addr16)
         cdef const char *addr = addr16
         ws_rtp_unbind(&self.e.rtp, <const ws_addr *>addr, port, call_ref)

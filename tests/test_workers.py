@@ -99,3 +99,12 @@ def test_claim_unbound_media_takes_only_the_calls_destinations_after_its_invite(
     claimed = claim_unbound_media(streams, [call])
     assert list(claimed["call_ref"]) == [CALL_REF, 0, 0, 0, 3]
     assert list(streams["call_ref"]) == [0, 0, 0, 0, 3]                      # the snapshot itself is not changed
+
+
+@pytest.mark.parametrize("port, pts", [(70000, ()), (-1, ()), (4000, ((128, 8000, "audio"),))])
+def test_bind_refuses_what_rtp_cannot_carry(port, pts):
+    """A 17-bit port or an 8-bit payload type is refused, not truncated into someone else's binding."""
+    engine = Engine()
+    with pytest.raises((ValueError, OverflowError)):
+        engine.bind(addr16(cg.DST4), port, CALL_REF, pts)
+    assert engine.counters()["media_bindings"] == 0
