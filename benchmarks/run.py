@@ -61,17 +61,20 @@ TARGET_VS_TSHARK = 40.0
 # captures
 
 def capture(directory: str, calls: int, packets: int, loss: float, jitter_ms: float, seed: int,
-            fresh: bool = False) -> tuple:
-    """Path of the capture and its ground truth, generating it if needed."""
+            fresh: bool = False, stagger: float = 2.0) -> tuple:
+    """Path of the capture and its ground truth, generating it if needed
+    (calls start within `stagger` seconds)."""
     from benchmarks import synth
 
     name = f"synth-v{synth.SYNTH_VERSION}-c{calls}-p{packets}-l{loss:g}-j{jitter_ms:g}-s{seed}"
+    if stagger != 2.0:
+        name += f"-t{stagger:g}"
     pcap = os.path.join(directory, name + ".pcap")
     truth = os.path.join(directory, name + ".json")
     if fresh or not (os.path.exists(pcap) and os.path.exists(truth)):
-        specs = synth.bulk_specs(calls, packets, None, loss, 2.0, seed)
+        specs = synth.bulk_specs(calls, packets, None, loss, stagger, seed)
         synth.generate(specs, pcap, seed, jitter_ms, 0, truth,
-                       {"calls": calls, "packets": packets, "loss": loss, "stagger": 2.0})
+                       {"calls": calls, "packets": packets, "loss": loss, "stagger": stagger})
     with open(truth) as fh:
         return pcap, json.load(fh)
 

@@ -330,6 +330,18 @@ cdef class Engine:
             n = ws_rtp_snapshot_calls(&self.e.rtp, &wanted[0], nrefs, <ws_stream_record *>&buf[0], n, valid_only)
         return out[:n]
 
+    def last_rtp_of_calls(self, refs):
+        """call_ref -> latest packet time (s) of its valid streams in the table,
+        for the refs in `refs` that have one (what streams_of_calls would give
+        as each call's largest last_ns, without building the records)."""
+        cdef uint32_t[::1] wanted = np.unique(np.asarray(refs, dtype=np.uint32))
+        cdef uint32_t j, nrefs = wanted.shape[0]
+        if nrefs == 0:
+            return {}
+        cdef int64_t[::1] last = np.empty(nrefs, dtype=np.int64)
+        ws_rtp_last_of_calls(&self.e.rtp, &wanted[0], nrefs, &last[0])
+        return {wanted[j]: last[j] / 1e9 for j in range(nrefs) if last[j] >= 0}
+
     def drain_ended(self):
         """Streams that left the table (idle or evicted) since the last call."""
         cdef uint32_t n = self.e.rtp.ended_count

@@ -221,6 +221,8 @@ cdef extern from "rtp/ws_rtp_select.h":
     uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
                                    ws_stream_record *out, uint32_t max, int valid_only) nogil
     uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only) nogil
+    uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
+                                  int64_t *last_ns) nogil
 
 
 cdef extern from "sip/ws_sip.h":

@@ -14,7 +14,7 @@ import pytest
 
 from warpsniff._engine import STREAM_DTYPE
 from warpsniff.labels import CallLabels
-from warpsniff.pipeline import Pipeline
+from warpsniff.pipeline import Pipeline, rows_of_calls
 from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.streams import QualityContext
 from warpsniff.sip.calls import Call
@@ -82,3 +82,18 @@ def test_media_of_calls_equals_call_media_per_call():
         assert (got.account, got.call_id, got.mos) == (want.account, want.call_id, want.mos)
         assert list(got.streams.items()) == list(want.streams.items())   # same rows, same order
     assert batch[5].streams == {} and batch[5].mos is None
+
+
+def test_rows_of_calls_selects_what_isin_selects():
+    """Few refs take the comparison path, many take np.isin: both must give
+    exactly the rows np.isin gives, in table order."""
+    rng = np.random.default_rng(5)
+    streams = np.zeros(3000, dtype=STREAM_DTYPE)
+    streams["call_ref"] = rng.integers(0, 400, len(streams))
+    streams["ssrc"] = np.arange(len(streams))
+    for count in (0, 1, 2, 8, 9, 50, 399):
+        refs = set(rng.choice(400, size=count, replace=False).tolist())
+        want = streams[np.isin(streams["call_ref"], np.array(sorted(refs), dtype=np.uint32))]
+        got = rows_of_calls(streams, refs)
+        assert got.tobytes() == want.tobytes(), count
+        assert len(got) == sum(1 for r in streams["call_ref"].tolist() if r in refs)

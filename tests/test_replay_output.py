@@ -165,6 +165,32 @@ def test_streams_of_calls_is_the_snapshot_filtered():
     assert len(p.engine.streams_of_calls([])) == 0
 
 
+def test_last_rtp_of_calls_is_the_latest_packet_of_each_calls_valid_streams():
+    """The timer probe's answer, against the snapshot it stands for: per call,
+    the largest last_ns of its validated streams (the sample's truth decides
+    which calls have media at all)."""
+    checked = [0]
+    p = Pipeline(EngineOptions())
+    tick = p.tick
+
+    def checking_tick(now):
+        refs = [c.call_ref for c in p.tracker.calls.values()] + [0, 7777]
+        snap = p.engine.streams()
+        want = {}
+        for ref, last in zip(snap["call_ref"].tolist(), snap["last_ns"].tolist()):
+            if ref in refs and ref:
+                want[ref] = max(want.get(ref, 0), last)
+        got = p.engine.last_rtp_of_calls(refs)
+        assert got == {ref: last / 1e9 for ref, last in want.items()}
+        checked[0] += bool(got)
+        tick(now)
+
+    p.tick = checking_tick
+    replay([str(SAMPLE)], pipeline=p)
+    assert checked[0] > 3
+    assert p.engine.last_rtp_of_calls([]) == {}
+
+
 def test_header_values_byte_shortcut_keeps_the_rules():
     msg = (b"INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
            b"P-ASSERTED-IDENTITY : <sip:+13125550100@example.com>\r\n x-more\r\nTo: <sip:2@x>\r\n\r\n")

@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Optional
 
+import pytest
+
 from warpsniff.sip.calls import CallConfig, CallTracker
 
 CONFIG = CallConfig(invite_timeout=32.0, ring_timeout=180.0, rtp_timeout=40.0, sip_only_timeout=90.0,
@@ -118,17 +120,30 @@ def scenario(seed: int, calls: int):
     return events, truth
 
 
-def test_many_calls_end_at_their_documented_ticks_in_last_message_order():
+@pytest.mark.parametrize("rtp", ["pushed", "probed"])
+def test_many_calls_end_at_their_documented_ticks_in_last_message_order(rtp):
+    """pushed: each RTP sighting is handed to media_activity as it happens;
+    probed: the tracker asks (media_probe) only when a timer is due, as the
+    pipeline runs it, and must end every call at the same tick."""
     events, truth = scenario(seed=3, calls=600)
     finished = []   # (tick, call)
     tick_now = [None]
     tracker = CallTracker(NoEngine(), CONFIG, on_call=lambda call: finished.append((tick_now[0], call)))
+    latest_rtp = {}   # call_ref -> latest RTP time so far: what the engine's table would say
+    asked = []
+    if rtp == "probed":
+        def probe(refs):
+            asked.append(len(refs))
+            return {ref: latest_rtp[ref] for ref in refs if ref in latest_rtp}
+        tracker.media_probe = probe
 
     last_message = {}   # call_id -> index of its latest message, for the expected order within a tick
     ticks = [k + 0.5 for k in range(0, 900)]   # capture seconds, never equal to an event's time
     next_tick = 0
+    open_call_ticks = 0   # what asking about every open call every tick would cost
     for position, (t, _, kind, cid, payload) in enumerate(events):
         while next_tick < len(ticks) and ticks[next_tick] <= t:
+            open_call_ticks += len(tracker.calls)
             tick_now[0] = ticks[next_tick]
             tracker.tick(ticks[next_tick])
             next_tick += 1
@@ -139,7 +154,10 @@ def test_many_calls_end_at_their_documented_ticks_in_last_message_order():
             last_message[cid] = position
         else:
             call = tracker.calls[cid]
-            tracker.media_activity({call.call_ref: payload})
+            if rtp == "pushed":
+                tracker.media_activity({call.call_ref: payload})
+            else:
+                latest_rtp[call.call_ref] = payload
     for now in ticks[next_tick:]:
         tick_now[0] = now
         tracker.tick(now)
@@ -158,3 +176,5 @@ def test_many_calls_end_at_their_documented_ticks_in_last_message_order():
     assert all(orders == sorted(orders) for orders in by_tick.values())
     assert max(len(v) for v in by_tick.values()) > 1   # the order was put to the test
     assert not tracker.calls
+    if rtp == "probed":   # asked about due calls only, not about every open call each tick
+        assert 0 < 5 * sum(asked) < open_call_ticks

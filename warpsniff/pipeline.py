@@ -31,8 +31,20 @@ from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext
 from warpsniff.sip.calls import Call, CallConfig, CallTracker
 from warpsniff.sip.correlator import SignallingCorrelator
 
-MEDIA_CHECK_EVERY_S = 5.0
 V4_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def rows_of_calls(streams: np.ndarray, refs) -> np.ndarray:
+    """The rows of `streams` bound to any call_ref in `refs` (a collection of
+    ints). A capture second usually finishes one or two calls: for a handful
+    of refs, comparisons beat np.isin's sort (14 us for one ref)."""
+    column = streams["call_ref"]
+    if len(refs) <= 8:
+        mask = np.zeros(len(column), dtype=bool)
+        for ref in refs:
+            mask |= column == ref
+        return streams[mask]
+    return streams[np.isin(column, np.fromiter(refs, dtype=np.uint32, count=len(refs)))]
 
 
 def last_rtp_by_call(streams: np.ndarray, refs: Optional[np.ndarray] = None) -> dict:
@@ -50,7 +62,7 @@ def last_rtp_by_call(streams: np.ndarray, refs: Optional[np.ndarray] = None) -> 
 def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     """call_ref -> that call's rows, for the refs asked, in one pass (sort once,
     not one scan of the snapshot per call)."""
-    wanted = streams[np.isin(streams["call_ref"], np.fromiter(refs, dtype=np.uint32, count=len(refs)))]
+    wanted = rows_of_calls(streams, refs)
     if not len(wanted):
         return {}
     order = np.argsort(wanted["call_ref"], kind="stable")
@@ -109,10 +121,11 @@ class Pipeline:
                                    on_attempt=self.aggregator.attempt_started,
                                    on_pdd=self.aggregator.pdd_measured,
                                    label_config=self.label_config)
+        # the tracker asks for RTP activity when a call's timer is due, not every second
+        self.tracker.media_probe = self._last_rtp_of
         self.correlator = SignallingCorrelator(self.tracker, self.tracker.config.correlation_header)
         self.quality_interval_s = quality_interval_s
         self.serving = False                 # an exporter wants per-call live series
-        self.next_media_check = 0.0
         self.next_quality = 0.0
         self.interval_prev = self.interval_last = None   # stream snapshots at the last two boundaries
         self._live_cache = None
@@ -283,12 +296,6 @@ class Pipeline:
 
     def tick(self, now: float) -> None:
         snapshot = None   # the whole stream table, taken only when something needs all of it
-        if now >= self.next_media_check:
-            refs = self._tracked_refs()
-            self.tracker.media_activity(last_rtp_by_call(self.engine.streams_of_calls(refs), refs))
-            # often enough that the RTP timeout never fires on stale activity
-            every = min(MEDIA_CHECK_EVERY_S, self.tracker.config.rtp_timeout / 2)
-            self.next_media_check = now + every
         self.tracker.tick(now)
         if self.serving and now >= self.next_quality:
             snapshot = self.engine.streams() if snapshot is None else snapshot
@@ -314,6 +321,10 @@ class Pipeline:
             kept = kept[np.isin(kept["call_ref"], open_refs)]
             self.ended_streams = [kept] if len(kept) else []
         self.aggregator.expire_media(now)
+
+    def _last_rtp_of(self, refs: list) -> dict:
+        """call_ref -> latest RTP time (s) of those calls' streams in the table."""
+        return self.engine.last_rtp_of_calls(refs)
 
     def _tracked_refs(self) -> np.ndarray:
         calls = self.tracker.calls
@@ -372,7 +383,7 @@ class Pipeline:
         gives for each, from one pass over the batch's rows (columns read once,
         codecs looked up once per call and payload type)."""
         by_ref = {c.call_ref: c for c in calls}
-        rows = streams[np.isin(streams["call_ref"], np.fromiter(by_ref, dtype=np.uint32, count=len(by_ref)))]
+        rows = rows_of_calls(streams, by_ref)
         medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
         scores: dict = {}
         platform = {}   # call_ref -> direction of the caller's own media

@@ -42,3 +42,29 @@ uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_
         n += (uint32_t)selected(&t->streams[i], refs, nrefs, valid_only);
     return n;
 }
+
+static uint32_t ref_index(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
+{
+    uint32_t lo = 0, hi = nrefs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (refs[mid] < ref) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int64_t *last_ns)
+{
+    uint32_t found = 0;
+    for (uint32_t j = 0; j < nrefs; j++) last_ns[j] = -1;
+    if (!nrefs) return 0;
+    for (uint32_t i = 0; i < t->used; i++) {
+        const ws_rtp_stream *s = &t->streams[i];
+        if (!selected(s, refs, nrefs, 1)) continue;
+        uint32_t j = ref_index(s->call_ref, refs, nrefs);
+        if (last_ns[j] < 0) found++;
+        if (s->last_ns > last_ns[j]) last_ns[j] = s->last_ns;
+    }
+    return found;
+}

@@ -9,4 +9,7 @@ uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint
                                ws_stream_record *out, uint32_t max, int valid_only);
 /* How many records ws_rtp_snapshot_calls would give. */
 uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only);
+/* Latest packet time of the valid streams bound to each of `refs` (sorted
+ * ascending) into last_ns[] (-1: none); returns how many refs have one. */
+uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int64_t *last_ns);
 #endif

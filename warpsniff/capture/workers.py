@@ -90,6 +90,15 @@ class EngineGroup:
         refs = list(refs)
         return np.concatenate(self._each(lambda e: e.streams_of_calls(refs, valid_only)))
 
+    def last_rtp_of_calls(self, refs) -> dict:
+        refs = list(refs)
+        latest: dict = {}
+        for part in self._each(lambda e: e.last_rtp_of_calls(refs)):
+            for ref, t in part.items():
+                if t > latest.get(ref, -1.0):
+                    latest[ref] = t
+        return latest
+
     def drain_ended(self) -> np.ndarray:
         return np.concatenate(self._each(Engine.drain_ended))
 

@@ -189,6 +189,10 @@ class CallTracker:
         self._timed: dict = {}
         self._dirty: dict = {}   # call_ref -> call whose state changed since the last tick
         self._seq = 0
+        # RTP activity, asked for only when a timer is due: f(call_refs) -> {call_ref:
+        # latest RTP time (s)} (Pipeline: from the engine's stream table). None: the
+        # owner reports activity through media_activity instead.
+        self.media_probe: Optional[Callable] = None
         self._call_id_re = re.compile(self.config.call_id_pattern) if self.config.call_id_pattern else None
 
     # -- input ---------------------------------------------------------------
@@ -506,12 +510,16 @@ class CallTracker:
                     call.media[(a16, m.port)] = side
 
     def media_activity(self, last_rtp_by_ref: dict) -> None:
-        """Latest RTP time per call_ref, from an engine snapshot."""
-        for call in self.calls.values():
-            t = last_rtp_by_ref.get(call.call_ref)
-            if t is not None and (call.last_rtp_ts is None or t > call.last_rtp_ts):
+        """Latest RTP time per call_ref (of open calls; others are ignored)."""
+        timed = self._timed
+        for ref, t in last_rtp_by_ref.items():
+            entry = timed.get(ref)
+            if entry is None:
+                continue
+            call = entry[0]
+            if call.last_rtp_ts is None or t > call.last_rtp_ts:
                 call.last_rtp_ts = t
-                self._dirty[call.call_ref] = call   # the first RTP shortens the idle limit
+                self._dirty[ref] = call   # the first RTP shortens the idle limit
 
     # -- time -----------------------------------------------------------------
 
@@ -524,7 +532,7 @@ class CallTracker:
         for call in self._dirty.values():
             self._schedule(call, reschedule=False)
         self._dirty.clear()
-        expired, again = [], []
+        due = []
         while timers and timers[0][0] < now:
             _, seq, ref = heapq.heappop(timers)
             entry = timed.get(ref)
@@ -533,6 +541,14 @@ class CallTracker:
             call = entry[0]
             if call.done or self.calls.get(call.call_id) is not call:
                 continue
+            due.append(call)
+        if due and self.media_probe is not None:
+            # only an answered call still up waits on its media: ask the engine now
+            idle = [c.call_ref for c in due if c.answer_ts is not None and c.end_ts is None]
+            if idle:
+                self.media_activity(self.media_probe(idle))
+        expired, again = [], []
+        for call in due:
             if self._expired(call, now):
                 expired.append(call)
             else:
@@ -562,7 +578,9 @@ class CallTracker:
         entry[1], entry[2] = self._seq, due
 
     def _deadline(self, call: Call) -> float:
-        """The capture time after which _expired(call) holds if nothing else happens to the call."""
+        """The capture time after which _expired(call) holds if nothing else
+        happens to the call; with media_probe, the first time it may hold given
+        RTP the tracker has not been told of yet."""
         cfg = self.config
         if call.end_ts is not None:
             return call.end_ts + cfg.bye_linger
@@ -575,6 +593,9 @@ class CallTracker:
         activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
         idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
         due = min(activity + idle_limit, call.answer_ts + cfg.max_duration)
+        if self.media_probe is not None:
+            # RTP is learnt only when asked: wake when media seen since could have gone idle
+            due = min(due, activity + cfg.rtp_timeout)
         if call.session_expires:
             due = min(due, (call.refreshed_ts or call.answer_ts) + call.session_expires)
         return due if not math.isnan(due) else -math.inf   # never skip a call whose test cannot be bounded
