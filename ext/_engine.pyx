@@ -318,7 +318,7 @@ cdef class Engine:
         """Active streams bound to any of the call_refs `refs`, as streams()
         would list them (valid_only=False: also those still on probation),
         without copying the rest of the table."""
-        cdef uint32_t[::1] wanted = np.unique(np.asarray(refs, dtype=np.uint32))
+        cdef uint32_t[::1] wanted = _sorted_refs(refs)
         cdef uint32_t nrefs = wanted.shape[0]
         if nrefs == 0:
             return np.zeros(0, dtype=STREAM_DTYPE)
@@ -334,7 +334,7 @@ cdef class Engine:
         """call_ref -> latest packet time (s) of its valid streams in the table,
         for the refs in `refs` that have one (what streams_of_calls would give
         as each call's largest last_ns, without building the records)."""
-        cdef uint32_t[::1] wanted = np.unique(np.asarray(refs, dtype=np.uint32))
+        cdef uint32_t[::1] wanted = _sorted_refs(refs)
         cdef uint32_t j, nrefs = wanted.shape[0]
         if nrefs == 0:
             return {}
@@ -415,6 +415,18 @@ cdef class Engine:
 
     def decode_errors(self):
         return {name: self.e.decoder.errors[i] for i, name in enumerate(DECODE_ERROR_NAMES)}
+
+
+cdef _sorted_refs(refs):
+    """call_refs ascending, each once (np.unique's result, without its per-call
+    overhead and its first-use import of numpy.ma)."""
+    a = np.sort(np.asarray(refs, dtype=np.uint32))
+    if a.shape[0] > 1:
+        keep = np.empty(a.shape[0], dtype=bool)
+        keep[0] = True
+        np.not_equal(a[1:], a[:-1], out=keep[1:])
+        a = a[keep]
+    return a
 
 
 cdef _check_addr16(bytes addr):
