@@ -107,6 +107,7 @@ class Call:
     refreshed_ts: Optional[float] = None
     last_sip_ts: float = 0.0
     last_rtp_ts: Optional[float] = None
+    media_asked_ts: Optional[float] = None   # capture time the tracker last asked the engine (media_probe)
     holds: int = 0
     retransmissions: int = 0
     labels: object = None          # warpsniff.labels.CallLabels; None until labelled
@@ -544,9 +545,11 @@ class CallTracker:
             due.append(call)
         if due and self.media_probe is not None:
             # only an answered call still up waits on its media: ask the engine now
-            idle = [c.call_ref for c in due if c.answer_ts is not None and c.end_ts is None]
+            idle = [c for c in due if c.answer_ts is not None and c.end_ts is None]
             if idle:
-                self.media_activity(self.media_probe(idle))
+                for call in idle:
+                    call.media_asked_ts = now
+                self.media_activity(self.media_probe([c.call_ref for c in idle]))
         expired, again = [], []
         for call in due:
             if self._expired(call, now):
@@ -594,8 +597,10 @@ class CallTracker:
         idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
         due = min(activity + idle_limit, call.answer_ts + cfg.max_duration)
         if self.media_probe is not None:
-            # RTP is learnt only when asked: wake when media seen since could have gone idle
-            due = min(due, activity + cfg.rtp_timeout)
+            # RTP is learnt only when asked: wake when media first seen after the last
+            # answer (which saw every packet until then) could have gone idle
+            asked = call.media_asked_ts
+            due = min(due, (activity if asked is None or asked < activity else asked) + cfg.rtp_timeout)
         if call.session_expires:
             due = min(due, (call.refreshed_ts or call.answer_ts) + call.session_expires)
         return due if not math.isnan(due) else -math.inf   # never skip a call whose test cannot be bounded
