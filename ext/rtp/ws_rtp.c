@@ -654,6 +654,13 @@ WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uin
             return info;
         }
     }
+    /* not in the SDP's rtpmap (a static type offered without one): the
+     * table's answer, cached too, or every packet would search again */
+    if (info.clock_rate) {
+        s->cached_pt.pt = pt;
+        s->cached_pt.kind = info.kind;
+        s->cached_pt.clock_rate = info.clock_rate;
+    }
     return info;
 }
 
