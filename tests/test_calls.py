@@ -946,3 +946,30 @@ def test_cli_rtp_timeout_flag(tmp_path):
     last = sent[-1][0]
     check(line, reason="timeout", ended_by="timeout", end_ts=ts(last), answer_ts=ts(1.0),
           duration_s=ts(last) - ts(1.0))
+
+
+def test_media_of_streams_that_went_idle_before_the_bye_still_counts(tmp_path):
+    """RTP stops at 11 s, its streams leave the table (idle timeout 3 s) at about
+    14 s, the BYE comes at 20 s: the call's metrics (per-call media, MOS and
+    jitter histograms) still come from those streams, as its CDR's do."""
+    from warpsniff.pipeline import Pipeline
+
+    cap = Capture()
+    d = Dialog("idle-before-bye-1@192.0.2.10")
+    setup_call(cap, d, t_invite=0.0, offer=sdp(*A_MEDIA), t_ring=0.4, t_answer=1.0, answer=sdp(*B_MEDIA))
+    cap.rtp_flow(A_MEDIA, B_MEDIA, 0x1, 1.02, 500)
+    cap.rtp_flow(B_MEDIA, A_MEDIA, 0x2, 1.03, 500)
+    cap.fillers(11.5, 19.5)
+    hangup(cap, d, 20.0)
+    cap.fillers(20.5, 25.0)   # the call is joined with its media at a tick, not at the end of input
+    path = cap.write(tmp_path / "c.pcap")
+    p = Pipeline(EngineOptions(idle_timeout=3.0))
+    r = replay([str(path)], pipeline=p)
+    call = one = r.calls[0]
+    assert cdr(r, one)["reason"] == "normal"
+    assert p.engine.counters()["streams_expired"] == 2   # they did leave the table before the BYE
+    media = p.aggregator.media[call.call_ref]
+    assert sorted(row[1] for row in media.streams.values()) == [500, 500]   # expected, per direction
+    assert media.mos is not None
+    assert sum(sum(h.counts) for h in p.aggregator.mos.values()) == 1
+    assert sum(sum(h.counts) for h in p.aggregator.jitter.values()) == 2

@@ -115,7 +115,8 @@ class Pipeline:
         # replay: receives each finished call instead of self.calls (see replay.CallOutput)
         self.call_sink = None
         self.pending: list[Call] = []        # finished, media not yet joined
-        self.ended_streams: list[np.ndarray] = []
+        self.ended_streams: list[np.ndarray] = []   # replay: every stream that left the table
+        self.ended_by_call: dict = {}   # call_ref -> rows that left the table, until the call's media join
         self.on_call = on_call
         self.tracker = CallTracker(self.engine, call_config, on_call=self.pending.append,
                                    on_attempt=self.aggregator.attempt_started,
@@ -273,13 +274,24 @@ class Pipeline:
             self._drain_signalling(engine)
             self.tick(engine.capture_time_ns / 1e9)
         elif rc == RUN_ENDED:
-            ended = engine.drain_ended()
-            if self.keep_calls:  # a replay reports every stream at the end
-                self.ended_streams.append(ended)
-            else:  # live keeps no history, only what calls still open will report
-                self.ended_streams.append(ended[ended["call_ref"] > 0])
+            self.streams_ended(engine.drain_ended())
         elif rc == RUN_IDLE:
             pass  # nothing arrived: run_live ticks on the wall clock
+
+    def streams_ended(self, ended: np.ndarray) -> None:
+        """Streams that left the engine's table (idle, evicted, rebound): a
+        replay keeps them all for its report; the rows of calls still tracked
+        (or finished and not yet joined) are kept per call until their call's
+        media join, which they count in as the rows still in the table do."""
+        if self.keep_calls:
+            self.ended_streams.append(ended)
+        bound = ended[ended["call_ref"] > 0]
+        if not len(bound):
+            return
+        pending = {c.call_ref for c in self.pending}
+        for ref, rows in streams_by_call(bound, set(bound["call_ref"].tolist())).items():
+            if self.tracker.tracks(ref) or ref in pending:
+                self.ended_by_call.setdefault(ref, []).append(rows)
 
     def _drain_signalling(self, engine=None) -> None:
         if engine is None and isinstance(self.engine, EngineGroup):
@@ -302,24 +314,17 @@ class Pipeline:
             self._interval_boundary(snapshot)
             self.next_quality = now + self.quality_interval_s
         if self.pending:
+            # what left the table since the last drain is the finishing calls' too
+            self.streams_ended(self.engine.drain_ended())
             if snapshot is not None:
                 current = snapshot
             elif isinstance(self.engine, EngineGroup):   # unbound rows too: claim_unbound_media
                 current = self.engine.streams()
             else:                  # only the finishing calls' rows, not a copy of the table
                 current = self.engine.streams_of_calls([c.call_ref for c in self.pending])
-            # live: streams that already left the table (rebound, evicted) still count for
-            # their call; a replay joins its whole history once, at the end
-            recent = self.ended_streams if not self.keep_calls else []
-            self._join_media(np.concatenate(recent + [current]) if recent else current)
+            self._join_media(current)
         if self.call_sink is not None:
             self.call_sink.tick(self)
-        if not self.keep_calls and self.ended_streams:
-            # ended streams of calls that are over have been reported: let them go
-            open_refs = np.fromiter((c.call_ref for c in self.tracker.calls.values()), dtype=np.uint32)
-            kept = np.concatenate(self.ended_streams)
-            kept = kept[np.isin(kept["call_ref"], open_refs)]
-            self.ended_streams = [kept] if len(kept) else []
         self.aggregator.expire_media(now)
 
     def _last_rtp_of(self, refs: list) -> dict:
@@ -339,10 +344,11 @@ class Pipeline:
             self.tracker.media_activity(last_rtp_by_call(self.engine.streams(), self._tracked_refs()))
             if close_calls:
                 self.tracker.close()
-            self.ended_streams.append(self.engine.drain_ended())
+            self.streams_ended(self.engine.drain_ended())
+            table = self.engine.streams()
             if not close_calls and self.serving:
-                self._interval_boundary(self.engine.streams())
-            self._join_media(self.all_streams())
+                self._interval_boundary(table)
+            self._join_media(table)
             if self.call_sink is not None:
                 self.call_sink.finish(self)
             self._live_cache = None
@@ -415,9 +421,14 @@ class Pipeline:
         return medias
 
     def _join_media(self, streams: np.ndarray) -> None:
+        """Finished calls' media: their rows in `streams` (from the table) and
+        the rows of their streams that already left it (streams_ended)."""
         calls, self.pending[:] = list(self.pending), []
         if not calls:
             return
+        ended = [rows for c in calls for rows in self.ended_by_call.pop(c.call_ref, ())]
+        if ended:
+            streams = np.concatenate([streams] + ended)
         quality = self.quality_context(calls)
         if isinstance(self.engine, EngineGroup):
             streams = claim_unbound_media(streams, calls)

@@ -170,7 +170,7 @@ class CallOutput:
         # now, into the same list (and order) the replay's stream list is built from
         ended = p.engine.drain_ended()
         if len(ended):
-            p.ended_streams.append(ended)
+            p.streams_ended(ended)
         for chunk in p.ended_streams[self.ended_seen:]:
             bound = chunk[chunk["call_ref"] > 0]
             if len(bound):

@@ -522,6 +522,10 @@ class CallTracker:
                 call.last_rtp_ts = t
                 self._dirty[ref] = call   # the first RTP shortens the idle limit
 
+    def tracks(self, call_ref: int) -> bool:
+        """The call is open (not finished, not evicted)."""
+        return call_ref in self._timed
+
     # -- time -----------------------------------------------------------------
 
     def tick(self, now: float) -> None:
