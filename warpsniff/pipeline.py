@@ -283,6 +283,8 @@ class Pipeline:
         replay keeps them all for its report; the rows of calls still tracked
         (or finished and not yet joined) are kept per call until their call's
         media join, which they count in as the rows still in the table do."""
+        if not len(ended):
+            return
         if self.keep_calls:
             self.ended_streams.append(ended)
         bound = ended[ended["call_ref"] > 0]
