@@ -12,7 +12,10 @@
  * (ended, then active): `cmp` two of them to compare builds bit for bit.
  * WS_DRIVE_BIND=1: every stream's destination is bound to a call before each
  * round (learnt in an untimed first pass), as SDP binding leaves a replay:
- * the per-packet cost of bound streams, without Python in between. */
+ * the per-packet cost of bound streams, without Python in between.
+ * WS_DRIVE_ADOPT_EVERY=k: adoption on, and every k frames a binding for an
+ * address no stream uses, as a busy SIP side binds while this engine's
+ * streams stay unbound: what adoption costs unbound streams. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -68,15 +71,26 @@ int main(int argc, char **argv)
         /* what a G.711 offer's a=rtpmap lines give the binding */
         static const ws_pt_entry g711[] = {{0, WS_PT_AUDIO, 0, 8000}, {8, WS_PT_AUDIO, 0, 8000}};
         uint32_t npts = getenv("WS_DRIVE_NO_RTPMAP") ? 0 : 2;   /* m=audio ... 0 8 without a=rtpmap */
-        for (uint32_t i = 0; i < ndst; i++) ws_rtp_bind(&e.rtp, &dsts[i].dst, dsts[i].dport, i + 1, g711, npts);
+        for (uint32_t i = 0; i < ndst; i++) ws_rtp_bind(&e.rtp, &dsts[i].dst, dsts[i].dport, i + 1, g711, npts, 0);
         FILE *out = round == rounds - 1 && out_path ? fopen(out_path, "wb") : NULL;
         double t0 = cpu_seconds();
         if (ws_reader_open(&r, argv[1]) != WS_READ_OK) {
             fprintf(stderr, "%s: %s\n", argv[1], r.err);
             return 1;
         }
+        uint32_t adopt_every = getenv("WS_DRIVE_ADOPT_EVERY") ? (uint32_t)atoi(getenv("WS_DRIVE_ADOPT_EVERY")) : 0;
+        e.rtp.adopt_unbound = adopt_every != 0 && !getenv("WS_DRIVE_NO_ADOPT");   /* the control: same binds */
+        uint32_t binds = 0;
         for (;;) {
-            int rc = ws_engine_run(&e, &r, 1u << 20);
+            int rc = ws_engine_run(&e, &r, adopt_every ? adopt_every : 1u << 20);
+            if (adopt_every && (rc == WS_RUN_BUDGET || rc == WS_RUN_TICK || rc == WS_RUN_SIGNALLING)) {
+                ws_addr nowhere;   /* 198.18.0.0/15 (benchmarking), a port per bind: never a stream's */
+                memset(&nowhere, 0, sizeof nowhere);
+                nowhere.b[10] = nowhere.b[11] = 0xff;
+                nowhere.b[12] = 198, nowhere.b[13] = 18;
+                ws_rtp_bind(&e.rtp, &nowhere, (uint16_t)(1024 + binds++ % 60000), 1u << 30, NULL, 0, 0);
+            }
+            if (rc == WS_RUN_BUDGET) continue;
             if (rc == WS_RUN_SIGNALLING || rc == WS_RUN_TICK) {
                 ws_engine_sig_reset(&e);
             } else if (rc == WS_RUN_ENDED) {

@@ -106,11 +106,13 @@ cdef class Engine:
 
     # -- SDP media binding -------------------------------------------------
 
-    def bind(self, bytes addr16, uint16_t port, uint32_t call_ref, payload_types=()):
+    def bind(self, bytes addr16, uint16_t port, uint32_t call_ref, payload_types=(), int64_t since_ns=0):
         """RTP sent to (addr, port) belongs to call_ref; payload_types is a
-        sequence of (pt, clock_rate, kind) from SDP. Returns False when the
-        binding table is full. A port or payload type RTP cannot carry is a
-        ValueError/OverflowError, never silently truncated."""
+        sequence of (pt, clock_rate, kind) from SDP; since_ns the call's
+        INVITE time (with adopt_unbound, an unbound stream that began earlier
+        is not adopted). Returns False when the binding table is full. A port
+        or payload type RTP cannot carry is a ValueError/OverflowError, never
+        silently truncated."""
         cdef ws_pt_entry pts[WS_BIND_PTS]
         cdef uint32_t n = 0
         for pt, clock, kind in payload_types:
@@ -124,7 +126,7 @@ cdef class Engine:
             n += 1
         _check_addr16(addr16)
         cdef const char *addr = addr16
-        return ws_rtp_bind(&self.e.rtp, <const ws_addr *>addr, port, call_ref, pts, n) == 0
+        return ws_rtp_bind(&self.e.rtp, <const ws_addr *>addr, port, call_ref, pts, n, since_ns) == 0
 
     def unbind(self, bytes addr16, uint16_t port, uint32_t call_ref):
         _check_addr16(addr16)

@@ -203,7 +203,6 @@ cdef extern from "rtp/ws_rtp.h":
         uint32_t ended_count
         uint32_t bind_active
         uint8_t adopt_unbound
-        uint32_t bind_epoch
         uint64_t bind_dropped, bound_streams, latched, adopted
 
     const ws_field_desc ws_stream_record_fields[]
@@ -212,7 +211,7 @@ cdef extern from "rtp/ws_rtp.h":
     const size_t ws_rtcp_source_nfields
 
     int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
-                    const ws_pt_entry *pts, uint32_t npts) nogil
+                    const ws_pt_entry *pts, uint32_t npts, int64_t since_ns) nogil
     void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref) nogil
     uint32_t ws_rtp_snapshot(const ws_rtp_table *t, ws_stream_record *out, uint32_t max, int valid_only) nogil
 

@@ -296,7 +296,9 @@ def test_sdp_numbers_outside_rtp_bounds_bind_nothing_and_crash_nothing(tmp_path,
     offer += f"a=rtpmap:{rtpmap_pt} PCMA/8000\r\n".encode()
     setup_call(cap, d, t_invite=0.0, offer=offer, t_trying=0.1, t_answer=1.0, answer=sdp(*B_MEDIA))
     cap.rtp_flow(B_MEDIA, A_MEDIA, 0xB0B0B0B0, 1.1, 50)   # to the offer's address: bound only if the offer was
-    cap.rtp_flow(A_MEDIA, B_MEDIA, 0xA0A0A0A0, 1.1, 50)   # to the answer's: always bound
+    # to the answer's: always bound; sent from another port than the offer's, or latching its
+    # source (NAT) would bind the reverse stream to the offer's address whatever the offer said
+    cap.rtp_flow((A_MEDIA[0], A_MEDIA[1] + 2), B_MEDIA, 0xA0A0A0A0, 1.1, 50)
     if offer_port != 4000:                                 # to the port a 16-bit truncation would bind
         cap.rtp_flow(B_MEDIA, (A_MEDIA[0], offer_port % 65536), 0xC0C0C0C0, 1.1, 50)
     hangup(cap, d, 3.0)
@@ -708,6 +710,26 @@ def test_nat_latching_binds_reverse_direction(tmp_path):
     assert len(r.streams) == 2
 
 
+def test_nat_latching_takes_a_reverse_stream_that_started_first(tmp_path):
+    """The callee's media to the caller's NAT address starts 40 ms before the
+    caller's first packet latches that address: the callee's stream joins the
+    call at the latch, with all its packets (before, it stayed unbound)."""
+    cap = Capture()
+    sig = ("203.0.113.5", 5060)
+    d = Dialog("nat-2@10.0.0.1", caller=sig)
+    nat = ("203.0.113.5", 31000)
+    setup_call(cap, d, t_invite=0.0, offer=sdp("10.0.0.1", 4000), t_ring=0.3, t_answer=2.0,
+               answer=sdp(*B_MEDIA))
+    cap.rtp_flow(B_MEDIA, nat, 0xBBBB, 2.01, 100)     # to the NAT's address, which no SDP names
+    cap.rtp_flow(nat, B_MEDIA, 0xAAAA, 2.05, 100)     # the caller's first packet latches it
+    hangup(cap, d, 6.0)
+    r = run(tmp_path, cap)
+    line = one_call(r)
+    got = sorted((s["ssrc"], s["call_id"], s["packets"]) for s in line["streams"])
+    assert got == [(0xAAAA, "nat-2@10.0.0.1", 100), (0xBBBB, "nat-2@10.0.0.1", 100)]
+    assert len(r.streams) == 2
+
+
 def test_dynamic_payload_type_clock_from_rtpmap(tmp_path):
     cap = Capture()
     d = Dialog("opus-1@192.0.2.10")
@@ -973,3 +995,27 @@ def test_media_of_streams_that_went_idle_before_the_bye_still_counts(tmp_path):
     assert media.mos is not None
     assert sum(sum(h.counts) for h in p.aggregator.mos.values()) == 1
     assert sum(sum(h.counts) for h in p.aggregator.jitter.values()) == 2
+
+
+def test_media_seen_before_the_sdp_that_announces_it_joins_the_call(tmp_path):
+    """The tap sees the caller's first RTP to the answer's address 30 ms before
+    the 200 OK carrying that answer (SIP and media mirrored from different
+    ports, or SIP through a slower path): the stream is the call's from the
+    moment the answer binds it (no media is lost to an unbound stream). A
+    stream to the same address that began before the INVITE is someone
+    else's and stays unbound."""
+    cap = Capture()
+    stray_src = ("203.0.113.99", 7000)
+    cap.rtp_flow(stray_src, B_MEDIA, 0x77, -1.0, 150, pt=8)   # from before the INVITE until 2.0
+    d = Dialog("media-first-1@192.0.2.10")
+    setup_call(cap, d, t_invite=0.0, offer=sdp(*A_MEDIA), t_ring=0.4, t_answer=1.0, answer=sdp(*B_MEDIA))
+    cap.rtp_flow(A_MEDIA, B_MEDIA, 0x1, 0.97, 500)      # 30 ms before the answer is seen
+    cap.rtp_flow(B_MEDIA, A_MEDIA, 0x2, 1.05, 500)
+    hangup(cap, d, 11.5)
+    r = run(tmp_path, cap)
+    call = r.calls[0]
+    mine = {int(s["ssrc"]): int(s["packets"]) for s in stream_rows(r, call)}
+    assert mine == {0x1: 500, 0x2: 500}
+    stray = r.streams[r.streams["ssrc"] == 0x77]
+    assert len(stray) == 1 and int(stray["call_ref"][0]) == 0
+    assert len(r.streams) == 3

@@ -144,7 +144,7 @@ class _Engine:
     def __init__(self):
         self.bound = []
 
-    def bind(self, a16, port, call_ref, pts):
+    def bind(self, a16, port, call_ref, pts, since_ns=0):
         self.bound.append(port)
         return True
 

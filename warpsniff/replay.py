@@ -34,7 +34,7 @@ class EngineOptions:
     control_ports: tuple = ()   # UDP ports whose datagrams go to control handlers (rtpengine ng)
     signalling: bool = True     # False: RTP/RTCP streams only, SIP not looked for (--streams-only)
 
-    def build(self, adopt_unbound: bool = False) -> Engine:
+    def build(self, adopt_unbound: bool = True) -> Engine:
         engine = Engine(
             adopt_unbound=adopt_unbound,
             max_streams=self.max_streams,

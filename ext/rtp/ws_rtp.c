@@ -550,8 +550,25 @@ void ws_rtp_sweep_bindings(ws_rtp_table *t)
     }
 }
 
+/* The adoption epoch bucket of a destination: from its last address word and port. */
+WS_INLINE uint32_t epoch_bucket(uint64_t dst_low, uint16_t dport)
+{
+    return (uint32_t)(((dst_low ^ dport) * 0x9e3779b97f4a7c15ULL) >> 54) & (WS_BIND_EPOCHS - 1);
+}
+
+/* ... of a flow key given as words (ws_key_words: dst in w[2..3], ports in w[4]) */
+WS_INLINE uint32_t epoch_bucket_kw(const ws_key_words *kw)
+{
+#if WS_LITTLE_ENDIAN
+    uint16_t dport = (uint16_t)(kw->w[4] >> 16);
+#else
+    uint16_t dport = (uint16_t)(kw->w[4] >> 32);
+#endif
+    return epoch_bucket(kw->w[3], dport);
+}
+
 static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
-                                  const ws_pt_entry *pts, uint32_t npts, int latched)
+                                  const ws_pt_entry *pts, uint32_t npts, int latched, int64_t since_ns)
 {
     uint32_t pos, slot = bind_find(t, addr, port, &pos);
     if (slot == NOT_FOUND) {
@@ -586,20 +603,24 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
         t->bind_index.count++;
         t->bind_active++;
     }
+    if (t->adopt_unbound) {   /* unbound streams to this destination look again */
+        uint32_t *ep = &t->bind_epochs[epoch_bucket(ws_load64(addr->b + 8), port)];
+        if (!++*ep) *ep = 1; /* 0: never checked */
+    }
     ws_media_binding *b = &t->bindings[slot];
     b->call_ref = call_ref;
     b->gen = t->bind_gen_next++;
     b->latched = (uint8_t)latched;
+    b->since_ns = since_ns;
     b->npts = (uint8_t)(npts < WS_BIND_PTS ? npts : WS_BIND_PTS);
     memcpy(b->pts, pts, b->npts * sizeof *pts);
     return b;
 }
 
 int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
-                const ws_pt_entry *pts, uint32_t npts)
+                const ws_pt_entry *pts, uint32_t npts, int64_t since_ns)
 {
-    if (t->adopt_unbound && !++t->bind_epoch) t->bind_epoch = 1; /* 0: never checked */
-    return bind_set(t, addr, port, call_ref, pts, npts, 0) ? 0 : -1;
+    return bind_set(t, addr, port, call_ref, pts, npts, 0, since_ns) ? 0 : -1;
 }
 
 void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref)
@@ -609,13 +630,16 @@ void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t
     bind_free_slot(t, slot, pos);
 }
 
-/* Binds a new stream through its destination; media from an address no SDP
- * announced (NAT) is latched so the reverse direction binds too. */
-static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
+/* Binds a stream through its destination (a new one, or with `adopting` an
+ * unbound one that began before the binding, unless it began before the
+ * call's INVITE: someone else's); media from an address no SDP announced
+ * (NAT) is latched so the reverse direction binds too. */
+static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
 {
     uint32_t pos, slot = bind_find(t, &s->key.dst, s->key.dport, &pos);
     if (slot == NOT_FOUND) return;
     ws_media_binding *b = &t->bindings[slot];
+    if (adopting && s->first_ns < b->since_ns) return;
     s->flags |= WS_STREAM_BOUND;
     s->call_ref = b->call_ref;
     s->binding = slot;
@@ -625,8 +649,9 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s)
     if (bind_find(t, &s->key.src, s->key.sport, &rpos) == NOT_FOUND) {
         ws_pt_entry pts[WS_BIND_PTS];
         uint32_t npts = b->npts, parent_gen = b->gen;
+        int64_t since_ns = b->since_ns;
         memcpy(pts, b->pts, npts * sizeof *pts); /* b may move when the table grows */
-        ws_media_binding *l = bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1);
+        ws_media_binding *l = bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1, since_ns);
         if (l) {
             l->parent = b->latched ? b->parent : slot;
             l->parent_gen = b->latched ? b->parent_gen : parent_gen;
@@ -680,11 +705,15 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
     if (WS_LIKELY(slot != NOT_FOUND)) {
         s = &t->streams[slot];
         if (WS_UNLIKELY(!(s->flags & WS_STREAM_BOUND))) {
-            /* an unbound stream's bind_gen is the bind_epoch it last checked */
-            if (WS_UNLIKELY(s->bind_gen != t->bind_epoch) && !s->call_ref) {
-                s->bind_gen = t->bind_epoch;
-                stream_bind(t, s);
-                t->adopted += (s->flags & WS_STREAM_BOUND) != 0;
+            /* an unbound stream's bind_gen is its bucket's epoch when it last checked;
+             * with no binding at all (RTP only) there is nothing to look at */
+            if (t->adopt_unbound && t->bind_active && !s->call_ref) {
+                uint32_t ep = t->bind_epochs[epoch_bucket_kw(kw)];
+                if (WS_UNLIKELY(s->bind_gen != ep)) {
+                    s->bind_gen = ep;
+                    stream_bind(t, s, 1);
+                    t->adopted += (s->flags & WS_STREAM_BOUND) != 0;
+                }
             }
         } else if (WS_UNLIKELY(t->bindings[s->binding].gen != s->bind_gen)) {
             /* the destination was re-bound (re-INVITE) or released (call over) */
@@ -713,8 +742,9 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
         s->probe_first = seq;
         s->first_ns = ts_ns;
         s->payload_type = pt;
-        if (t->bind_active) stream_bind(t, s);
-        if (!(s->flags & WS_STREAM_BOUND)) s->bind_gen = t->bind_epoch;
+        if (t->bind_active) stream_bind(t, s, 0);
+        if (!(s->flags & WS_STREAM_BOUND) && t->adopt_unbound)
+            s->bind_gen = t->bind_epochs[epoch_bucket_kw(kw)];
     }
     s->packets++;
     s->bytes += n;

@@ -38,6 +38,7 @@ typedef struct ws_pt_entry {
 } ws_pt_entry;
 
 #define WS_BIND_PTS 8
+#define WS_BIND_EPOCHS 1024   /* adoption: destinations hashed into this many epochs */
 
 /* Media destination (address, port) announced in SDP, owned by one call.
  * A stream whose destination matches is bound to the call at creation. */
@@ -50,6 +51,7 @@ typedef struct ws_media_binding {
     uint8_t _pad[2];
     uint32_t parent;     /* latched: the SDP binding it was learnt through */
     uint32_t parent_gen; /* ... valid while that binding keeps this gen */
+    int64_t since_ns;    /* the call's INVITE: an older unbound stream is not adopted */
     ws_pt_entry pts[WS_BIND_PTS];
 } ws_media_binding;
 
@@ -248,12 +250,16 @@ typedef struct ws_rtp_table {
     uint32_t *bind_free;
     uint32_t bind_used, bind_capacity, bind_max, bind_free_count, bind_active;
     uint32_t bind_gen_next;
-    /* Several capture workers: SIP seen on one worker binds media another
-     * worker may already have started as an unbound stream. With
-     * adopt_unbound set, every bind moves bind_epoch, and an unbound stream
-     * that has not looked since checks once whether it is now bound. */
+    /* Media that starts before the SIP that binds it has been read (seen
+     * first by the tap, or by another capture worker): with adopt_unbound
+     * set, a bind moves the epoch of its destination's bucket, and an
+     * unbound stream whose bucket moved since it last looked checks once
+     * whether it is now bound (and adopts the binding unless it began
+     * before that call's INVITE). Buckets, not one epoch: on a busy link
+     * binds come every millisecond, and unbound streams must not look up
+     * the binding table on every packet. */
     uint8_t adopt_unbound;
-    uint32_t bind_epoch;
+    uint32_t bind_epochs[WS_BIND_EPOCHS];
     uint64_t bind_dropped, bound_streams, latched, adopted;
     /* streams that left the table, waiting for Python */
     ws_stream_record *ended;
@@ -280,9 +286,11 @@ int ws_rtp_packet_v4(ws_rtp_table *t, uint32_t src_raw, uint32_t dst_raw, uint16
 int ws_rtcp_packet(ws_rtp_table *t, const ws_flow_key *k5, int64_t ts_ns, const uint8_t *p, uint32_t n);
 
 /* Binds media sent to (addr, port) to call_ref with SDP's payload types;
- * replaces another call's binding there. Returns 0, or -1 when full. */
+ * replaces another call's binding there. since_ns: the call's INVITE time
+ * (unbound streams older than that are not adopted). Returns 0, or -1 when
+ * full. */
 int ws_rtp_bind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref,
-                const ws_pt_entry *pts, uint32_t npts);
+                const ws_pt_entry *pts, uint32_t npts, int64_t since_ns);
 /* Removes the binding at (addr, port) if call_ref still owns it. */
 void ws_rtp_unbind(ws_rtp_table *t, const ws_addr *addr, uint16_t port, uint32_t call_ref);
 

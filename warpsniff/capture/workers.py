@@ -71,10 +71,10 @@ class EngineGroup:
 
     # -- bindings from SIP: every engine may see the call's media -------------
 
-    def bind(self, addr16: bytes, port: int, call_ref: int, payload_types=()) -> bool:
+    def bind(self, addr16: bytes, port: int, call_ref: int, payload_types=(), since_ns: int = 0) -> bool:
         payload_types = tuple(payload_types)
         for w in self.workers:
-            w.pending.append((Engine.bind, (addr16, port, call_ref, payload_types)))
+            w.pending.append((Engine.bind, (addr16, port, call_ref, payload_types, since_ns)))
         return True  # a full table counts in bindings_dropped, engine by engine
 
     def unbind(self, addr16: bytes, port: int, call_ref: int) -> None:

@@ -482,6 +482,7 @@ class CallTracker:
 
     def _bind(self, call: Call, sdp: SessionDescription, side: str, in_dialog: bool) -> None:
         aliases = self.config.nat_aliases
+        since_ns = round(call.invite_ts * 1e9)   # media older than the call is not adopted by it
         for m in sdp.media:
             addr_text = m.connection or sdp.connection
             if in_dialog and m.kind == "audio" and (
@@ -507,7 +508,7 @@ class CallTracker:
                     continue
                 if a16 == UNSPECIFIED_V4:
                     continue
-                if self.engine.bind(a16, m.port, call.call_ref, pts):
+                if self.engine.bind(a16, m.port, call.call_ref, pts, since_ns):
                     call.media[(a16, m.port)] = side
 
     def media_activity(self, last_rtp_by_ref: dict) -> None:
