@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 import warpsniff.pipeline as pipeline_mod
+from warpsniff.metrics.collector import SnifferCollector
+from warpsniff.pipeline import Pipeline
 from warpsniff.replay import EngineOptions, replay
 from warpsniff.report import call_to_dict
 from warpsniff.sip.calls import CallConfig, CallTracker
@@ -974,7 +976,6 @@ def test_media_of_streams_that_went_idle_before_the_bye_still_counts(tmp_path):
     """RTP stops at 11 s, its streams leave the table (idle timeout 3 s) at about
     14 s, the BYE comes at 20 s: the call's metrics (per-call media, MOS and
     jitter histograms) still come from those streams, as its CDR's do."""
-    from warpsniff.pipeline import Pipeline
 
     cap = Capture()
     d = Dialog("idle-before-bye-1@192.0.2.10")
@@ -1012,10 +1013,15 @@ def test_media_seen_before_the_sdp_that_announces_it_joins_the_call(tmp_path):
     cap.rtp_flow(A_MEDIA, B_MEDIA, 0x1, 0.97, 500)      # 30 ms before the answer is seen
     cap.rtp_flow(B_MEDIA, A_MEDIA, 0x2, 1.05, 500)
     hangup(cap, d, 11.5)
-    r = run(tmp_path, cap)
+    path = cap.write(tmp_path / "c.pcap")
+    p = Pipeline(EngineOptions())
+    r = replay([str(path)], pipeline=p)
     call = r.calls[0]
     mine = {int(s["ssrc"]): int(s["packets"]) for s in stream_rows(r, call)}
     assert mine == {0x1: 500, 0x2: 500}
     stray = r.streams[r.streams["ssrc"] == 0x77]
     assert len(stray) == 1 and int(stray["call_ref"][0]) == 0
     assert len(r.streams) == 3
+    # and the operator can see it happen: one stream adopted, one bound at its start
+    family = next(f for f in SnifferCollector(p).collect() if f.name == "warpsniff_streams_bound")
+    assert {s.labels["how"]: s.value for s in family.samples} == {"at_start": 1, "adopted": 1}

@@ -186,6 +186,15 @@ class SnifferCollector:
         yield GaugeMetricFamily("warpsniff_active_dialogs", "Call attempts being tracked.", value=dialogs)
         yield GaugeMetricFamily("warpsniff_active_streams", "RTP streams in the engine table.",
                                 value=c["streams_active"])
+        bound = CounterMetricFamily("warpsniff_streams_bound", "RTP streams bound to a call, by when: at_start "
+                                    "(an SDP or a latch covered their destination when they began) or adopted "
+                                    "(the binding came after their first packet).", labels=["how"])
+        bound.add_metric(["at_start"], c["bound_streams"] - c["adopted_streams"])
+        bound.add_metric(["adopted"], c["adopted_streams"])
+        yield bound
+        yield CounterMetricFamily("warpsniff_latched_addresses", "Media source addresses no SDP announced, bound "
+                                  "to a call because its media came from them (NAT latching).",
+                                  value=c["latched_bindings"])
         ev = CounterMetricFamily("warpsniff_table_evictions", "Entries pushed out of a full table.",
                                  labels=["table"])
         ev.add_metric(["streams"], c["stream_evictions"])
