@@ -97,3 +97,33 @@ def test_rows_of_calls_selects_what_isin_selects():
         got = rows_of_calls(streams, refs)
         assert got.tobytes() == want.tobytes(), count
         assert len(got) == sum(1 for r in streams["call_ref"].tolist() if r in refs)
+
+
+def test_rows_kept_for_an_open_call_are_bounded_and_the_rest_counted():
+    """A flood of new SSRCs to one call's port ends stream after stream while
+    the call is up: at most MAX_ENDED_ROWS_PER_CALL of their rows wait for the
+    call's media join; the rest are counted (warpsniff_table_evictions_total
+    {table="call_media"}), not kept."""
+    from test_timers import CALLEE, CALLER, Headers
+    from warpsniff.metrics.collector import SnifferCollector
+    from warpsniff.pipeline import MAX_ENDED_ROWS_PER_CALL
+    from warpsniff.replay import EngineOptions
+
+    p = Pipeline(EngineOptions())
+    p.tracker.message(Headers(call_id="flood@test", is_request=True, method="INVITE", cseq=1,
+                              cseq_method="INVITE", via_branch="z9hG4bK1", from_tag="a"),
+                      b"", 1.0, CALLER, CALLEE)
+    ref = p.tracker.calls["flood@test"].call_ref
+    flood = MAX_ENDED_ROWS_PER_CALL + 904
+    for chunk in range(0, flood, 1000):
+        rows = np.zeros(min(1000, flood - chunk), dtype=STREAM_DTYPE)
+        rows["call_ref"] = ref
+        rows["ssrc"] = np.arange(chunk, chunk + len(rows))
+        p.streams_ended(rows)
+    kept = np.concatenate(p.ended_by_call[ref])
+    assert len(kept) == MAX_ENDED_ROWS_PER_CALL
+    assert kept["ssrc"].tolist() == list(range(MAX_ENDED_ROWS_PER_CALL))   # the first ones, in order
+    family = next(f for f in SnifferCollector(p).collect() if f.name == "warpsniff_table_evictions")
+    assert {s.labels["table"]: s.value for s in family.samples}["call_media"] == 904
+    p.streams_ended(np.zeros(3, dtype=STREAM_DTYPE))   # unbound rows: nobody's, nothing kept
+    assert sum(len(k) for k in p.ended_by_call[ref]) == MAX_ENDED_ROWS_PER_CALL

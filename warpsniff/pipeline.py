@@ -32,6 +32,9 @@ from warpsniff.sip.calls import Call, CallConfig, CallTracker
 from warpsniff.sip.correlator import SignallingCorrelator
 
 V4_PREFIX = bytes(10) + b"\xff\xff"
+# Rows of streams that left the table kept for one open call until its media join: a call
+# has a handful; a flood of new SSRCs to a call's port must not grow memory for hours.
+MAX_ENDED_ROWS_PER_CALL = 4096
 
 
 def rows_of_calls(streams: np.ndarray, refs) -> np.ndarray:
@@ -117,6 +120,7 @@ class Pipeline:
         self.pending: list[Call] = []        # finished, media not yet joined
         self.ended_streams: list[np.ndarray] = []   # replay: every stream that left the table
         self.ended_by_call: dict = {}   # call_ref -> rows that left the table, until the call's media join
+        self.ended_rows_dropped = 0     # beyond MAX_ENDED_ROWS_PER_CALL
         self.on_call = on_call
         self.tracker = CallTracker(self.engine, call_config, on_call=self.pending.append,
                                    on_attempt=self.aggregator.attempt_started,
@@ -293,7 +297,13 @@ class Pipeline:
         pending = {c.call_ref for c in self.pending}
         for ref, rows in streams_by_call(bound, set(bound["call_ref"].tolist())).items():
             if self.tracker.tracks(ref) or ref in pending:
-                self.ended_by_call.setdefault(ref, []).append(rows)
+                kept = self.ended_by_call.setdefault(ref, [])
+                room = MAX_ENDED_ROWS_PER_CALL - sum(len(k) for k in kept)
+                if room < len(rows):
+                    self.ended_rows_dropped += len(rows) - max(room, 0)
+                    rows = rows[:max(room, 0)]
+                if len(rows):
+                    kept.append(rows)
 
     def _drain_signalling(self, engine=None) -> None:
         if engine is None and isinstance(self.engine, EngineGroup):

@@ -168,6 +168,7 @@ class SnifferCollector:
             tcp = p.correlator.tcp.stats
             overflows = dict(p.aggregator.guard.overflows)
             dialogs = len(p.tracker.calls)
+            call_media_dropped = p.ended_rows_dropped
             rings = p.capture_stats()
         yield CounterMetricFamily("warpsniff_packets", "Frames seen.", value=c["frames"])
         yield CounterMetricFamily("warpsniff_bytes", "Bytes on the wire of frames seen.", value=c["bytes"])
@@ -201,6 +202,7 @@ class SnifferCollector:
         ev.add_metric(["calls"], sip.evicted)
         ev.add_metric(["media_bindings"], c["bindings_dropped"])
         ev.add_metric(["tcp_streams"], tcp.streams_evicted)
+        ev.add_metric(["call_media"], call_media_dropped)
         yield ev
         drops = CounterMetricFamily("warpsniff_reassembly_drops", "Data lost by fragment or TCP reassembly.",
                                     labels=["kind"])
