@@ -330,7 +330,7 @@ class Pipeline:
             self.streams_ended(self.engine.drain_ended())
             if snapshot is not None:
                 current = snapshot
-            elif isinstance(self.engine, EngineGroup):   # unbound rows too: claim_unbound_media
+            elif self._claims_media():   # unbound rows too: claim_unbound_media
                 current = self.engine.streams()
             else:                  # only the finishing calls' rows, not a copy of the table
                 current = self.engine.streams_of_calls([c.call_ref for c in self.pending])
@@ -338,6 +338,12 @@ class Pipeline:
         if self.call_sink is not None:
             self.call_sink.tick(self)
         self.aggregator.expire_media(now)
+
+    def _claims_media(self) -> bool:
+        """Several capture workers: a stream can end on one before the SIP read on
+        another has bound it (one engine adopts media that began before its SDP,
+        and no stream ends before its SDP is read)."""
+        return isinstance(self.engine, EngineGroup) and len(self.engine.workers) > 1
 
     def _last_rtp_of(self, refs: list) -> dict:
         """call_ref -> latest RTP time (s) of those calls' streams in the table."""
@@ -442,7 +448,7 @@ class Pipeline:
         if ended:
             streams = np.concatenate([streams] + ended)
         quality = self.quality_context(calls)
-        if isinstance(self.engine, EngineGroup):
+        if self._claims_media():
             streams = claim_unbound_media(streams, calls)
         refs = {c.call_ref for c in calls}
         by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
