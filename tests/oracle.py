@@ -123,6 +123,34 @@ _RTP_PACKET_FIELDS = [
 ]
 
 
+def tshark_rtp_setup_call_ids(pcap: Path, decode_as: tuple = ()) -> dict:
+    """(src, sport, dst, dport, ssrc) -> the Call-IDs of the SIP messages whose
+    SDP tshark set the stream's conversation up from (`rtp.setup-frame`,
+    method SDP) over the stream's packets (a later SDP naming the same
+    address, another B2BUA leg's say, takes the conversation over), for every
+    RTP stream tshark ties to one (heuristic RTP on)."""
+    cmd = [require_tshark(), "-n", "-o", "rtp.heuristic_rtp:TRUE", "-r", str(pcap), "-Y", "rtp.setup-frame",
+           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=l"]
+    for rule in decode_as:
+        cmd += ["-d", rule]
+    for f in ("ip.src", "ipv6.src", "udp.srcport", "ip.dst", "ipv6.dst", "udp.dstport", "rtp.ssrc",
+              "rtp.setup-frame", "rtp.setup-method"):
+        cmd += ["-e", f]
+    setup: dict = {}
+    for line in subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout.splitlines():
+        ip_src, ip6_src, sport, ip_dst, ip6_dst, dport, ssrc, frame, method = line.split("\t")
+        if method == "SDP" and ssrc:
+            key = (ip_src or ip6_src, int(sport), ip_dst or ip6_dst, int(dport), int(ssrc, 16))
+            setup.setdefault(key, set()).add(int(frame))
+    call_ids = {int(frame): call_id for frame, call_id in
+                tshark_fields(pcap, "sip", ["frame.number", "sip.Call-ID"], extra=_decode_as(decode_as))}
+    return {key: frozenset(call_ids[f] for f in frames if call_ids.get(f)) for key, frames in setup.items()}
+
+
+def _decode_as(rules: tuple) -> tuple:
+    return tuple(arg for rule in rules for arg in ("-d", rule))
+
+
 def tshark_rtp_packets(pcap: Path, decode_as: tuple = (), extra: tuple = ()) -> list[TsharkRtpPacket]:
     """Every frame tshark dissects as RTP (heuristic RTP on), in capture order.
 

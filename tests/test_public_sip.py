@@ -50,8 +50,10 @@ from oracle import (
     tshark_fields,
     tshark_frame_times,
     tshark_rtp_packets,
+    tshark_rtp_setup_call_ids,
     tshark_sip_messages,
 )
+from warpsniff.sip.calls import ip_text
 from tracker_tap import replay_tapped
 from warpsniff.replay import replay
 
@@ -806,6 +808,34 @@ FACTS: dict[str, dict] = {
     "suricata-verify__sip-options-method.pcap": dict(finals={}),
     # sngrep__aaa.pcap: its own test below
 }
+
+
+@pytest.mark.parametrize("name", PARAMS)
+def test_streams_belong_to_the_call_whose_sdp_tshark_sets_them_up_from(shared, name):
+    """Every RTP stream tshark ties to a SIP call's SDP (`rtp.setup-frame`) is
+    that call's in warpsniff too: its Call-ID is one of the Call-IDs whose SDP
+    tshark set the stream up from (several where B2BUA legs name the same
+    address). The one exception tshark's view allows is media that starts
+    after its call failed: tshark keeps the SDP's conversation, warpsniff ends
+    the call's bindings with the final response (docs/calls.md), so such a
+    stream belongs to no call; the test checks the failure came first."""
+    want = tshark_rtp_setup_call_ids(SHARED_PCAPS / name, CAPTURES[name])
+    result = warpsniff(name).result
+    call_ids = {c.call_ref: c.call_id for c in result.calls}
+    got = {(ip_text(bytes(s["src"])), int(s["sport"]), ip_text(bytes(s["dst"])), int(s["dport"]), int(s["ssrc"])):
+           call_ids.get(int(s["call_ref"])) for s in result.streams}
+    differ = {key: (cids, got.get(key, "no such stream")) for key, cids in want.items()
+              if cids and got.get(key) not in cids}
+    if not differ:
+        return
+    messages = truth(name).messages
+    first_packet = {}
+    for pk in tshark_rtp_packets(SHARED_PCAPS / name, CAPTURES[name]):
+        first_packet.setdefault((pk.src, pk.sport, pk.dst, pk.dport, pk.ssrc), pk.arrival_ns)
+    for key, (cids, ours) in differ.items():
+        failures = [m.ts_ns for m in messages if m.call_id in cids and m.code is not None and m.code >= 300
+                    and m.cseq_method == "INVITE" and m.code not in (401, 407)]
+        assert ours is None and failures and min(failures) < first_packet[key], (name, key, cids, ours)
 
 
 @pytest.mark.parametrize("name", sorted(FACTS))
