@@ -815,7 +815,8 @@ def test_streams_belong_to_the_call_whose_sdp_tshark_sets_them_up_from(shared, n
     """Every RTP stream tshark ties to a SIP call's SDP (`rtp.setup-frame`) is
     that call's in warpsniff too: its Call-ID is one of the Call-IDs whose SDP
     tshark set the stream up from (several where B2BUA legs name the same
-    address). The one exception tshark's view allows is media that starts
+    address); and no stream is a call's in warpsniff that tshark does not tie
+    to that call. The one exception tshark's view allows is media that starts
     after its call failed: tshark keeps the SDP's conversation, warpsniff ends
     the call's bindings with the final response (docs/calls.md), so such a
     stream belongs to no call; the test checks the failure came first."""
@@ -824,6 +825,8 @@ def test_streams_belong_to_the_call_whose_sdp_tshark_sets_them_up_from(shared, n
     call_ids = {c.call_ref: c.call_id for c in result.calls}
     got = {(ip_text(bytes(s["src"])), int(s["sport"]), ip_text(bytes(s["dst"])), int(s["dport"]), int(s["ssrc"])):
            call_ids.get(int(s["call_ref"])) for s in result.streams}
+    # and the other way: no stream is a call's that tshark ties to no SDP of that call
+    assert not {key: cid for key, cid in got.items() if cid is not None and cid not in want.get(key, ())}
     differ = {key: (cids, got.get(key, "no such stream")) for key, cids in want.items()
               if cids and got.get(key) not in cids}
     if not differ:
