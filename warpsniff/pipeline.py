@@ -50,18 +50,6 @@ def rows_of_calls(streams: np.ndarray, refs) -> np.ndarray:
     return streams[np.isin(column, np.fromiter(refs, dtype=np.uint32, count=len(refs)))]
 
 
-def last_rtp_by_call(streams: np.ndarray, refs: Optional[np.ndarray] = None) -> dict:
-    """call_ref -> latest RTP time (s), from a stream snapshot; only for the
-    call_refs in `refs` when given (the calls still tracked)."""
-    bound = streams[streams["call_ref"] > 0] if refs is None else streams[np.isin(streams["call_ref"], refs)]
-    if not len(bound):
-        return {}
-    refs, inverse = np.unique(bound["call_ref"], return_inverse=True)
-    latest = np.zeros(len(refs), dtype=np.int64)
-    np.maximum.at(latest, inverse, bound["last_ns"])
-    return {int(r): int(t) / 1e9 for r, t in zip(refs, latest)}
-
-
 def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     """call_ref -> that call's rows, for the refs asked, in one pass (sort once,
     not one scan of the snapshot per call)."""
@@ -359,7 +347,7 @@ class Pipeline:
         capture left them, for an exporter that keeps serving."""
         with self.lock:
             self._drain_signalling()
-            self.tracker.media_activity(last_rtp_by_call(self.engine.streams(), self._tracked_refs()))
+            self.tracker.media_activity(self._last_rtp_of(self._tracked_refs()))
             if close_calls:
                 self.tracker.close()
             self.streams_ended(self.engine.drain_ended())

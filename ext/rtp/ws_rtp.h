@@ -116,7 +116,7 @@ typedef struct ws_rtp_stream {
     float max_jitter;
     uint32_t jitter_samples;
     uint32_t max_delta_us;
-    uint32_t bind_gen;       /* the binding's gen when we bound (unbound: the bind_epoch last checked) */
+    uint32_t bind_gen;       /* the binding's gen when we bound (unbound: its bucket's epoch last checked) */
     uint32_t binding;        /* slot in the binding table while bound */
     uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
     ws_pt_entry cached_pt;   /* last payload type resolved through the binding */

@@ -4,15 +4,22 @@
  * the same fields and record conversion ws_rtp_snapshot uses. */
 #include "ws_rtp_select.h"
 
-static int ref_wanted(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
+/* Where ref is, or would be, in refs (sorted ascending). */
+static uint32_t ref_index(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
 {
-    uint32_t lo = 0, hi = nrefs;            /* refs sorted ascending */
+    uint32_t lo = 0, hi = nrefs;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (refs[mid] < ref) lo = mid + 1;
         else hi = mid;
     }
-    return lo < nrefs && refs[lo] == ref;
+    return lo;
+}
+
+static int ref_wanted(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
+{
+    uint32_t i = ref_index(ref, refs, nrefs);
+    return i < nrefs && refs[i] == ref;
 }
 
 static int selected(const ws_rtp_stream *s, const uint32_t *refs, uint32_t nrefs, int valid_only)
@@ -41,17 +48,6 @@ uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_
     for (uint32_t i = 0; i < t->used; i++)
         n += (uint32_t)selected(&t->streams[i], refs, nrefs, valid_only);
     return n;
-}
-
-static uint32_t ref_index(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
-{
-    uint32_t lo = 0, hi = nrefs;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (refs[mid] < ref) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
 }
 
 uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int64_t *last_ns)
