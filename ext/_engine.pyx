@@ -62,14 +62,6 @@ SIGNALLING_DTYPE = _dtype(ws_sig_record_fields, ws_sig_record_nfields, sizeof(ws
 cdef class Engine:
     """Decodes frames and keeps RTP/RTCP state. One per capture job."""
 
-    cdef ws_engine *e
-    cdef ws_reader reader
-    cdef bint reader_open
-    cdef object path
-    cdef ws_ring ring
-    cdef bint ring_open
-    cdef object spool_dir
-
     def __cinit__(self, uint32_t max_streams=200000, sip_ports=(5060,),
                   rtp_port_range=(1024, 65535), double idle_timeout=300.0,
                   bint sip_by_content=True, control_ports=(), bint adopt_unbound=False):
@@ -454,54 +446,126 @@ cdef inline str _text(const uint8_t *base, ws_span sp):
 
 
 cdef class SipHeaders:
-    """The fields of one SIP message that dialog correlation needs."""
-    cdef readonly int status, code, cseq, via_count
-    cdef readonly bint is_request
-    cdef readonly str method, cseq_method, request_uri, reason, call_id
-    cdef readonly str from_uri, from_tag, to_uri, to_tag, via_branch
-    cdef readonly str content_type, session_expires, correlation
-    cdef readonly uint32_t header_len, msg_len, body_off, body_len, content_length
+    """The fields of one SIP message that dialog correlation needs (strings
+    are decoded when read)."""
+
+    @property
+    def status(self):
+        return self.m.status
 
     @property
     def status_name(self):
-        return SIP_STATUS[self.status]
+        return SIP_STATUS[self.m.status]
+
+    @property
+    def is_request(self):
+        return bool(self.m.is_request)
+
+    @property
+    def code(self):
+        return self.m.code
+
+    @property
+    def cseq(self):
+        return self.m.cseq
+
+    @property
+    def via_count(self):
+        return self.m.via_count
+
+    @property
+    def header_len(self):
+        return self.m.header_len
+
+    @property
+    def msg_len(self):
+        return self.m.msg_len
+
+    @property
+    def body_off(self):
+        return self.m.body.off
+
+    @property
+    def body_len(self):
+        return self.m.body.len
+
+    @property
+    def content_length(self):
+        return self.m.content_length
+
+    cdef str _field(self, ws_span sp):
+        if self.m.status == WS_SIP_KEEPALIVE or self.m.status == WS_SIP_INCOMPLETE:
+            return None
+        return _text(<const uint8_t *>(<const char *>self.text), sp)
+
+    @property
+    def method(self):
+        if not self.m.is_request or self.m.status == WS_SIP_KEEPALIVE or self.m.status == WS_SIP_INCOMPLETE:
+            return None
+        return SIP_METHODS[self.m.method] if self.m.method else self._field(self.m.method_name)
+
+    @property
+    def cseq_method(self):
+        if self.m.status == WS_SIP_KEEPALIVE or self.m.status == WS_SIP_INCOMPLETE:
+            return None
+        return SIP_METHODS[self.m.cseq_method] if self.m.cseq_method else None
+
+    @property
+    def request_uri(self):
+        return self._field(self.m.request_uri)
+
+    @property
+    def reason(self):
+        return self._field(self.m.reason)
+
+    @property
+    def call_id(self):
+        return self._field(self.m.call_id)
+
+    @property
+    def from_uri(self):
+        return self._field(self.m.from_uri)
+
+    @property
+    def from_tag(self):
+        return self._field(self.m.from_tag)
+
+    @property
+    def to_uri(self):
+        return self._field(self.m.to_uri)
+
+    @property
+    def to_tag(self):
+        return self._field(self.m.to_tag)
+
+    @property
+    def via_branch(self):
+        return self._field(self.m.via_branch)
+
+    @property
+    def content_type(self):
+        return self._field(self.m.content_type)
+
+    @property
+    def session_expires(self):
+        return self._field(self.m.session_expires)
+
+    @property
+    def correlation(self):
+        return self._field(self.m.correlation)
 
 
 def parse_sip(const uint8_t[::1] data, bint datagram=True, bytes correlation_header=None):
-    """Parses one SIP message at the start of data (native scan)."""
-    cdef ws_sip_msg m
+    """Parses one SIP message at the start of data (native scan, in place;
+    the fields are decoded from a copy when read)."""
+    cdef SipHeaders h = SipHeaders.__new__(SipHeaders)
     cdef const uint8_t *p = &data[0] if data.shape[0] else <const uint8_t *>b""
     cdef const char *corr = NULL
     if correlation_header is not None:
         corr = correlation_header
     with nogil:
-        ws_sip_parse(p, data.shape[0], datagram, corr, &m)
-    cdef SipHeaders h = SipHeaders.__new__(SipHeaders)
-    h.status = m.status
-    h.is_request = m.is_request
-    h.code = m.code
-    h.cseq = m.cseq
-    h.via_count = m.via_count
-    h.header_len = m.header_len
-    h.msg_len = m.msg_len
-    h.body_off = m.body.off
-    h.body_len = m.body.len
-    h.content_length = m.content_length
-    if m.status == WS_SIP_KEEPALIVE or m.status == WS_SIP_INCOMPLETE:
-        return h
-    h.method = (_text(p, m.method_name) if m.method == 0 else SIP_METHODS[m.method]) if m.is_request else None
-    h.cseq_method = SIP_METHODS[m.cseq_method] if m.cseq_method else None
-    h.request_uri = _text(p, m.request_uri)
-    h.reason = _text(p, m.reason)
-    h.call_id = _text(p, m.call_id)
-    h.from_uri = _text(p, m.from_uri)
-    h.from_tag = _text(p, m.from_tag)
-    h.to_uri = _text(p, m.to_uri)
-    h.to_tag = _text(p, m.to_tag)
-    h.via_branch = _text(p, m.via_branch)
-    h.content_type = _text(p, m.content_type)
-    h.session_expires = _text(p, m.session_expires)
-    h.correlation = _text(p, m.correlation)
+        ws_sip_parse(p, data.shape[0], datagram, corr, &h.m)
+    h.text = bytes(data)
     return h
 
 
@@ -645,3 +709,6 @@ def extract_calls(inputs, calls):
             free(<void *>cc[i].media)
         free(cc)
         free(paths)
+
+
+include "sip/dialogs.pyx"

@@ -225,6 +225,23 @@ cdef extern from "rtp/ws_rtp_select.h":
 
 
 cdef extern from "sip/ws_sip.h":
+    ctypedef enum ws_sip_method:
+        WS_SIP_OTHER
+        WS_SIP_INVITE
+        WS_SIP_ACK
+        WS_SIP_BYE
+        WS_SIP_CANCEL
+        WS_SIP_OPTIONS
+        WS_SIP_REGISTER
+        WS_SIP_PRACK
+        WS_SIP_UPDATE
+        WS_SIP_INFO
+        WS_SIP_REFER
+        WS_SIP_NOTIFY
+        WS_SIP_SUBSCRIBE
+        WS_SIP_MESSAGE
+        WS_SIP_PUBLISH
+
     ctypedef enum ws_sip_status:
         WS_SIP_OK
         WS_SIP_INCOMPLETE
@@ -235,6 +252,9 @@ cdef extern from "sip/ws_sip.h":
         WS_SIP_HEADER_TOO_LONG
         WS_SIP_BINARY
         WS_SIP_KEEPALIVE
+
+    enum:
+        WS_SIP_NO_LENGTH
 
     ctypedef struct ws_span:
         uint32_t off
@@ -278,6 +298,13 @@ cdef extern from "sip/ws_sdp.h":
         WS_SDP_OK
         WS_SDP_NOT_SDP
         WS_SDP_UNUSUAL
+
+    ctypedef enum ws_sdp_direction:
+        WS_SDP_DIR_NONE
+        WS_SDP_SENDRECV
+        WS_SDP_SENDONLY
+        WS_SDP_RECVONLY
+        WS_SDP_INACTIVE
 
     ctypedef enum ws_sdp_conn_state:
         WS_SDP_CONN_ABSENT
@@ -334,6 +361,12 @@ cdef extern from "engine/ws_engine.h":
         WS_RUN_BUDGET
         WS_RUN_TICK
         WS_RUN_IDLE
+
+    enum:
+        WS_SIG_UDP
+        WS_SIG_TCP
+        WS_SIG_SCTP
+        WS_SIG_CONTROL
 
     ctypedef struct ws_sig_record:
         int64_t ts_ns

@@ -851,8 +851,11 @@ def test_invite_flood_is_bounded_by_max_calls(tmp_path, monkeypatch):
     peak = {"calls": 0, "seen": 0, "legs": 0}
 
     class Watched(CallTracker):
-        def message(self, *args, **kw):
-            super().message(*args, **kw)
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.taps.append(self.watch)   # after each message
+
+        def watch(self, *message):
             peak["calls"] = max(peak["calls"], len(self.calls))
             peak["seen"] = max(peak["seen"], len(self.seen_other) + sum(len(c.seen) for c in self.calls.values()))
             peak["legs"] = max(peak["legs"], len(self.legs))

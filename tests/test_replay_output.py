@@ -29,7 +29,7 @@ IDLE = 0.5   # streams leave the table half a second after their last packet
 def few_recent_calls(monkeypatch):
     """The tracker keeps the last 1,024 finished calls for late reports, and a
     CDR waits for its call to leave that list; the sample has 20 calls."""
-    monkeypatch.setattr("warpsniff.sip.calls.RECENT_CALLS", 2)
+    monkeypatch.setattr("warpsniff._engine.RECENT_CALLS", 2)   # the tracker reads it there
 
 
 def _pcap_time(ns: int):

@@ -1,26 +1,28 @@
 """What warpsniff's call tracker is handed: replays a capture with a tap on
-CallTracker.message, so a test can compare the messages warpsniff parsed with
-an oracle's, message by message."""
+the tracker (CallTracker.taps), so a test can compare the messages warpsniff
+parsed with an oracle's, message by message."""
 from __future__ import annotations
 
 from typing import Callable
 
+import warpsniff.pipeline as pipeline_module
 from warpsniff.replay import ReplayResult, replay
-from warpsniff.sip import calls as calls_module
+from warpsniff.sip.calls import CallTracker
 
 
 def replay_tapped(path, tap: Callable) -> ReplayResult:
     """Replays `path`; tap(headers, ts, src, dst) sees every message the tracker gets, in order."""
-    original = calls_module.CallTracker.message
 
-    def tapped(self, h, payload, ts, src, dst):
-        tap(h, ts, src, dst)
-        return original(self, h, payload, ts, src, dst)
+    class Tapped(CallTracker):
+        def __init__(self, *args, **kw):
+            super().__init__(*args, **kw)
+            self.taps.append(tap)
 
-    calls_module.CallTracker.message = tapped
+    original = pipeline_module.CallTracker
+    pipeline_module.CallTracker = Tapped
     try:
         result = replay([str(path)])
     finally:
-        calls_module.CallTracker.message = original
+        pipeline_module.CallTracker = original
     assert result.errors == [], result.errors
     return result

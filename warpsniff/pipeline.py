@@ -299,10 +299,9 @@ class Pipeline:
                 with w.lock:
                     self._drain_signalling(w.engine)
             return
-        rows = (engine or self.engine).drain_signalling_rows()
-        if rows:
-            self.signalling_records += len(rows)
-            self.correlator.rows(rows)
+        # SIP over UDP straight from the engine's batch into the call state
+        # machine; TCP, SCTP and control records through the correlator
+        self.signalling_records += self.tracker.feed(engine or self.engine, self.correlator)
 
     # -- per capture second ---------------------------------------------------
 

@@ -11,11 +11,9 @@ import struct
 
 import numpy as np
 
-from warpsniff._engine import parse_sip
+from warpsniff._engine import SIG_CONTROL, SIG_SCTP, SIG_TCP, SIG_UDP, parse_sip
 from warpsniff.sip.calls import CallTracker
 from warpsniff.sip.tcp import TcpReassembler
-
-SIG_UDP, SIG_TCP, SIG_SCTP, SIG_CONTROL = 1, 2, 3, 4
 
 
 class SignallingCorrelator:
@@ -37,22 +35,29 @@ class SignallingCorrelator:
 
     def rows(self, rows: list) -> None:
         """Engine.drain_signalling_rows(): (ts, src, dst, sport, dport, kind,
-        tcp_flags, tcp_seq, payload) per record."""
-        tracker, corr = self.tracker, self.corr
-        for ts, src, dst, sport, dport, kind, tcp_flags, tcp_seq, payload in rows:
-            a, b = (src, sport), (dst, dport)
-            if kind == SIG_UDP:
-                tracker.message(parse_sip(payload, True, corr), payload, ts, a, b)
-            elif kind == SIG_TCP:
-                for msg, whole in self.tcp.segment((src, sport, dst, dport), tcp_seq, tcp_flags, payload, ts):
-                    tracker.message(parse_sip(msg, whole, corr), msg, ts, a, b)
-            elif kind == SIG_SCTP:
-                for msg in self.sctp.messages((src, sport, dst, dport), payload):
-                    self.sctp_messages += 1
-                    tracker.message(parse_sip(msg, True, corr), msg, ts, a, b)
-            elif kind == SIG_CONTROL:
-                for handler in self.control_handlers:
-                    handler(payload, ts, a, b)
+        tcp_flags, tcp_seq, payload) per record. (The pipeline hands the
+        engine's batch to CallTracker.feed instead, which takes SIP over UDP
+        itself and gives the other records to `record`.)"""
+        for row in rows:
+            self.record(*row)
+
+    def record(self, ts: float, src: bytes, dst: bytes, sport: int, dport: int, kind: int, tcp_flags: int,
+               tcp_seq: int, payload: bytes) -> None:
+        """One signalling record."""
+        tracker = self.tracker
+        a, b = (src, sport), (dst, dport)
+        if kind == SIG_UDP:
+            tracker.message(parse_sip(payload, True, self.corr), payload, ts, a, b)
+        elif kind == SIG_TCP:
+            for msg, whole in self.tcp.segment((src, sport, dst, dport), tcp_seq, tcp_flags, payload, ts):
+                tracker.message(parse_sip(msg, whole, self.corr), msg, ts, a, b)
+        elif kind == SIG_SCTP:
+            for msg in self.sctp.messages((src, sport, dst, dport), payload):
+                self.sctp_messages += 1
+                tracker.message(parse_sip(msg, True, self.corr), msg, ts, a, b)
+        elif kind == SIG_CONTROL:
+            for handler in self.control_handlers:
+                handler(payload, ts, a, b)
 
 
 class SctpReassembler:

@@ -134,14 +134,3 @@ def parse_sdp_text(body: bytes) -> Optional[SessionDescription]:
             elif name == "rtcp-mux":
                 media.rtcp_mux = True
     return sdp
-
-
-@lru_cache(maxsize=1024)
-def payload_kind(encoding: str, media_kind: str) -> str:
-    """How the engine treats a payload type's packets for jitter."""
-    enc = encoding.lower()
-    if enc == "telephone-event":
-        return "event"
-    if enc == "cn":
-        return "cn"
-    return "video" if media_kind == "video" else "audio"

@@ -1,0 +1,1145 @@
+# Included by _engine.pyx. Calls from SIP dialogs: attempts, PDD, final
+# codes, durations, media (state declared in sip/dialogs.pxd).
+#
+# One Call per INVITE attempt (RFC 3261 sections 13-15 for the dialog rules;
+# the KPI definitions follow docs/calls.md). The tracker sees every SIP
+# message once, in capture order, and tells the engine which media
+# destinations belong to which call (SDP binding), so RTP statistics are per
+# call without any per-packet Python. SIP over UDP goes from the engine's
+# signalling batch into the state machine without a Python object per
+# message (CallTracker.feed); messages framed in Python (TCP, WebSocket,
+# SCTP) come through CallTracker.message.
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.math cimport isnan, llrint
+from libc.string cimport memcmp, memset
+
+import heapq
+import math
+import socket
+from collections import OrderedDict
+
+V4_MAPPED = bytes(10) + b"\xff\xff"
+UNSPECIFIED_V4 = V4_MAPPED + bytes(4)   # 0.0.0.0: hold (RFC 2543)
+OTHER_TRANSACTIONS = 8192   # remembered keys of messages outside any call
+RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmissions, PUBLISH reports)
+PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
+CHALLENGES = (401, 407)
+# Final codes -> termination reason. Anything else 3xx-6xx is "failed".
+REASON_BY_CODE = {486: "busy", 600: "busy", 603: "busy", 480: "no_answer", 408: "no_answer", 487: "cancelled"}
+# A call's timer wakes this much before its computed deadline: the deadline is
+# `start + limit`, the test in tick is `now - start > limit`, and the two can
+# round apart by an ulp; waking early only costs one re-check.
+TIMER_SLACK_S = 1e-3
+cdef double _TIMER_SLACK_S = TIMER_SLACK_S
+
+# SIG_* record kinds (ws_engine.h)
+SIG_UDP, SIG_TCP, SIG_SCTP, SIG_CONTROL = WS_SIG_UDP, WS_SIG_TCP, WS_SIG_SCTP, WS_SIG_CONTROL
+
+cdef bytes _V4_MAPPED = V4_MAPPED
+cdef bytes _UNSPECIFIED_V4 = UNSPECIFIED_V4
+cdef double _INF = float("inf")
+
+# Python modules the tracker calls into, imported when the first tracker is
+# made (they import this module)
+cdef object _InviteInfo = None, _header_values = None, _parse_vq_report = None, _VQ_CONTENT_TYPE = None
+cdef object _parse_sdp_text = None, _CallConfig = None, _CallStats = None
+
+
+cdef _load_python_side():
+    global _InviteInfo, _header_values, _parse_vq_report, _VQ_CONTENT_TYPE
+    global _parse_sdp_text, _CallConfig, _CallStats
+    if _CallStats is not None:
+        return
+    from warpsniff.labels import InviteInfo
+    from warpsniff.quality.vq import CONTENT_TYPE, parse_vq_report
+    from warpsniff.sip.calls import CallConfig, CallStats
+    from warpsniff.sip.headers import header_values
+    from warpsniff.sip.sdp import parse_sdp_text
+    _InviteInfo, _header_values = InviteInfo, header_values
+    _parse_vq_report, _VQ_CONTENT_TYPE = parse_vq_report, CONTENT_TYPE
+    _parse_sdp_text, _CallConfig, _CallStats = parse_sdp_text, CallConfig, CallStats
+
+
+def termination_reason(code):
+    if code is None:
+        return "timeout"
+    if 200 <= code < 300:
+        return "normal"
+    return REASON_BY_CODE.get(code, "failed")
+
+
+def addr16(str text):
+    """IP text -> engine address (16 bytes, IPv4 v4-mapped); ValueError if not an IP."""
+    try:
+        return _V4_MAPPED + socket.inet_pton(socket.AF_INET, text)
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, text)
+    except OSError:
+        raise ValueError(f"not an IP address: {text!r}") from None
+
+
+def ip_text(bytes a16):
+    """Engine address (16 bytes, IPv4 v4-mapped) -> text."""
+    if a16[:12] == _V4_MAPPED:
+        return socket.inet_ntop(socket.AF_INET, a16[12:])
+    return socket.inet_ntop(socket.AF_INET6, a16)
+
+
+def _session_expires(value):
+    if not value:
+        return None
+    head = value.split(";")[0].strip()
+    return float(head) if head.isdigit() else None
+
+
+# -- transaction keys -------------------------------------------------------
+# A message's transaction key is a 64-bit FNV-1a hash of its fields (a
+# request's top Via branch, CSeq, method and From-tag; a response's branch,
+# CSeq, CSeq method, code and To-tag), each field length-prefixed.
+
+cdef uint64_t FNV_OFFSET = 14695981039346656037ULL
+cdef uint64_t FNV_PRIME = 1099511628211ULL
+
+
+cdef inline uint64_t _fnv_bytes(uint64_t h, const uint8_t *p, uint32_t n) noexcept nogil:
+    cdef uint32_t i
+    h = (h ^ n) * FNV_PRIME
+    for i in range(n):
+        h = (h ^ p[i]) * FNV_PRIME
+    return h
+
+
+cdef inline uint64_t _fnv_int(uint64_t h, uint64_t v) noexcept nogil:
+    cdef int i
+    for i in range(8):
+        h = (h ^ (v & 0xFF)) * FNV_PRIME
+        v >>= 8
+    return h
+
+
+cdef inline uint64_t _fnv_span(uint64_t h, const uint8_t *base, ws_span sp) noexcept nogil:
+    return _fnv_bytes(h, base + sp.off, sp.len)
+
+
+cdef uint64_t _request_key(_Message x) noexcept:
+    cdef ws_sip_msg *m = &x.m
+    cdef uint64_t h = _fnv_int(FNV_OFFSET, 1)
+    h = _fnv_span(h, x.base, m.via_branch)
+    h = _fnv_int(h, m.cseq)
+    if m.method != WS_SIP_OTHER:
+        h = _fnv_int(h, 0x100 + m.method)
+    else:
+        h = _fnv_span(h, x.base, m.method_name)
+    return _fnv_span(h, x.base, m.from_tag)
+
+
+cdef uint64_t _response_key(_Message x) noexcept:
+    cdef ws_sip_msg *m = &x.m
+    cdef uint64_t h = _fnv_int(FNV_OFFSET, 2)
+    h = _fnv_span(h, x.base, m.via_branch)
+    h = _fnv_int(h, m.cseq)
+    h = _fnv_int(h, m.cseq_method)
+    h = _fnv_int(h, m.code)
+    return _fnv_span(h, x.base, m.to_tag)
+
+
+cdef inline bint _has_ci(const uint8_t *p, uint32_t n, const char *lit, uint32_t k) noexcept:
+    """An ASCII case-insensitive substring test (lit in lower case)."""
+    cdef uint32_t i, j
+    if n < k:
+        return False
+    for i in range(n - k + 1):
+        for j in range(k):
+            if (p[i + j] | 0x20) != <uint8_t>lit[j]:
+                break
+        else:
+            return True
+    return False
+
+
+cdef inline bint _is_ci(const uint8_t *p, uint32_t n, const char *lit, uint32_t k) noexcept:
+    return n == k and _has_ci(p, n, lit, k)
+
+
+cdef inline bint _is(const uint8_t *p, uint32_t n, const char *lit, uint32_t k) noexcept:
+    return n == k and memcmp(p, lit, k) == 0
+
+
+cdef class Call:
+    """One INVITE attempt (state in sip/dialogs.pxd)."""
+
+    def __init__(self, call_ref, call_id, from_uri, to_uri, from_tag, double invite_ts, invite_cseq, caller,
+                 **fields):
+        self.call_ref = call_ref
+        self.call_id = call_id
+        self.from_uri = from_uri
+        self.to_uri = to_uri
+        self.from_tag = from_tag
+        self.invite_ts = invite_ts
+        self.invite_cseq = invite_cseq
+        self.caller = caller
+        self.leg = 1
+        self.early_dialogs = set()
+        self.answer_tags = {}
+        self.media = {}
+        self.payload_names = {}
+        self.seen = set()
+        self.vq_reports = []
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    @property
+    def answered(self):
+        return self.answer_ts is not None
+
+    @property
+    def duration_s(self):
+        if self.answer_ts is None or self.end_ts is None:
+            return None
+        return max(0.0, self.end_ts - self.answer_ts)
+
+    def __repr__(self):
+        return (f"Call(call_ref={self.call_ref}, call_id={self.call_id!r}, invite_ts={self.invite_ts}, "
+                f"final_code={self.final_code}, reason={self.reason!r}, answer_ts={self.answer_ts}, "
+                f"end_ts={self.end_ts}, ended_by={self.ended_by!r})")
+
+
+cdef Call _new_call(uint32_t call_ref, str call_id, object from_uri, object to_uri, object from_tag,
+                    double invite_ts, long long invite_cseq, object caller):
+    cdef Call c = Call.__new__(Call)
+    c.call_ref = call_ref
+    c.call_id = call_id
+    c.from_uri = from_uri
+    c.to_uri = to_uri
+    c.from_tag = from_tag
+    c.invite_ts = invite_ts
+    c.invite_cseq = invite_cseq
+    c.caller = caller
+    c.last_sip_ts = invite_ts
+    c.leg = 1
+    c.early_dialogs = set()
+    c.answer_tags = {}
+    c.media = {}
+    c.payload_names = {}
+    c.seen = set()
+    c.vq_reports = []
+    return c
+
+
+cdef class _Message:
+
+    cdef void reset(self, double ts) noexcept:
+        self.ts = ts
+        self.keep = self._payload = self._src = self._dst = self._headers = self._call_id = None
+
+    cdef str text(self, ws_span sp):
+        return _text(self.base, sp)
+
+    cdef str call_id(self):
+        if self._call_id is None:
+            self._call_id = _text(self.base, self.m.call_id)
+        return self._call_id
+
+    cdef str method(self):
+        if self.m.method != WS_SIP_OTHER:
+            return SIP_METHODS[self.m.method]
+        return _text(self.base, self.m.method_name)
+
+    cdef bytes payload(self):
+        if self._payload is None:
+            self._payload = PyBytes_FromStringAndSize(<const char *>self.data, self.n)
+        return self._payload
+
+    cdef tuple src_t(self):
+        if self._src is None:
+            self._src = (PyBytes_FromStringAndSize(<const char *>self.src, 16), self.sport)
+        return self._src
+
+    cdef tuple dst_t(self):
+        if self._dst is None:
+            self._dst = (PyBytes_FromStringAndSize(<const char *>self.dst, 16), self.dport)
+        return self._dst
+
+    cdef object headers(self):
+        """The message as observers and taps see it: a SipHeaders."""
+        cdef SipHeaders h
+        if self._headers is None:
+            h = SipHeaders.__new__(SipHeaders)
+            h.m = self.m
+            h.text = self.payload()
+            self._headers = h
+        return self._headers
+
+    cdef bint from_caller(self, Call call) except -1:
+        """The message's From-tag is the caller's."""
+        return self.text(self.m.from_tag) == call.from_tag
+
+
+PT_KIND_NAMES = {kind: name for name, kind in PT_KINDS.items()}
+
+
+cdef _Message _message_of(_Message x, object h, object payload, double ts, object src, object dst):
+    """Points x at a message handed in by Python: `h` a SipHeaders, or any
+    object with its fields (tests build those by hand)."""
+    cdef SipHeaders sh = h if isinstance(h, SipHeaders) else _headers_of(h)
+    x.reset(ts)
+    x.m = sh.m
+    x.keep = sh.text
+    x.base = <const uint8_t *>(<const char *>sh.text)
+    x._payload = payload if isinstance(payload, bytes) else bytes(payload)
+    x.data = <const uint8_t *>(<const char *>x._payload)
+    x.n = len(x._payload)
+    x._headers = h
+    _copy_addr(x.src, src[0])
+    _copy_addr(x.dst, dst[0])
+    x.sport, x.dport = src[1], dst[1]
+    x._src, x._dst = src, dst
+    return x
+
+
+cdef void _copy_addr(uint8_t *out, object a16):
+    cdef bytes b = bytes(a16)
+    cdef Py_ssize_t n = min(len(b), 16)
+    memset(out, 0, 16)
+    memcpy(out, <const char *>b, n)
+
+
+cdef SipHeaders _headers_of(object h):
+    """A SipHeaders holding the fields of a header object made by hand: its
+    strings laid end to end, the scan's spans pointing at them."""
+    cdef SipHeaders out = SipHeaders.__new__(SipHeaders)
+    cdef ws_sip_msg *m = &out.m
+    memset(m, 0, sizeof(ws_sip_msg))
+    cdef bytearray buf = bytearray()
+    m.status = SIP_STATUS.index(getattr(h, "status_name", "ok"))
+    m.is_request = bool(h.is_request)
+    m.code = h.code or 0
+    m.cseq = h.cseq or 0
+    m.via_count = getattr(h, "via_count", 1) or 0
+    method = getattr(h, "method", None)
+    if m.is_request and method:
+        if method in SIP_METHODS[1:]:
+            m.method = SIP_METHODS.index(method)
+        m.method_name = _span_into(buf, method)
+    cseq_method = getattr(h, "cseq_method", None)
+    if cseq_method in SIP_METHODS[1:]:
+        m.cseq_method = SIP_METHODS.index(cseq_method)
+    m.request_uri = _span_into(buf, getattr(h, "request_uri", None))
+    m.call_id = _span_into(buf, h.call_id)
+    m.from_uri = _span_into(buf, getattr(h, "from_uri", None))
+    m.from_tag = _span_into(buf, h.from_tag)
+    m.to_uri = _span_into(buf, getattr(h, "to_uri", None))
+    m.to_tag = _span_into(buf, getattr(h, "to_tag", None))
+    m.via_branch = _span_into(buf, h.via_branch)
+    m.content_type = _span_into(buf, getattr(h, "content_type", None))
+    m.session_expires = _span_into(buf, getattr(h, "session_expires", None))
+    m.correlation = _span_into(buf, getattr(h, "correlation", None))
+    m.header_len = getattr(h, "header_len", 0) or 0
+    m.body.off = getattr(h, "body_off", 0) or 0
+    m.body.len = getattr(h, "body_len", 0) or 0
+    m.msg_len = m.header_len + m.body.len
+    m.content_length = WS_SIP_NO_LENGTH
+    out.text = bytes(buf)
+    return out
+
+
+cdef ws_span _span_into(bytearray buf, object value):
+    """value (str or None) appended to buf: its span there."""
+    cdef ws_span sp
+    sp.off = len(buf)
+    sp.len = 0
+    if value:
+        raw = value.encode("utf-8", "surrogateescape")
+        buf.extend(raw)
+        sp.len = len(raw)
+    return sp
+
+
+cdef dict _DIRECTION_IDS = {"sendrecv": WS_SDP_SENDRECV, "sendonly": WS_SDP_SENDONLY,
+                            "recvonly": WS_SDP_RECVONLY, "inactive": WS_SDP_INACTIVE}
+
+
+cdef void _conn_from_text(ws_sdp_conn *c, object text) except *:
+    c.state = WS_SDP_CONN_ABSENT
+    if text is None:
+        return
+    try:
+        a16 = addr16(text)
+    except ValueError:
+        c.state = WS_SDP_CONN_INVALID
+        return
+    raw = text.encode("ascii", "replace")[:47]
+    c.state = WS_SDP_CONN_VALID
+    c.is_v4 = a16[:12] == _V4_MAPPED
+    memcpy(c.addr.b, <const char *>a16, 16)
+    memcpy(c.text, <const char *>raw, len(raw))
+    c.text[len(raw)] = 0
+
+
+cdef object _sdp_from_description(object sd, ws_sdp *s):
+    """A SessionDescription the Python parser read (a body the native scan
+    leaves alone) laid out in `s` as the scan lays a body out, so one bind
+    loop serves both; returns the buffer its spans point into (None when not
+    SDP). Past the scan's limits (WS_SDP_MAX_*), which no real body reaches,
+    the first entries are kept."""
+    cdef ws_sdp_media *m
+    cdef ws_sdp_format *f
+    cdef ws_sdp_rtpmap *r
+    cdef bytearray buf = bytearray()
+    if sd is None:
+        return None
+    memset(s, 0, sizeof(ws_sdp))
+    s.status = WS_SDP_OK
+    s.direction = _DIRECTION_IDS.get(sd.direction, WS_SDP_DIR_NONE)
+    _conn_from_text(&s.conn, sd.connection)
+    for md in sd.media[:WS_SDP_MAX_MEDIA]:
+        m = &s.media[s.n_media]
+        s.n_media += 1
+        m.kind = _span_into(buf, md.kind)
+        m.proto = _span_into(buf, md.proto)
+        m.port = md.port if 0 <= md.port <= 0xFFFFFFFF else 0
+        m.direction = _DIRECTION_IDS.get(md.direction, WS_SDP_DIR_NONE)
+        _conn_from_text(&m.conn, md.connection)
+        m.first_format = s.n_formats
+        for fmt in md.formats:
+            if s.n_formats == WS_SDP_MAX_FORMATS:
+                break
+            f = &s.formats[s.n_formats]
+            s.n_formats += 1
+            m.n_formats += 1
+            if isinstance(fmt, int) and 0 <= fmt <= 0xFFFFFFFF:
+                f.numeric = 1
+                f.value = fmt
+        m.first_rtpmap = s.n_rtpmap
+        for pt, (enc, clock) in md.rtpmap.items():
+            if s.n_rtpmap == WS_SDP_MAX_RTPMAP:
+                break
+            if not 0 <= pt <= 0xFFFFFFFF:
+                continue   # matches no format RTP can carry
+            r = &s.rtpmap[s.n_rtpmap]
+            s.n_rtpmap += 1
+            m.n_rtpmap += 1
+            r.pt = pt
+            r.clock = clock if 0 < clock <= 0xFFFFFFFF else 0
+            r.encoding = _span_into(buf, enc)
+    return bytes(buf)
+
+
+cdef class CallTracker:
+    """Consumes SIP messages in capture order; hands finished calls to `on_call`."""
+
+    def __cinit__(self):
+        self._sdp = <ws_sdp *>calloc(1, sizeof(ws_sdp))
+        if self._sdp == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self._sdp)
+
+    def __init__(self, engine, config=None, on_call=None, on_attempt=None, label_config=None, on_pdd=None):
+        _load_python_side()
+        self.engine = engine
+        self.config = config or _CallConfig()
+        self.on_call = on_call or (lambda call: None)
+        self.on_attempt = on_attempt or (lambda call: None)
+        self.on_pdd = on_pdd or (lambda call: None)
+        self.label_config = label_config   # warpsniff.labels.LabelConfig, or None: all "unknown"
+        self.observers = []
+        self.taps = []
+        self.calls = OrderedDict()
+        self._stats = _CallStats()
+        # transaction keys of messages that belong to no call (REGISTER, OPTIONS,
+        # stragglers); a call's own keys live and die with the call
+        self.seen_other = OrderedDict()
+        self.legs = OrderedDict()
+        self.recent = OrderedDict()
+        self.next_ref = 1
+        self.now = 0.0
+        # Timers (tick): a heap of (due, seq, call_ref), `due` never later than the
+        # first capture time the call can time out at, so a tick looks only at the
+        # calls whose entry is due instead of at every open call. _timed: call_ref ->
+        # [call, seq of its valid heap entry, that entry's due]; heap entries whose
+        # seq differs are stale. Every message for a call and every new call moves
+        # it to the end of `calls` and takes the next _seq as its Call.timer_rank,
+        # so sorting by rank gives `calls`' order.
+        self._timers = []
+        self._timed = {}
+        self._dirty = {}
+        self._seq = 0
+        # RTP activity, asked for only when a timer is due: f(call_refs) -> {call_ref:
+        # latest RTP time (s)} (Pipeline: from the engine's stream table). None: the
+        # owner reports activity through media_activity instead.
+        self.media_probe = None
+        import re
+        pattern = self.config.call_id_pattern
+        self._call_id_re = re.compile(pattern) if pattern else None
+        header = self.config.correlation_header
+        self._corr_name = header.lower().encode() if header else None
+        self._msg = _Message.__new__(_Message)
+
+    @property
+    def engine(self):
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine):
+        self._engine = engine
+        self._native = engine if isinstance(engine, Engine) else None
+
+    @property
+    def stats(self):
+        """CallStats, as of now."""
+        s = self._stats
+        s.messages = self.n_messages
+        s.requests = self.n_requests
+        s.responses = self.n_responses
+        s.retransmissions = self.n_retransmissions
+        return s
+
+    # -- input ---------------------------------------------------------------
+
+    def feed(self, Engine engine, correlator=None):
+        """Takes `engine`'s signalling batch and empties it: SIP over UDP goes
+        from the engine's arena into the state machine (no Python object per
+        message); TCP, SCTP and control-port records go to
+        `correlator.record(...)` in their place in capture order. Returns the
+        number of records."""
+        cdef ws_engine *e = engine.e
+        cdef uint32_t i, n = e.sig_count
+        cdef ws_sig_record *r
+        cdef const uint8_t *arena = <const uint8_t *>e.sig_arena
+        cdef const char *corr = NULL
+        cdef _Message x = self._msg
+        if self._corr_name is not None:
+            corr = self._corr_name
+        try:
+            for i in range(n):
+                r = &e.sig[i]
+                if r.kind == WS_SIG_UDP:
+                    x.reset((<double>r.ts_ns) / 1e9)
+                    x.base = x.data = arena + r.offset
+                    x.n = r.length
+                    memcpy(x.src, r.src, 16)
+                    memcpy(x.dst, r.dst, 16)
+                    x.sport, x.dport = r.sport, r.dport
+                    ws_sip_parse(x.data, x.n, 1, corr, &x.m)
+                    self._take(x)
+                    if self.taps:
+                        for tap in self.taps:
+                            tap(x.headers(), x.ts, x.src_t(), x.dst_t())
+                    x.reset(0.0)
+                elif correlator is not None:
+                    correlator.record((<double>r.ts_ns) / 1e9, (<const char *>r.src)[:16],
+                                      (<const char *>r.dst)[:16], r.sport, r.dport, r.kind, r.tcp_flags,
+                                      r.tcp_seq, (<const char *>arena)[r.offset:r.offset + r.length])
+        finally:
+            ws_engine_sig_reset(e)
+        return n
+
+    def message(self, h, payload, double ts, src, dst):
+        """One SIP message: `h` its native-parsed headers (parse_sip; or any
+        object with those fields), `payload` the whole message, src and dst
+        (addr16, port)."""
+        cdef _Message x = _message_of(_Message.__new__(_Message), h, payload, ts, src, dst)
+        self._take(x)
+        for tap in self.taps:
+            tap(h, ts, src, dst)
+
+    cdef int _take(self, _Message x) except -1:
+        cdef ws_sip_msg *m = &x.m
+        cdef uint64_t key
+        cdef bint starts_call
+        if x.ts > self.now:
+            self.now = x.ts
+        self.n_messages += 1
+        if m.status != WS_SIP_OK:
+            if m.status == WS_SIP_KEEPALIVE:
+                self._stats.keepalives += 1
+            else:
+                self._stats.parse_errors += 1
+            return 0
+        if self.observers:
+            for observe in self.observers:
+                observe(x.headers(), x.ts, x.src_t(), x.dst_t())
+        cid = x.call_id()
+        if m.is_request:
+            self.n_requests += 1
+            method = x.method()
+            by_method = self._stats.by_method
+            by_method[method] = by_method.get(method, 0) + 1
+            starts_call = m.method == WS_SIP_INVITE and m.to_tag.len == 0  # the new call will hold its key
+            key = _request_key(x)
+            if self._retransmitted(cid, key, _fnv_span(key, x.base, m.call_id), not starts_call):
+                self._count_retransmission(cid)
+                return 0
+            self._request(x, cid)
+            if starts_call:
+                call = self.calls.get(cid)
+                if call is not None:
+                    (<Call>call).seen.add(key)
+        else:
+            self.n_responses += 1
+            key = _response_key(x)
+            if self._retransmitted(cid, key, _fnv_span(key, x.base, m.call_id), True):
+                self._count_retransmission(cid)
+                return 0
+            self._response(x, cid)
+        return 0
+
+    cdef bint _retransmitted(self, str cid, uint64_t key, uint64_t other_key, bint remember_outside) except -1:
+        """Seen before? Keys are kept per call (freed with it), else in a small LRU."""
+        call = self.calls.get(cid)
+        if call is None:
+            call = self.recent.get(cid)
+        if call is not None:
+            seen = (<Call>call).seen
+            if key in seen:
+                return True
+            seen.add(key)
+            return False
+        seen_other = self.seen_other
+        if other_key in seen_other:
+            return True
+        if not remember_outside:
+            return False
+        seen_other[other_key] = None
+        if len(seen_other) > OTHER_TRANSACTIONS:
+            seen_other.popitem(last=False)
+        return False
+
+    def _count_retransmission(self, str cid):
+        self.n_retransmissions += 1
+        call = self.calls.get(cid)
+        if call is not None:
+            (<Call>call).retransmissions += 1
+
+    # -- requests -------------------------------------------------------------
+
+    def _publish(self, _Message x):
+        """RFC 6035 quality report: attach it to the call it names."""
+        cdef ws_sip_msg *m = &x.m
+        if not m.body.len or _VQ_CONTENT_TYPE not in (x.text(m.content_type) or "").lower():
+            return
+        payload = x.payload()
+        report = _parse_vq_report(payload[m.body.off:m.body.off + m.body.len])
+        if report is None:
+            return
+        self._stats.vq_reports += 1
+        cid = report.get("call_id") or ""
+        call = self.calls.get(cid) or self.recent.get(cid)  # CallTerm reports follow the BYE
+        if call is not None and len(call.vq_reports) < 16:
+            call.vq_reports.append(report)
+
+    cdef void _touch(self, Call call, str cid, double ts) except *:
+        call.last_sip_ts = ts
+        self.calls.move_to_end(cid)
+        self._seq += 1
+        call.timer_rank = self._seq
+        self._dirty[call.call_ref] = call
+
+    cdef int _request(self, _Message x, str cid) except -1:
+        cdef ws_sip_msg *m = &x.m
+        cdef Call call
+        cdef bint from_caller
+        if m.method == WS_SIP_PUBLISH:
+            self._publish(x)
+            return 0
+        call = self.calls.get(cid)
+        if call is not None:
+            self._touch(call, cid, x.ts)
+        method = m.method
+        if method == WS_SIP_INVITE:
+            if m.to_tag.len == 0:
+                self._initial_invite(call, x, cid)
+            elif call is not None:
+                self._stats.reinvites += 1
+                self._refresh(call, x)
+                self._offer_answer(call, x)
+        elif call is None:
+            return 0
+        elif method == WS_SIP_CANCEL:
+            if call.answer_ts is None:
+                call.cancelled = True
+        elif method == WS_SIP_BYE:
+            from_caller = x.from_caller(call)
+            if call.answer_tags:
+                callee_tag = x.text(m.to_tag) if from_caller else x.text(m.from_tag)
+                if callee_tag not in call.answer_tags.values():
+                    return 0  # ends a fork that lost the race, not the call
+            if call.end_ts is None or call.reason == "timeout":
+                call.end_ts = x.ts
+                call.bye_ts = x.ts
+                call.ended_by = "caller" if from_caller else "callee"
+                if call.reason is None:
+                    call.reason = termination_reason(call.final_code) if call.answer_ts is not None else "cancelled"
+        elif method == WS_SIP_UPDATE:
+            self._refresh(call, x)
+            self._offer_answer(call, x)
+        elif method == WS_SIP_ACK or method == WS_SIP_PRACK:
+            self._offer_answer(call, x)
+        return 0
+
+    def _invite_info(self, _Message x):
+        cdef ws_sip_msg *m = &x.m
+        names = self.label_config.header_names
+        return _InviteInfo(
+            src=ip_text(x.src_t()[0]), sport=x.sport,
+            dst=ip_text(x.dst_t()[0]), dport=x.dport,
+            request_uri=x.text(m.request_uri), from_uri=x.text(m.from_uri), to_uri=x.text(m.to_uri),
+            headers=_header_values(x.payload(), m.header_len, names) if names else {},
+        )
+
+    cdef int _initial_invite(self, Call call, _Message x, str cid) except -1:
+        cdef ws_sip_msg *m = &x.m
+        if call is not None and not call.done:
+            if call.challenged and m.cseq > call.invite_cseq:
+                # the same attempt, retried with credentials
+                call.challenged = False
+                call.final_code = None
+                call.invite_cseq = m.cseq
+                self._offer_answer(call, x)
+                return 0
+            if call.final_code is None and call.answer_ts is None:
+                # a new branch of the same INVITE (forking proxy upstream): same attempt
+                self._offer_answer(call, x)
+                return 0
+            self._finish(call)
+        call = _new_call(self.next_ref, cid, x.text(m.from_uri), x.text(m.to_uri), x.text(m.from_tag),
+                         x.ts, m.cseq, x.src_t())
+        self.next_ref += 1
+        call.session_expires = _session_expires(x.text(m.session_expires))
+        self._correlate(call, x)
+        if self.label_config is not None:
+            call.labels = self.label_config.labels(self._invite_info(x))
+        self.calls[cid] = call
+        self._seq += 1
+        call.timer_rank = self._seq
+        self._timed[call.call_ref] = [call, -1, _INF]   # no heap entry until the next tick
+        self._dirty[call.call_ref] = call
+        if len(self.calls) > self.config.max_calls:
+            _, oldest = self.calls.popitem(last=False)
+            oldest.evicted = True
+            self._stats.evicted += 1
+            if oldest.end_ts is None:
+                oldest.end_ts = oldest.last_sip_ts
+                oldest.reason = "timeout"
+                oldest.ended_by = "timeout"
+            self._finish(oldest, pop=False)
+        self.on_attempt(call)
+        self._offer_answer(call, x)
+        return 0
+
+    def _correlate(self, Call call, _Message x):
+        key = None
+        if self.config.correlation_header and x.m.correlation.len:
+            key = x.text(x.m.correlation).strip()
+        elif self._call_id_re is not None:
+            found = self._call_id_re.search(call.call_id)
+            if found:
+                key = found.group(1)
+        if key is None:
+            return
+        call.correlation_id = key
+        call.leg = self.legs.get(key, 0) + 1
+        self.legs[key] = call.leg
+        self.legs.move_to_end(key)
+        if len(self.legs) > self.config.max_calls:
+            self.legs.popitem(last=False)
+
+    def _refresh(self, Call call, _Message x):
+        call.refreshed_ts = x.ts
+        if x.m.session_expires.len:
+            se = _session_expires(x.text(x.m.session_expires))
+            if se:
+                call.session_expires = se
+
+    # -- responses ------------------------------------------------------------
+
+    cdef int _response(self, _Message x, str cid) except -1:
+        cdef ws_sip_msg *m = &x.m
+        cdef Call call = self.calls.get(cid)
+        if call is None:
+            self._stats.orphan_responses += 1
+            return 0
+        self._touch(call, cid, x.ts)
+        cdef int code = m.code
+        cdef int cseq_method = m.cseq_method
+        if cseq_method == WS_SIP_BYE:
+            if code >= 200 and call.bye_code is None and call.bye_ts is not None:
+                call.bye_code = code
+                self._finish(call)
+            return 0
+        if cseq_method != WS_SIP_INVITE and cseq_method != WS_SIP_UPDATE and cseq_method != WS_SIP_PRACK:
+            return 0
+        if cseq_method == WS_SIP_INVITE and m.cseq == call.invite_cseq:
+            if call.answer_ts is None:
+                self._invite_response(call, x)
+            elif 200 <= code < 300:
+                branch = x.text(m.via_branch)
+                if branch not in call.answer_tags:
+                    # the answer as another leg of the same Call-ID saw it (a B2BUA or
+                    # a proxy on both sides of the tap): its dialog is the call too
+                    call.answer_tags[branch] = x.text(m.to_tag)
+            # else: a 2xx from another fork of the same leg after the first won
+        elif 200 <= code < 300:
+            if cseq_method == WS_SIP_INVITE and m.session_expires.len:
+                call.session_expires = _session_expires(x.text(m.session_expires))
+            self._offer_answer(call, x)  # re-INVITE/UPDATE answer
+        elif cseq_method == WS_SIP_PRACK or code < 200:
+            self._offer_answer(call, x)
+        return 0
+
+    cdef int _invite_response(self, Call call, _Message x) except -1:
+        cdef ws_sip_msg *m = &x.m
+        cdef int code = m.code
+        if code < 200:
+            call.proceeding = True
+            if 180 <= code <= 183:
+                if call.pdd_ms is None:
+                    call.pdd_ms = (x.ts - call.invite_ts) * 1000.0
+                    call.pdd_end = "progress" if code == 183 else "ringing"
+                    self.on_pdd(call)
+                call.ringing = call.ringing or code != 183
+                if m.to_tag.len:
+                    call.early_dialogs.add(x.text(m.to_tag))
+            self._offer_answer(call, x)
+            return 0
+        if code < 300:
+            to_tag = x.text(m.to_tag)
+            call.answer_ts = x.ts
+            call.answer_to_tag = to_tag
+            call.answer_tags[x.text(m.via_branch)] = to_tag
+            call.final_code = code
+            call.challenged = False
+            if call.pdd_ms is None:
+                call.pdd_ms = (x.ts - call.invite_ts) * 1000.0
+                call.pdd_end = "answer"
+                self.on_pdd(call)
+            if m.session_expires.len:
+                se = _session_expires(x.text(m.session_expires))
+                if se:
+                    call.session_expires = se
+            call.refreshed_ts = x.ts
+            self._offer_answer(call, x)
+            return 0
+        if code == 401 or code == 407:
+            call.challenged = True
+            call.challenge_ts = x.ts
+            call.final_code = code
+            return 0
+        call.final_code = code
+        call.end_ts = x.ts
+        call.reason = termination_reason(code)
+        if code == 487 or call.cancelled:
+            call.ended_by = "caller"
+        self._finish(call)
+        return 0
+
+    # -- media ----------------------------------------------------------------
+
+    cdef int _offer_answer(self, Call call, _Message x) except -1:
+        """Binds the media an SDP body in this message announces."""
+        cdef ws_sip_msg *m = &x.m
+        cdef ws_sdp *s = self._sdp
+        cdef const uint8_t *base
+        if not m.body.len:
+            return 0
+        if m.content_type.len and not _has_ci(x.base + m.content_type.off, m.content_type.len, b"sdp", 3):
+            return 0
+        cdef uint32_t body_len = m.body.len
+        if m.body.off >= x.n:
+            return 0   # (a header object given by hand) the body is not in the payload
+        if body_len > x.n - m.body.off:
+            body_len = x.n - m.body.off
+        base = x.data + m.body.off
+        ws_sdp_parse(base, body_len, s)
+        if s.status == WS_SDP_NOT_SDP:
+            return 0
+        keep = None
+        if s.status == WS_SDP_UNUSUAL:
+            keep = _sdp_from_description(_parse_sdp_text(x.payload()[m.body.off:m.body.off + body_len]), s)
+            if keep is None:
+                return 0
+            base = <const uint8_t *>(<const char *>keep)
+        if s.media_dropped or s.formats_dropped or s.rtpmap_dropped:
+            self._stats.sdp_truncated += 1
+        # a request from the caller, or a response to one, says whose address this is
+        side = "caller" if m.is_request == x.from_caller(call) else "callee"
+        self._bind(call, base, side, m.to_tag.len != 0 and call.answer_ts is not None)
+        return 0
+
+    cdef int _bind(self, Call call, const uint8_t *base, str side, bint in_dialog) except -1:
+        """Binds each RTP m= line's destination to the call (self._sdp, spans into base)."""
+        cdef ws_sdp *s = self._sdp
+        cdef ws_sdp_media *md
+        cdef ws_sdp_conn *conn
+        cdef ws_sdp_format *f
+        cdef ws_sdp_rtpmap *r
+        cdef ws_sdp_rtpmap *entry
+        cdef ws_pt_entry cpts[WS_BIND_PTS]
+        cdef uint32_t npts, i, k, j
+        cdef int direction
+        cdef uint8_t kind
+        cdef bint video
+        aliases = self.config.nat_aliases
+        cdef int64_t since_ns = llrint(call.invite_ts * 1e9)   # media older than the call is not adopted by it
+        for i in range(s.n_media):
+            md = &s.media[i]
+            conn = &md.conn if md.conn.state == WS_SDP_CONN_VALID else (
+                &s.conn if s.conn.state == WS_SDP_CONN_VALID else NULL)
+            if in_dialog and _is(base + md.kind.off, md.kind.len, b"audio", 5):
+                direction = md.direction if md.direction != WS_SDP_DIR_NONE else s.direction
+                if direction == WS_SDP_SENDONLY or direction == WS_SDP_INACTIVE or (
+                        conn != NULL and (<bytes>conn.text) == b"0.0.0.0"):
+                    call.holds += 1  # a re-INVITE/UPDATE putting the call on hold
+            if conn == NULL or not 0 < md.port <= 0xFFFF or not _has_ci(base + md.proto.off, md.proto.len, b"rtp", 3):
+                continue  # no port, or none a datagram can carry: binding it truncated would be someone else's
+            pts = None if self._native is not None else []
+            npts = 0
+            if md.n_rtpmap:
+                video = _is(base + md.kind.off, md.kind.len, b"video", 5)
+                names = call.payload_names
+                for k in range(md.first_format, md.first_format + md.n_formats):
+                    f = &s.formats[k]
+                    if not f.numeric or f.value > 0x7F:
+                        continue   # RTP's 7-bit PT; a non-numeric format names no rtpmap
+                    entry = NULL
+                    for j in range(md.first_rtpmap, md.first_rtpmap + md.n_rtpmap):
+                        if s.rtpmap[j].pt == f.value:
+                            entry = &s.rtpmap[j]
+                    if entry == NULL or entry.clock == 0:
+                        continue
+                    enc = (<const char *>base)[entry.encoding.off:entry.encoding.off + entry.encoding.len].decode(
+                        "utf-8", "replace")
+                    kind = _payload_kind(base + entry.encoding.off, entry.encoding.len, video)
+                    if npts < WS_BIND_PTS:
+                        cpts[npts].pt = <uint8_t>f.value
+                        cpts[npts].clock_rate = entry.clock
+                        cpts[npts].kind = kind
+                        npts += 1
+                    if pts is not None:
+                        pts.append((f.value, entry.clock, PT_KIND_NAMES[kind]))
+                    names[f.value] = enc
+            port = md.port
+            a16 = PyBytes_FromStringAndSize(<const char *>conn.addr.b, 16)
+            if a16 != _UNSPECIFIED_V4:
+                self._bind_one(call, a16, port, side, pts, cpts, npts, since_ns)
+            if aliases:
+                alias = aliases.get((<bytes>conn.text).decode("ascii"))
+                if alias:
+                    try:
+                        a16 = addr16(alias)
+                    except ValueError:
+                        continue
+                    if a16 != _UNSPECIFIED_V4:
+                        self._bind_one(call, a16, port, side, pts, cpts, npts, since_ns)
+        return 0
+
+    cdef bint _bind_one(self, Call call, bytes a16, uint16_t port, str side, list pts, const ws_pt_entry *cpts,
+                        uint32_t npts, int64_t since_ns) except -1:
+        cdef bint ok
+        if self._native is not None:
+            ok = ws_rtp_bind(&self._native.e.rtp, <const ws_addr *>(<const char *>a16), port, call.call_ref,
+                             cpts, npts, since_ns) == 0
+        else:
+            ok = self._engine.bind(a16, port, call.call_ref, pts, since_ns)
+        if ok:
+            call.media[(a16, port)] = side
+        return ok
+
+    def media_activity(self, last_rtp_by_ref):
+        """Latest RTP time per call_ref (of open calls; others are ignored)."""
+        timed = self._timed
+        for ref, t in last_rtp_by_ref.items():
+            entry = timed.get(ref)
+            if entry is None:
+                continue
+            call = entry[0]
+            if call.last_rtp_ts is None or t > call.last_rtp_ts:
+                call.last_rtp_ts = t
+                self._dirty[ref] = call   # the first RTP shortens the idle limit
+
+    def tracks(self, call_ref):
+        """The call is open (not finished, not evicted)."""
+        return call_ref in self._timed
+
+    # -- time -----------------------------------------------------------------
+
+    def tick(self, double now):
+        """Ends calls whose end was never seen, by capture time. Only the calls
+        whose timer is due are examined (_schedule); each by the same test a
+        scan of every open call would apply, and finished in `calls`' order."""
+        cdef Call call
+        if now > self.now:
+            self.now = now
+        timers, timed = self._timers, self._timed
+        for call in self._dirty.values():
+            self._schedule(call, False)
+        self._dirty.clear()
+        due = []
+        while timers and timers[0][0] < now:
+            _, seq, ref = heapq.heappop(timers)
+            entry = timed.get(ref)
+            if entry is None or entry[1] != seq:
+                continue   # stale: the call finished, or has an earlier entry
+            call = entry[0]
+            if call.done or self.calls.get(call.call_id) is not call:
+                continue
+            due.append(call)
+        if due and self.media_probe is not None:
+            # only an answered call still up waits on its media: ask the engine now
+            idle = [c for c in due if c.answer_ts is not None and c.end_ts is None]
+            if idle:
+                for call in idle:
+                    call.media_asked_ts = now
+                self.media_activity(self.media_probe([c.call_ref for c in idle]))
+        expired, again = [], []
+        for call in due:
+            if self._expired(call, now):
+                expired.append(call)
+            else:
+                again.append(call)   # woke early (slack, or activity since): after this tick's pops
+        for call in again:
+            self._schedule(call, True)
+        if len(expired) > 1:
+            expired.sort(key=_timer_rank)   # the order a scan of `calls` would meet them in
+        for call in expired:
+            self._finish(call)
+        if len(timers) > 2 * len(timed) + 1024:   # stale entries: rebuild with the valid ones
+            self._timers = [e for e in timers if (t := timed.get(e[2])) is not None and t[1] == e[1]]
+            heapq.heapify(self._timers)
+
+    cdef int _schedule(self, Call call, bint reschedule) except -1:
+        """Pushes the call's timer when it is due earlier than its current entry
+        (a later deadline keeps the entry: it wakes, finds nothing, reschedules);
+        `reschedule`: its entry was just popped, push whatever the deadline."""
+        entry = self._timed.get(call.call_ref)
+        if entry is None or call.done:
+            return 0
+        cdef double due = self._deadline(call) - _TIMER_SLACK_S
+        if not reschedule and due >= entry[2]:
+            return 0
+        self._seq += 1
+        heapq.heappush(self._timers, (due, self._seq, call.call_ref))
+        entry[1], entry[2] = self._seq, due
+        return 0
+
+    cdef double _deadline(self, Call call) except? -1:
+        """The capture time after which _expired(call) holds if nothing else
+        happens to the call; with media_probe, the first time it may hold given
+        RTP the tracker has not been told of yet."""
+        cfg = self.config
+        if call.end_ts is not None:
+            return call.end_ts + cfg.bye_linger
+        if call.answer_ts is None:
+            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            if call.cancelled and not call.proceeding:
+                limit = cfg.invite_timeout
+            return call.invite_ts + limit
+        since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
+        activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
+        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+        due = min(activity + idle_limit, call.answer_ts + cfg.max_duration)
+        if self.media_probe is not None:
+            # RTP is learnt only when asked: wake when media first seen after the last
+            # answer (which saw every packet until then) could have gone idle
+            asked = call.media_asked_ts
+            due = min(due, (activity if asked is None or asked < activity else asked) + cfg.rtp_timeout)
+        if call.session_expires:
+            due = min(due, (call.refreshed_ts or call.answer_ts) + call.session_expires)
+        return due if not math.isnan(due) else -_INF   # never skip a call whose test cannot be bounded
+
+    cdef bint _expired(self, Call call, double now) except -1:
+        """The timer test for one open call at capture time `now`; a call that
+        timed out gets its end time and reason here."""
+        cfg = self.config
+        if call.end_ts is not None:
+            return now - call.end_ts > cfg.bye_linger
+        if call.answer_ts is None:
+            waited = now - call.invite_ts
+            # Timer B until any provisional; then Timer C. A challenged
+            # attempt waits as long for its retry with credentials.
+            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            if call.cancelled and not call.proceeding:
+                limit = cfg.invite_timeout
+            if waited > limit:
+                call.end_ts = call.challenge_ts if call.challenged else call.invite_ts + limit
+                if call.challenged:
+                    call.reason = "failed"  # challenged and never retried
+                else:
+                    call.reason = "cancelled" if call.cancelled else "timeout"
+                    call.ended_by = "caller" if call.cancelled else "timeout"
+                return True
+            return False
+        since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
+        activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
+        # without any RTP the tap may simply not see the media: wait longer
+        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+        if now - activity > idle_limit:
+            _time_out(call, max(since_media, call.answer_ts))
+            return True
+        if call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:
+            _time_out(call, (call.refreshed_ts or call.answer_ts) + call.session_expires)
+            return True
+        if now - call.answer_ts > cfg.max_duration:
+            _time_out(call, call.answer_ts + cfg.max_duration)
+            return True
+        return False
+
+    def close(self):
+        """End of input: calls still open are reported as interrupted."""
+        cdef Call call
+        for call in list(self.calls.values()):
+            if call.end_ts is None and call.final_code not in (None, *CHALLENGES) and call.answer_ts is None:
+                pass  # failed attempts already carry their reason
+            elif call.end_ts is None:
+                call.reason = "interrupted"
+            self._finish(call)
+
+    # -- output ---------------------------------------------------------------
+
+    cdef int _finish(self, Call call, bint pop=True) except -1:
+        if call.done:
+            return 0
+        call.done = True
+        if call.reason is None:
+            if call.final_code is not None and call.answer_ts is None and call.final_code not in CHALLENGES:
+                call.reason = termination_reason(call.final_code)
+            elif call.challenged:
+                call.reason = "failed"
+        for a16, port in call.media:
+            if self._native is not None:
+                ws_rtp_unbind(&self._native.e.rtp, <const ws_addr *>(<const char *>a16), port, call.call_ref)
+            else:
+                self._engine.unbind(a16, port, call.call_ref)
+        self._timed.pop(call.call_ref, None)
+        self._dirty.pop(call.call_ref, None)
+        if pop and self.calls.get(call.call_id) is call:
+            del self.calls[call.call_id]
+        self.recent[call.call_id] = call
+        if len(self.recent) > RECENT_CALLS:
+            self.recent.popitem(last=False)
+        self.on_call(call)
+        return 0
+
+
+def _timer_rank(Call call):
+    return call.timer_rank
+
+
+cdef void _time_out(Call call, end_ts):
+    call.end_ts = end_ts
+    call.reason = "timeout"
+    call.ended_by = "timeout"
+
+
+cdef uint8_t _payload_kind(const uint8_t *enc, uint32_t n, bint video) noexcept:
+    """How the engine treats a payload type's packets for jitter."""
+    if _is_ci(enc, n, b"telephone-event", 15):
+        return WS_PT_EVENT
+    if _is_ci(enc, n, b"cn", 2):
+        return WS_PT_CN
+    return WS_PT_VIDEO if video else WS_PT_AUDIO
