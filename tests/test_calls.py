@@ -745,6 +745,58 @@ def test_dynamic_payload_type_clock_from_rtpmap(tmp_path):
     assert flat["clock_rate"] == 48000 and flat["max_jitter_ms"] == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("parser", ["native", "python"])
+def test_sdp_binds_the_same_whichever_parser_reads_it(tmp_path, parser):
+    """A body the native scan leaves to the Python parser (here a non-ASCII
+    session name) binds exactly as a plain one: both directions, and the
+    dynamic payload type's clock from a=rtpmap reaches the engine."""
+    from warpsniff._engine import scan_sdp
+    from warpsniff.sip.sdp import MediaDescription, SessionDescription
+
+    opus = ((111, "opus", 48000), (0, "PCMU", 8000))
+    offer, answer = sdp(*A_MEDIA, pts=opus), sdp(*B_MEDIA, pts=opus)
+    if parser == "python":
+        offer = offer.replace(b"s=-", "s=Caf\u00e9".encode())
+        answer = answer.replace(b"s=-", "s=\u00c5sa".encode())
+    for body in (offer, answer):
+        assert (scan_sdp(body, SessionDescription, MediaDescription) is False) == (parser == "python")
+    cap = Capture()
+    d = Dialog(f"parser-{parser}@192.0.2.10")
+    setup_call(cap, d, t_invite=0.0, offer=offer, t_ring=0.2, t_answer=1.0, answer=answer)
+    sent = cap.rtp_flow(B_MEDIA, A_MEDIA, 0x0905, 0, 100, pt=111, ts_step=960,
+                        arrivals=[1.1 + i * 0.02 + (0.004 if i % 3 else 0.0) for i in range(100)])
+    cap.rtp_flow(A_MEDIA, B_MEDIA, 0x0906, 1.11, 100, pt=111, ts_step=960)
+    hangup(cap, d, 5.0)
+    r = run(tmp_path, cap)
+    line = one_call(r)
+    assert {s["ssrc"] for s in line["streams"]} == {0x0905, 0x0906}
+    assert r.calls[0].payload_names == {111: "opus", 0: "PCMU"}
+    assert {(s["dst"], s["clock_rate"]) for s in line["streams"]} == {
+        ("192.0.2.10:4000", 48000), ("198.51.100.20:5000", 48000)}
+    jit = [s for s in r.streams if int(s["ssrc"]) == 0x0905][0]
+    assert float(jit["max_jitter_ms"]) == pytest.approx(
+        a8_max_jitter_ms([(t, rts) for t, _, rts in sent], 48000), rel=1e-6)
+
+
+def test_transaction_keys_keep_their_fields_apart(tmp_path):
+    """Retransmissions are recognised by (top Via branch, CSeq, method,
+    From-tag): two requests whose method and From-tag only differ in where one
+    ends and the other begins ("XPING" + "c", "XPIN" + "Gc") are two
+    transactions; the same request again is a retransmission."""
+    cap = Capture()
+    d = Dialog("keys-1@192.0.2.10")
+    setup_call(cap, d, t_invite=0.0, offer=sdp(*A_MEDIA), t_answer=1.0, answer=sdp(*B_MEDIA), to_tag="b1")
+    for t, method, tag in ((2.0, "XPING", "c"), (2.1, "XPIN", "Gc"), (2.2, "XPIN", "Gc")):
+        d.from_tag = tag
+        send(cap, t, ALICE, BOB, d.request(method, 5, to_tag="b1", branch="z9hG4bK-same"))
+    d.from_tag = "caller-tag"
+    hangup(cap, d, 3.0)
+    r = run(tmp_path, cap)
+    assert r.sip["by_method"]["XPING"] == 1 and r.sip["by_method"]["XPIN"] == 2
+    assert r.sip["retransmissions"] == 1
+    check(one_call(r), retransmissions=1, final_code=200, reason="normal", end_ts=ts(3.0))
+
+
 def test_port_reused_by_next_call_is_a_new_stream(tmp_path):
     cap = Capture()
     d1 = Dialog("reuse-1@192.0.2.10", from_tag="t1")
