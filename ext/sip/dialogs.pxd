@@ -91,6 +91,7 @@ cdef class CallTracker:
     cdef object _engine
     cdef Engine _native                    # _engine when it is one native Engine: binds without Python
     cdef object _stats
+    cdef dict _by_method                   # _stats.by_method, updated per request
     cdef uint64_t n_messages, n_requests, n_responses, n_retransmissions
     cdef object _call_id_re
     cdef bytes _corr_name                  # the correlation header, lower case, for the scan
@@ -99,10 +100,12 @@ cdef class CallTracker:
 
     cdef int _take(self, _Message x) except -1
     cdef void _touch(self, Call call, str cid, double ts) except *
-    cdef bint _retransmitted(self, str cid, uint64_t key, uint64_t other_key, bint remember_outside) except -1
-    cdef int _request(self, _Message x, str cid) except -1
+    cdef bint _retransmitted(self, Call open_call, str cid, uint64_t key, uint64_t other_key,
+                             bint remember_outside) except -1
+    cdef void _count_retransmission(self, Call open_call) noexcept
+    cdef int _request(self, _Message x, str cid, Call call) except -1
     cdef int _initial_invite(self, Call call, _Message x, str cid) except -1
-    cdef int _response(self, _Message x, str cid) except -1
+    cdef int _response(self, _Message x, str cid, Call call) except -1
     cdef int _invite_response(self, Call call, _Message x) except -1
     cdef int _offer_answer(self, Call call, _Message x) except -1
     cdef int _bind(self, Call call, const uint8_t *base, str side, bint in_dialog) except -1

@@ -11,6 +11,8 @@
 # SCTP) come through CallTracker.message.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 from libc.math cimport isnan, llrint
 from libc.string cimport memcmp, memset
 
@@ -37,6 +39,7 @@ cdef double _TIMER_SLACK_S = TIMER_SLACK_S
 SIG_UDP, SIG_TCP, SIG_SCTP, SIG_CONTROL = WS_SIG_UDP, WS_SIG_TCP, WS_SIG_SCTP, WS_SIG_CONTROL
 
 cdef bytes _V4_MAPPED = V4_MAPPED
+cdef tuple _METHOD_NAMES = SIP_METHODS
 cdef bytes _UNSPECIFIED_V4 = UNSPECIFIED_V4
 cdef double _INF = float("inf")
 
@@ -245,7 +248,7 @@ cdef class _Message:
 
     cdef str method(self):
         if self.m.method != WS_SIP_OTHER:
-            return SIP_METHODS[self.m.method]
+            return <str>_METHOD_NAMES[self.m.method]
         return _text(self.base, self.m.method_name)
 
     cdef bytes payload(self):
@@ -451,6 +454,7 @@ cdef class CallTracker:
         self.taps = []
         self.calls = OrderedDict()
         self._stats = _CallStats()
+        self._by_method = self._stats.by_method
         # transaction keys of messages that belong to no call (REGISTER, OPTIONS,
         # stragglers); a call's own keys live and die with the call
         self.seen_other = OrderedDict()
@@ -565,35 +569,36 @@ cdef class CallTracker:
             for observe in self.observers:
                 observe(x.headers(), x.ts, x.src_t(), x.dst_t())
         cid = x.call_id()
+        cdef PyObject *found = PyDict_GetItem(self.calls, cid)   # OrderedDict is a dict: no method call
+        cdef Call call = <Call>found if found != NULL else None
         if m.is_request:
             self.n_requests += 1
             method = x.method()
-            by_method = self._stats.by_method
+            by_method = self._by_method
             by_method[method] = by_method.get(method, 0) + 1
             starts_call = m.method == WS_SIP_INVITE and m.to_tag.len == 0  # the new call will hold its key
             key = _request_key(x)
-            if self._retransmitted(cid, key, _fnv_span(key, x.base, m.call_id), not starts_call):
-                self._count_retransmission(cid)
+            if self._retransmitted(call, cid, key, _fnv_span(key, x.base, m.call_id), not starts_call):
+                self._count_retransmission(call)
                 return 0
-            self._request(x, cid)
+            self._request(x, cid, call)
             if starts_call:
-                call = self.calls.get(cid)
-                if call is not None:
-                    (<Call>call).seen.add(key)
+                found = PyDict_GetItem(self.calls, cid)
+                if found != NULL:
+                    (<Call>found).seen.add(key)
         else:
             self.n_responses += 1
             key = _response_key(x)
-            if self._retransmitted(cid, key, _fnv_span(key, x.base, m.call_id), True):
-                self._count_retransmission(cid)
+            if self._retransmitted(call, cid, key, _fnv_span(key, x.base, m.call_id), True):
+                self._count_retransmission(call)
                 return 0
-            self._response(x, cid)
+            self._response(x, cid, call)
         return 0
 
-    cdef bint _retransmitted(self, str cid, uint64_t key, uint64_t other_key, bint remember_outside) except -1:
+    cdef bint _retransmitted(self, Call open_call, str cid, uint64_t key, uint64_t other_key,
+                             bint remember_outside) except -1:
         """Seen before? Keys are kept per call (freed with it), else in a small LRU."""
-        call = self.calls.get(cid)
-        if call is None:
-            call = self.recent.get(cid)
+        call = open_call if open_call is not None else self.recent.get(cid)
         if call is not None:
             seen = (<Call>call).seen
             if key in seen:
@@ -610,11 +615,10 @@ cdef class CallTracker:
             seen_other.popitem(last=False)
         return False
 
-    def _count_retransmission(self, str cid):
+    cdef void _count_retransmission(self, Call open_call) noexcept:
         self.n_retransmissions += 1
-        call = self.calls.get(cid)
-        if call is not None:
-            (<Call>call).retransmissions += 1
+        if open_call is not None:
+            open_call.retransmissions += 1
 
     # -- requests -------------------------------------------------------------
 
@@ -640,14 +644,12 @@ cdef class CallTracker:
         call.timer_rank = self._seq
         self._dirty[call.call_ref] = call
 
-    cdef int _request(self, _Message x, str cid) except -1:
+    cdef int _request(self, _Message x, str cid, Call call) except -1:
         cdef ws_sip_msg *m = &x.m
-        cdef Call call
         cdef bint from_caller
         if m.method == WS_SIP_PUBLISH:
             self._publish(x)
             return 0
-        call = self.calls.get(cid)
         if call is not None:
             self._touch(call, cid, x.ts)
         method = m.method
@@ -758,9 +760,8 @@ cdef class CallTracker:
 
     # -- responses ------------------------------------------------------------
 
-    cdef int _response(self, _Message x, str cid) except -1:
+    cdef int _response(self, _Message x, str cid, Call call) except -1:
         cdef ws_sip_msg *m = &x.m
-        cdef Call call = self.calls.get(cid)
         if call is None:
             self._stats.orphan_responses += 1
             return 0
