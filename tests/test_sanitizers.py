@@ -383,3 +383,98 @@ def test_empty_udp_payload_on_rtp_ports(tools, tmp_path):
     frame = rc.ether(rc.ipv4("192.0.2.1", "192.0.2.2", 17, rc.udp(40000, 50000, b"")))
     data = rc.pcap_bytes([(rc.T0_NS, frame)]).data
     assert_clean(*_run_one(tools, "exact", tmp_path, "empty-udp.pcap", data))
+
+
+# --------------------------------------------------------------------------
+# The whole extension (engine and the Cython call tracker over it) built with
+# the sanitizers, in a Python process: the tracker walks the scanner's spans
+# and the SDP scan's arrays itself, so it is checked where it runs.
+
+ASAN_REPLAY = r"""
+import ctypes, sys
+if sys.argv[1] == "--probe":
+    # a heap read past the end, through an intercepted memcpy: must be reported
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    ctypes.string_at(libc.malloc(16), 64)
+    sys.exit(0)
+import os
+import warpsniff._engine
+assert warpsniff._engine.__file__.startswith(os.environ["PYTHONPATH"]), warpsniff._engine.__file__
+from warpsniff.replay import replay
+for path in sys.argv[1:]:
+    r = replay([path])
+    print("replayed", path, len(r.calls), r.sip["messages"], flush=True)
+"""
+
+
+def _mutated_sip_captures(out: Path, count: int, seed: int) -> list[Path]:
+    """Calls over UDP and TCP whose every SIP message has a few random edits
+    (lengths, tags, bodies, SDP lines), with their media."""
+    from sipgen import Capture, Dialog, TcpConn, response, sdp
+
+    rng = random.Random(seed)
+    paths = []
+    for k in range(count):
+        cap = Capture()
+        messages = []
+        for c in range(8):
+            d = Dialog(f"fuzz-{k}-{c}@192.0.2.10", from_tag=f"t{c}")
+            inv = d.invite(1, body=sdp("192.0.2.10", 4000 + 2 * c, pts=((0, "PCMU", 8000), (101, "telephone-event", 8000))))
+            messages += [inv, response(inv, 100), response(inv, 183, to_tag="b", body=sdp("198.51.100.20", 5000 + 2 * c)),
+                         response(inv, 200, to_tag="b", body=sdp("198.51.100.20", 5000 + 2 * c, direction="sendonly")),
+                         d.request("ACK", 1, to_tag="b"), d.request("UPDATE", 2, to_tag="b", body=sdp("192.0.2.10", 4100)),
+                         d.request("BYE", 3, to_tag="b")]
+            messages.append(response(messages[-1], 200))
+        conn = TcpConn(cap, ("192.0.2.10", 40000 + k), ("198.51.100.20", 5060))
+        conn.handshake(0.0)
+        t = 0.01
+        for msg in messages:
+            raw = rc.mutate(bytes(msg), rng, rng.randint(0, 6))
+            t += 0.01
+            if rng.random() < 0.3:
+                conn.send(t, rng.random() < 0.5, raw)
+            else:
+                cap.udp(t, ("192.0.2.10", 5060), ("198.51.100.20", 5060), raw)
+        cap.rtp_flow(("198.51.100.20", 5000), ("192.0.2.10", 4000), 0x1234 + k, 0.05, 50)
+        paths.append(cap.write(out / f"sip-fuzz-{k}.pcap"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def sanitized_package(tmp_path_factory) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: cannot build the sanitized extension")
+    target = tmp_path_factory.mktemp("asan-pkg")
+    env = dict(os.environ, WARPSNIFF_SANITIZE="1")
+    proc = subprocess.run([os.sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target),
+                           str(REPO)], capture_output=True, text=True, env=env, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"sanitized build failed:\n{proc.stderr[-4000:]}")
+    return target
+
+
+def _run_sanitized(package: Path, args: list) -> subprocess.CompletedProcess:
+    libs = [subprocess.run(["gcc", f"-print-file-name={lib}"], capture_output=True, text=True).stdout.strip()
+            for lib in ("libasan.so", "libubsan.so")]
+    env = _env(False)   # Python itself keeps memory to the end: leaks are not the question here
+    # PYTHONMALLOC=malloc: each bytes object in a block of its own, as the messages framed in
+    # Python (TCP) are, so ASan sees a read past one
+    env.update(LD_PRELOAD=":".join(libs), PYTHONPATH=str(package), PYTHONMALLOC="malloc")
+    return subprocess.run([os.sys.executable, "-c", ASAN_REPLAY, *map(str, args)], capture_output=True,
+                          text=True, errors="replace", env=env, timeout=900, cwd=package)
+
+
+def test_call_tracker_under_sanitizers(sanitized_package, tmp_path):
+    probe = _run_sanitized(sanitized_package, ["--probe"])
+    assert "heap-buffer-overflow" in probe.stderr, probe.stderr[-2000:]   # reports are seen
+    inputs = [REPO / "pcaps" / "sample-calls.pcap"]
+    inputs += _mutated_sip_captures(tmp_path, 12, MUTATION_SEED)
+    if SHARED_PCAPS.is_dir():
+        inputs += sorted(p for p in SHARED_PCAPS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap"))
+    proc = _run_sanitized(sanitized_package, inputs)
+    assert not REPORT_RE.search(proc.stderr), proc.stderr[-4000:]
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    replayed = [line for line in proc.stdout.splitlines() if line.startswith("replayed")]
+    assert len(replayed) == len(inputs)
+    assert sum(int(line.split()[-1]) for line in replayed) > 1000   # SIP messages went through the tracker

@@ -14,7 +14,16 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 from libc.math cimport isnan, llrint
+from libc.stdlib cimport malloc
 from libc.string cimport memcmp, memset
+
+cdef extern from *:
+    """
+    #ifndef WS_EXACT_COPIES
+    #define WS_EXACT_COPIES 0
+    #endif
+    """
+    const int WS_EXACT_COPIES   # set by the sanitizer build (setup.py, WARPSNIFF_SANITIZE)
 
 import heapq
 import math
@@ -517,6 +526,7 @@ cdef class CallTracker:
         cdef const uint8_t *arena = <const uint8_t *>e.sig_arena
         cdef const char *corr = NULL
         cdef _Message x = self._msg
+        cdef uint8_t *exact = NULL
         if self._corr_name is not None:
             corr = self._corr_name
         try:
@@ -526,6 +536,12 @@ cdef class CallTracker:
                     x.reset((<double>r.ts_ns) / 1e9)
                     x.base = x.data = arena + r.offset
                     x.n = r.length
+                    if WS_EXACT_COPIES:
+                        # sanitizer builds: the message alone in a block of its size, so a
+                        # read past it is reported (inside the arena it would not be)
+                        exact = <uint8_t *>malloc(x.n if x.n else 1)
+                        memcpy(exact, x.data, x.n)
+                        x.base = x.data = exact
                     memcpy(x.src, r.src, 16)
                     memcpy(x.dst, r.dst, 16)
                     x.sport, x.dport = r.sport, r.dport
@@ -535,11 +551,15 @@ cdef class CallTracker:
                         for tap in self.taps:
                             tap(x.headers(), x.ts, x.src_t(), x.dst_t())
                     x.reset(0.0)
+                    if WS_EXACT_COPIES:
+                        free(exact)
+                        exact = NULL
                 elif correlator is not None:
                     correlator.record((<double>r.ts_ns) / 1e9, (<const char *>r.src)[:16],
                                       (<const char *>r.dst)[:16], r.sport, r.dport, r.kind, r.tcp_flags,
                                       r.tcp_seq, (<const char *>arena)[r.offset:r.offset + r.length])
         finally:
+            free(exact)
             ws_engine_sig_reset(e)
         return n
 
