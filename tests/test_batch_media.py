@@ -127,3 +127,46 @@ def test_rows_kept_for_an_open_call_are_bounded_and_the_rest_counted():
     assert {s.labels["table"]: s.value for s in family.samples}["call_media"] == 904
     p.streams_ended(np.zeros(3, dtype=STREAM_DTYPE))   # unbound rows: nobody's, nothing kept
     assert sum(len(k) for k in p.ended_by_call[ref]) == MAX_ENDED_ROWS_PER_CALL
+
+
+def random_rtcp(rng, n):
+    """RTCP senders' rows: reports about SSRCs 1..200 (several about the same
+    one, arriving in any order), some with an RTT, some with XR VoIP metrics
+    about the same source or another."""
+    from warpsniff._engine import RTCP_DTYPE
+
+    rtcp = np.zeros(n, dtype=RTCP_DTYPE)
+    for row in rtcp:
+        row["ssrc"] = rng.randint(1000, 2000)
+        row["has_report_block"] = rng.random() < 0.8
+        row["rb_ssrc"] = rng.randint(1, 200)
+        row["rb_arrival_ns"] = rng.randint(0, 10) * 1000   # ties: the table's order decides
+        row["rb_fraction_lost"] = rng.randint(0, 255)
+        row["rb_cumulative_lost"] = rng.randint(0, 500)
+        row["rb_jitter"] = rng.randint(0, 4000)
+        row["rtt_samples"] = rng.choice([0, 1, 3])
+        row["rtt_ms"] = rng.uniform(1.0, 600.0)
+        row["has_xr_voip"] = rng.random() < 0.3
+        row["xr_ssrc"] = row["rb_ssrc"] if rng.random() < 0.5 else rng.randint(1, 200)
+        row["xr_mos_lq"], row["xr_mos_cq"], row["xr_r_factor"] = rng.choice([(127, 127, 127), (41, 39, 88)])
+    return rtcp
+
+
+def test_quality_context_for_some_streams_reads_only_their_rtcp_and_scores_the_same():
+    """A context built for the SSRCs of the streams it scores (a media join
+    reads only the RTCP about its calls' streams, not every sender's) scores
+    them exactly as one built from the whole RTCP table."""
+    rng = random.Random(3550)
+    rtcp = random_rtcp(rng, 3000)
+    codecs = CodecTable.load()
+    names = {1: {96: "opus"}, 2: {111: "opus"}}
+    for trial in range(20):
+        rows = random_rows(rng, [1, 2, 3], rng.randint(1, 12))
+        rows["ssrc"] = [rng.randint(1, 220) for _ in range(len(rows))]   # some with no RTCP at all
+        wanted = set(rows["ssrc"].tolist())
+        whole = QualityContext(codecs, rtcp, names)
+        some = QualityContext(codecs, rtcp, names, ssrcs=wanted)
+        assert wanted & set(whole.reports) <= set(some.reports) and len(some.reports) < len(whole.reports)
+        assert some.default_mos_rows(rows) == whole.default_mos_rows(rows)
+        assert [some.assess(rec) for rec in rows] == [whole.assess(rec) for rec in rows]
+    assert some.rtt and some.reports and some.xr   # the figures compared did use RTCP

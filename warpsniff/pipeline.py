@@ -363,12 +363,14 @@ class Pipeline:
 
     # -- media ----------------------------------------------------------------
 
-    def quality_context(self, calls=(), payload_names: Optional[dict] = None) -> QualityContext:
+    def quality_context(self, calls=(), payload_names: Optional[dict] = None, rows=None) -> QualityContext:
         """Scoring context for the streams of `calls` (or of the call_refs in
-        `payload_names`: call_ref -> {pt: encoding})."""
+        `payload_names`: call_ref -> {pt: encoding}); given the stream `rows` it
+        will score, it reads only the RTCP about them, not every sender's."""
         names = dict(payload_names) if payload_names else {}
         names.update((c.call_ref, c.payload_names) for c in calls)
-        return QualityContext(self.codecs, self.engine.rtcp_sources(), names, plc=self.plc)
+        ssrcs = set(rows["ssrc"].tolist()) if rows is not None else None
+        return QualityContext(self.codecs, self.engine.rtcp_sources(), names, plc=self.plc, ssrcs=ssrcs)
 
     def _call_media(self, call: Call, streams, quality: QualityContext,
                     mos_override: Optional[float] = None) -> CallMedia:
@@ -434,10 +436,11 @@ class Pipeline:
         ended = [rows for c in calls for rows in self.ended_by_call.pop(c.call_ref, ())]
         if ended:
             streams = np.concatenate([streams] + ended)
-        quality = self.quality_context(calls)
         if self._claims_media():
             streams = claim_unbound_media(streams, calls)
         refs = {c.call_ref for c in calls}
+        streams = rows_of_calls(streams, refs)   # `streams` may be the whole table
+        quality = self.quality_context(calls, rows=streams)
         by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
         medias = self._media_of_calls(calls, streams, quality)
         empty = streams[:0]

@@ -181,16 +181,19 @@ class CallOutput:
     def _write(self, p: Pipeline, count: int, active: Optional[np.ndarray]) -> None:
         """Writes the first `count` waiting records (all settled)."""
         batch = [self.records.popleft() for _ in range(count)]
-        quality = p.quality_context(payload_names={w.call_ref: w.payload_names for w in batch})
         active_by_call = streams_by_call(active, {w.call_ref for w in batch}) if active is not None else {}
         empty = np.zeros(0, dtype=STREAM_DTYPE)
+        rows_of = []
         for w in batch:
             parts = self.ended.pop(w.call_ref, [])
             if w.call_ref in active_by_call:
                 parts.append(active_by_call[w.call_ref])
             rows = np.concatenate(parts) if parts else empty
             # the order the whole replay's stream list has (replay(): by first packet, then SSRC)
-            rows = rows[np.lexsort((rows["ssrc"], rows["first_ns"]))]
+            rows_of.append(rows[np.lexsort((rows["ssrc"], rows["first_ns"]))])
+        quality = p.quality_context(payload_names={w.call_ref: w.payload_names for w in batch},
+                                    rows=np.concatenate(rows_of) if rows_of else empty)
+        for w, rows in zip(batch, rows_of):
             self.write_cdr(with_media(w.record, w.call_ref, rows, quality))
 
 

@@ -17,13 +17,18 @@ class QualityContext:
     """Everything stream scoring needs besides the stream record itself."""
 
     def __init__(self, codecs: CodecTable, rtcp: Optional[np.ndarray] = None,
-                 payload_names: Optional[dict] = None, plc: bool = True):
+                 payload_names: Optional[dict] = None, plc: bool = True, ssrcs=None):
+        """`ssrcs`: the SSRCs of the streams this context will score (None: any);
+        only the RTCP rows about them are read (the table holds every sender's)."""
         self.codecs = codecs
         self.plc = plc
         self.payload_names = payload_names or {}   # call_ref -> {pt: encoding}
         self.reports: dict[int, np.void] = {}      # SSRC -> latest receiver report about it
         self.rtt: dict[int, float] = {}            # SSRC -> latest RTT (ms)
         self.xr: dict[int, np.void] = {}           # SSRC -> latest XR VoIP metrics about it
+        if rtcp is not None and ssrcs is not None and len(rtcp):
+            wanted = np.fromiter(ssrcs, dtype=np.uint32)
+            rtcp = rtcp[np.isin(rtcp["rb_ssrc"], wanted) | np.isin(rtcp["xr_ssrc"], wanted)]
         if rtcp is not None:
             for row in rtcp[np.argsort(rtcp["rb_arrival_ns"], kind="stable")] if len(rtcp) else ():
                 if row["has_report_block"]:
