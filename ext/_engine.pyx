@@ -153,18 +153,29 @@ cdef class Engine:
             ws_reader_close(&self.reader)
             self.reader_open = False
 
-    def run(self, uint64_t budget=1 << 20):
+    def run(self, uint64_t budget=1 << 20, CallTracker tracker=None, correlator=None):
         """Processes frames until a batch needs draining, the budget is spent
-        or the input ends. Returns one of the RUN_* values."""
+        or the input ends. Returns one of the RUN_* values. With `tracker`, a
+        batch that needs draining (an SDP body, a full batch) goes to
+        tracker.feed(self, correlator) here and the run goes on: RUN_SIGNALLING
+        is then never returned, and a replay's 1,000 SDP bodies cost no trip
+        through Python's loop."""
         if not self.reader_open:
             raise RuntimeError("no capture open")
         cdef int rc
-        with nogil:
-            rc = ws_engine_run(self.e, &self.reader, budget)
-        if rc < 0:
-            raise CaptureError(self.path, self.reader.err.decode(errors="replace"),
-                               truncated=rc == WS_READ_TRUNCATED, offset=self.reader.pos)
-        return rc
+        cdef uint64_t start = self.e.c.frames, done = 0
+        while True:
+            with nogil:
+                rc = ws_engine_run(self.e, &self.reader, budget - done)
+            if rc < 0:
+                raise CaptureError(self.path, self.reader.err.decode(errors="replace"),
+                                   truncated=rc == WS_READ_TRUNCATED, offset=self.reader.pos)
+            if rc != WS_RUN_SIGNALLING or tracker is None:
+                return rc
+            tracker.feed(self, correlator)
+            done = self.e.c.frames - start
+            if done >= budget:
+                return WS_RUN_BUDGET
 
     def feed(self, const uint8_t[::1] data, int64_t ts_ns, uint32_t linktype=1, origlen=None):
         """Feeds one frame (for tests and live capture glue, not the hot path)."""

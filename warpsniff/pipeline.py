@@ -122,7 +122,6 @@ class Pipeline:
         self.next_quality = 0.0
         self.interval_prev = self.interval_last = None   # stream snapshots at the last two boundaries
         self._live_cache = None
-        self.signalling_records = 0
         self.errors: list[CaptureError] = []
         self.replay_lag_s = 0.0
         self.started = time.time()
@@ -142,9 +141,12 @@ class Pipeline:
             return
         wall0 = capture0 = None
         try:
+            # signalling batches go from the engine to the tracker inside run(), except
+            # when pacing, which wants every return to look at the capture clock
+            tracker = None if speed else self.tracker
             while True:
                 with self.lock:
-                    rc = engine.run(budget)
+                    rc = engine.run(budget, tracker, self.correlator)
                     self._handle(rc)
                 if rc == RUN_EOF:
                     break
@@ -233,6 +235,11 @@ class Pipeline:
             errors.append(exc)
             stop.set()
 
+    @property
+    def signalling_records(self) -> int:
+        """Signalling records drained from the engine(s) so far."""
+        return self.tracker.records_fed
+
     def engines(self) -> list:
         """Every native engine: one, or one per capture worker."""
         if isinstance(self.engine, EngineGroup):
@@ -301,7 +308,7 @@ class Pipeline:
             return
         # SIP over UDP straight from the engine's batch into the call state
         # machine; TCP, SCTP and control records through the correlator
-        self.signalling_records += self.tracker.feed(engine or self.engine, self.correlator)
+        self.tracker.feed(engine or self.engine, self.correlator)
 
     # -- per capture second ---------------------------------------------------
 

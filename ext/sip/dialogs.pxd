@@ -88,6 +88,7 @@ cdef class CallTracker:
     cdef public dict _dirty                # call_ref -> call changed since the last tick
     cdef public long long _seq
     cdef public object media_probe
+    cdef public uint64_t records_fed       # signalling records taken from engines (feed)
     cdef object _engine
     cdef Engine _native                    # _engine when it is one native Engine: binds without Python
     cdef object _stats

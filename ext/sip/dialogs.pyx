@@ -522,6 +522,7 @@ cdef class CallTracker:
         number of records."""
         cdef ws_engine *e = engine.e
         cdef uint32_t i, n = e.sig_count
+        self.records_fed += n
         cdef ws_sig_record *r
         cdef const uint8_t *arena = <const uint8_t *>e.sig_arena
         cdef const char *corr = NULL
