@@ -42,6 +42,9 @@ def rows_of_calls(streams: np.ndarray, refs) -> np.ndarray:
     ints). A capture second usually finishes one or two calls: for a handful
     of refs, comparisons beat np.isin's sort (14 us for one ref)."""
     column = streams["call_ref"]
+    if len(refs) == 1:
+        for ref in refs:
+            return streams[column == ref]
     if len(refs) <= 8:
         mask = np.zeros(len(column), dtype=bool)
         for ref in refs:
@@ -328,7 +331,10 @@ class Pipeline:
                 current = self.engine.streams()
             else:                  # only the finishing calls' rows, not a copy of the table
                 current = self.engine.streams_of_calls([c.call_ref for c in self.pending])
-            self._join_media(current)
+                self._join_media(current, only_theirs=True)
+                current = None
+            if current is not None:
+                self._join_media(current)
         if self.call_sink is not None:
             self.call_sink.tick(self)
         self.aggregator.expire_media(now)
@@ -398,12 +404,14 @@ class Pipeline:
         media.mos = mos_override if mos_override is not None else (min(scores) if scores else None)
         return media
 
-    def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext) -> dict:
+    def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext,
+                        only_theirs: bool = False) -> dict:
         """call_ref -> CallMedia for a batch of finishing calls: what _call_media
         gives for each, from one pass over the batch's rows (columns read once,
-        codecs looked up once per call and payload type)."""
+        codecs looked up once per call and payload type). `only_theirs`:
+        `streams` holds only these calls' rows."""
         by_ref = {c.call_ref: c for c in calls}
-        rows = rows_of_calls(streams, by_ref)
+        rows = streams if only_theirs else rows_of_calls(streams, by_ref)
         medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
         scores: dict = {}
         platform = {}   # call_ref -> direction of the caller's own media
@@ -434,9 +442,10 @@ class Pipeline:
             medias[ref].mos = min(s)   # a call is as good as its worse direction
         return medias
 
-    def _join_media(self, streams: np.ndarray) -> None:
+    def _join_media(self, streams: np.ndarray, only_theirs: bool = False) -> None:
         """Finished calls' media: their rows in `streams` (from the table) and
-        the rows of their streams that already left it (streams_ended)."""
+        the rows of their streams that already left it (streams_ended).
+        `only_theirs`: `streams` holds those calls' rows and no other's."""
         calls, self.pending[:] = list(self.pending), []
         if not calls:
             return
@@ -446,10 +455,11 @@ class Pipeline:
         if self._claims_media():
             streams = claim_unbound_media(streams, calls)
         refs = {c.call_ref for c in calls}
-        streams = rows_of_calls(streams, refs)   # `streams` may be the whole table
+        if not only_theirs:
+            streams = rows_of_calls(streams, refs)   # `streams` may be the whole table
         quality = self.quality_context(calls, rows=streams)
         by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
-        medias = self._media_of_calls(calls, streams, quality)
+        medias = self._media_of_calls(calls, streams, quality, only_theirs=True)
         empty = streams[:0]
         for call in calls:
             mine = by_call.get(call.call_ref, empty)
