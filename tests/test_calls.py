@@ -1066,3 +1066,39 @@ def test_media_seen_before_the_sdp_that_announces_it_joins_the_call(tmp_path):
     # and the operator can see it happen: one stream adopted, one bound at its start
     family = next(f for f in SnifferCollector(p).collect() if f.name == "warpsniff_streams_bound")
     assert {s.labels["how"]: s.value for s in family.samples} == {"at_start": 1, "adopted": 1}
+
+
+def test_a_flood_into_one_open_call_is_bounded():
+    """Requests with ever new branches, provisional responses with ever new
+    To-tags and 2xx from ever new Via branches, all into one open call, do
+    not grow it without bound: transaction keys live in two generations,
+    forks are capped; a retransmission of a recent request is still known."""
+    from test_timers import CALLEE, CALLER, Headers, NoEngine
+    from warpsniff.sip.calls import KEYS_PER_GENERATION, MAX_FORKS
+
+    tracker = CallTracker(NoEngine())
+    cid = "flood-1@192.0.2.10"
+
+    def request(method, branch, cseq, to_tag=None):
+        tracker.message(Headers(call_id=cid, is_request=True, method=method, cseq=cseq, cseq_method=method,
+                                via_branch=branch, from_tag="a", to_tag=to_tag), b"", 1.0, CALLER, CALLEE)
+
+    def response(code, branch, to_tag):
+        tracker.message(Headers(call_id=cid, is_request=False, code=code, cseq=1, cseq_method="INVITE",
+                                via_branch=branch, from_tag="a", to_tag=to_tag), b"", 1.0, CALLEE, CALLER)
+
+    request("INVITE", "z9hG4bK-invite", 1)
+    for i in range(3000):
+        response(180, "z9hG4bK-invite", f"fork-{i}")
+    response(200, "z9hG4bK-invite", "fork-0")
+    for i in range(3000):
+        response(200, f"z9hG4bK-leg-{i}", f"leg-{i}")           # the answer as other legs saw it
+    for i in range(50_000):
+        request("INFO", f"z9hG4bK-info-{i}", 10 + i, to_tag="fork-0")
+    call = tracker.calls[cid]
+    assert len(call.seen) <= KEYS_PER_GENERATION
+    assert len(call.early_dialogs) == MAX_FORKS and len(call.answer_tags) == MAX_FORKS
+    assert tracker.stats.retransmissions == 0
+    request("INFO", "z9hG4bK-info-49999", 10 + 49999, to_tag="fork-0")   # the last one again
+    assert tracker.stats.retransmissions == 1 and call.retransmissions == 1
+    assert call.final_code == 200 and call.pdd_end == "ringing"

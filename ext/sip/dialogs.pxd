@@ -44,8 +44,11 @@ cdef class Call:
     cdef public dict media                 # (addr16, port) -> "caller" | "callee" side
     cdef public dict payload_names         # pt -> encoding, from a=rtpmap
     cdef public set seen                   # transaction keys (64-bit hashes), for retransmissions
+    cdef set seen_before                   # the previous generation of keys (KEYS_PER_GENERATION)
     cdef public list vq_reports            # RFC 6035 PUBLISH reports about this call
     cdef public bint done, evicted
+
+    cdef bint remember(self, uint64_t key) except -1
 
 
 cdef class _Message:

@@ -34,6 +34,12 @@ V4_MAPPED = bytes(10) + b"\xff\xff"
 UNSPECIFIED_V4 = V4_MAPPED + bytes(4)   # 0.0.0.0: hold (RFC 2543)
 OTHER_TRANSACTIONS = 8192   # remembered keys of messages outside any call
 RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmissions, PUBLISH reports)
+# A flood into one open call (requests with new branches, responses with new
+# To-tags) must not grow it without bound: transaction keys are kept in two
+# generations of at most this many (a retransmission comes within 32 s of its
+# original, long before its generation is dropped), forks up to MAX_FORKS.
+KEYS_PER_GENERATION = 2048
+MAX_FORKS = 64
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
 CHALLENGES = (401, 407)
 # Final codes -> termination reason. Anything else 3xx-6xx is "failed".
@@ -199,9 +205,20 @@ cdef class Call:
         self.media = {}
         self.payload_names = {}
         self.seen = set()
+        self.seen_before = set()
         self.vq_reports = []
         for name, value in fields.items():
             setattr(self, name, value)
+
+    cdef bint remember(self, uint64_t key) except -1:
+        """Was this transaction key seen before? If not, it is now (the older
+        generation of keys is dropped when the current one is full)."""
+        if key in self.seen or key in self.seen_before:
+            return True
+        if len(self.seen) >= KEYS_PER_GENERATION:
+            self.seen_before, self.seen = self.seen, set()
+        self.seen.add(key)
+        return False
 
     @property
     def answered(self):
@@ -237,6 +254,7 @@ cdef Call _new_call(uint32_t call_ref, str call_id, object from_uri, object to_u
     c.media = {}
     c.payload_names = {}
     c.seen = set()
+    c.seen_before = set()
     c.vq_reports = []
     return c
 
@@ -606,7 +624,7 @@ cdef class CallTracker:
             if starts_call:
                 found = PyDict_GetItem(self.calls, cid)
                 if found != NULL:
-                    (<Call>found).seen.add(key)
+                    (<Call>found).remember(key)
         else:
             self.n_responses += 1
             key = _response_key(x)
@@ -621,11 +639,7 @@ cdef class CallTracker:
         """Seen before? Keys are kept per call (freed with it), else in a small LRU."""
         call = open_call if open_call is not None else self.recent.get(cid)
         if call is not None:
-            seen = (<Call>call).seen
-            if key in seen:
-                return True
-            seen.add(key)
-            return False
+            return (<Call>call).remember(key)
         seen_other = self.seen_other
         if other_key in seen_other:
             return True
@@ -801,7 +815,7 @@ cdef class CallTracker:
                 self._invite_response(call, x)
             elif 200 <= code < 300:
                 branch = x.text(m.via_branch)
-                if branch not in call.answer_tags:
+                if branch not in call.answer_tags and len(call.answer_tags) < MAX_FORKS:
                     # the answer as another leg of the same Call-ID saw it (a B2BUA or
                     # a proxy on both sides of the tap): its dialog is the call too
                     call.answer_tags[branch] = x.text(m.to_tag)
@@ -825,7 +839,7 @@ cdef class CallTracker:
                     call.pdd_end = "progress" if code == 183 else "ringing"
                     self.on_pdd(call)
                 call.ringing = call.ringing or code != 183
-                if m.to_tag.len:
+                if m.to_tag.len and len(call.early_dialogs) < MAX_FORKS:
                     call.early_dialogs.add(x.text(m.to_tag))
             self._offer_answer(call, x)
             return 0

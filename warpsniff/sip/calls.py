@@ -19,6 +19,8 @@ from typing import Optional
 
 from warpsniff._engine import (  # noqa: F401  (the calls API, re-exported)
     CHALLENGES,
+    KEYS_PER_GENERATION,
+    MAX_FORKS,
     OTHER_TRANSACTIONS,
     PROVISIONAL_PDD,
     REASON_BY_CODE,
