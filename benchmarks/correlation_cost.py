@@ -16,6 +16,11 @@ counts. Reported: RTP packets per CPU second with and without correlation,
 their ratio (the RTP rate drop), and the extra CPU per call and per SIP
 message, which give the drop for any mix:
     drop = extra per call / (RTP packets per call x CPU per RTP packet).
+Also the native run loop's own CPU in the same replay with SIP on and off
+(`ws_peer --split`: the time inside Engine.run, which with SIP on includes
+spotting and copying out SIP and checking bound streams, not the call state
+machine or the per-call work): how much correlation slows the engine's RTP
+path itself.
 Both peers must report the generator's RTP packet total (exit 1 otherwise).
 """
 from __future__ import annotations
@@ -37,11 +42,17 @@ MIXES = [
 
 
 def measure(pcap: str, repeat: int, core) -> dict:
-    runs = {"replay": [], "streams_only": []}
+    runs = {"replay": [], "streams_only": [], "split_replay": [], "split_streams_only": []}
     for _ in range(repeat):
         runs["replay"].append(run_child([PY, "-m", "benchmarks.ws_peer", pcap], core))
         runs["streams_only"].append(run_child([PY, "-m", "benchmarks.ws_peer", "--streams-only", pcap], core))
-    return {k: summarize(v) for k, v in runs.items()}
+        runs["split_replay"].append(run_child([PY, "-m", "benchmarks.ws_peer", "--split", pcap], core))
+        runs["split_streams_only"].append(
+            run_child([PY, "-m", "benchmarks.ws_peer", "--split", "--streams-only", pcap], core))
+    out = {k: summarize(v) for k, v in runs.items()}
+    for k in ("split_replay", "split_streams_only"):   # the native loop's own CPU, least of the runs
+        out[k]["engine_cpu"] = min(r.out["engine_cpu_seconds"] for r in runs[k])
+    return out
 
 
 def main(argv=None) -> int:
@@ -84,6 +95,9 @@ def main(argv=None) -> int:
                 "extra_us_per_call": (with_sip - without) / tt["calls"] * 1e6,
                 "extra_us_per_sip_message": (with_sip - without) / max(sip_messages, 1) * 1e6,
                 "ns_per_rtp_packet": without / rtp * 1e9,
+                "native_loop_streams_only": m["split_streams_only"]["engine_cpu"],
+                "native_loop_with_sip": m["split_replay"]["engine_cpu"],
+                "native_loop_rate_drop": 1.0 - m["split_streams_only"]["engine_cpu"] / m["split_replay"]["engine_cpu"],
                 "all_cpu": {k: v["all_cpu"] for k, v in m.items()},
             })
     finally:
@@ -92,12 +106,14 @@ def main(argv=None) -> int:
         json.dump({"command": "python -m benchmarks.correlation_cost " + " ".join(argv or sys.argv[1:]),
                    "rows": rows}, fh, indent=1)
     head = ["capture", "calls", "RTP packets", "SIP msgs", "streams only", "with correlation",
-            "RTP rate drop", "extra per call", "extra per SIP msg"]
+            "RTP rate drop", "extra per call", "extra per SIP msg", "native loop: streams only / with SIP"]
     table = [[r["mix"], f"{r['calls']:,}", f"{r['rtp_packets']:,}", f"{r['sip_messages']:,}",
               f"{r['cpu_streams_only'] * 1e3:.1f} ms ({r['mpps_streams_only']:.1f} Mpps)",
               f"{r['cpu_replay'] * 1e3:.1f} ms ({r['mpps_replay']:.1f} Mpps)",
               f"{100 * r['rate_drop']:.0f} %", f"{r['extra_us_per_call']:.0f} us",
-              f"{r['extra_us_per_sip_message']:.1f} us"] for r in rows]
+              f"{r['extra_us_per_sip_message']:.1f} us",
+              f"{r['native_loop_streams_only'] * 1e3:.1f} / {r['native_loop_with_sip'] * 1e3:.1f} ms "
+              f"({100 * r['native_loop_rate_drop']:.0f} %)"] for r in rows]
     if args.markdown:
         print("| " + " | ".join(head) + " |")
         print("|" + "---|" * len(head))
