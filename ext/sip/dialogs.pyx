@@ -191,22 +191,7 @@ cdef class Call:
 
     def __init__(self, call_ref, call_id, from_uri, to_uri, from_tag, double invite_ts, invite_cseq, caller,
                  **fields):
-        self.call_ref = call_ref
-        self.call_id = call_id
-        self.from_uri = from_uri
-        self.to_uri = to_uri
-        self.from_tag = from_tag
-        self.invite_ts = invite_ts
-        self.invite_cseq = invite_cseq
-        self.caller = caller
-        self.leg = 1
-        self.early_dialogs = set()
-        self.answer_tags = {}
-        self.media = {}
-        self.payload_names = {}
-        self.seen = set()
-        self.seen_before = set()
-        self.vq_reports = []
+        _start_call(self, call_ref, call_id, from_uri, to_uri, from_tag, invite_ts, invite_cseq, caller)
         for name, value in fields.items():
             setattr(self, name, value)
 
@@ -236,9 +221,9 @@ cdef class Call:
                 f"end_ts={self.end_ts}, ended_by={self.ended_by!r})")
 
 
-cdef Call _new_call(uint32_t call_ref, str call_id, object from_uri, object to_uri, object from_tag,
-                    double invite_ts, long long invite_cseq, object caller):
-    cdef Call c = Call.__new__(Call)
+cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri, object to_uri, object from_tag,
+                      double invite_ts, long long invite_cseq, object caller):
+    """A call's identity and its empty tables (Call() and the tracker's new calls)."""
     c.call_ref = call_ref
     c.call_id = call_id
     c.from_uri = from_uri
@@ -247,7 +232,6 @@ cdef Call _new_call(uint32_t call_ref, str call_id, object from_uri, object to_u
     c.invite_ts = invite_ts
     c.invite_cseq = invite_cseq
     c.caller = caller
-    c.last_sip_ts = invite_ts
     c.leg = 1
     c.early_dialogs = set()
     c.answer_tags = {}
@@ -744,8 +728,9 @@ cdef class CallTracker:
                 self._offer_answer(call, x)
                 return 0
             self._finish(call)
-        call = _new_call(self.next_ref, cid, x.text(m.from_uri), x.text(m.to_uri), x.text(m.from_tag),
-                         x.ts, m.cseq, x.src_t())
+        call = _start_call(Call.__new__(Call), self.next_ref, cid, x.text(m.from_uri), x.text(m.to_uri),
+                           x.text(m.from_tag), x.ts, m.cseq, x.src_t())
+        call.last_sip_ts = x.ts
         self.next_ref += 1
         call.session_expires = _session_expires(x.text(m.session_expires))
         self._correlate(call, x)
