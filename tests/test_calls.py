@@ -1102,3 +1102,34 @@ def test_a_flood_into_one_open_call_is_bounded():
     request("INFO", "z9hG4bK-info-49999", 10 + 49999, to_tag="fork-0")   # the last one again
     assert tracker.stats.retransmissions == 1 and call.retransmissions == 1
     assert call.final_code == 200 and call.pdd_end == "ringing"
+
+
+def test_sctp_first_fragments_on_ever_new_streams_are_bounded():
+    """RFC 9260 DATA chunks: a flood of first fragments (B flag, no E) on ever
+    new streams keeps at most MAX_PARTIAL messages under way, the oldest
+    given up and counted; a message split over three chunks still joins."""
+    import struct as st
+
+    from warpsniff.sip.correlator import SctpReassembler
+
+    def data_chunk(stream: int, payload: bytes, begin: bool, end: bool) -> bytes:
+        flags = (0x02 if begin else 0) | (0x01 if end else 0)
+        body = st.pack("!IHHI", 1, stream, 0, 0) + payload
+        chunk = st.pack("!BBH", 0, flags, 4 + len(body)) + body
+        return chunk + bytes(-len(chunk) % 4)
+
+    sctp = SctpReassembler()
+    association = ("192.0.2.10", 5060, "198.51.100.20", 5060)
+    flood = 5000
+    for i in range(flood):
+        assert list(sctp.messages(association, data_chunk(i, b"INVITE sip:x", True, False))) == []
+    assert len(sctp.partial) == SctpReassembler.MAX_PARTIAL
+    assert sctp.dropped == flood - SctpReassembler.MAX_PARTIAL
+    parts = [b"INVITE sip:bob@198.51.100.20 SIP/2.0\r\n", b"Call-ID: split@x\r\n", b"\r\n"]
+    got = []
+    for k, part in enumerate(parts):
+        got += sctp.messages(association, data_chunk(65535, part, k == 0, k == len(parts) - 1))
+    assert got == [b"".join(parts)]
+    # its first fragment pushed the oldest flood fragment out; its last one completed it
+    assert len(sctp.partial) == SctpReassembler.MAX_PARTIAL - 1
+    assert sctp.dropped == flood - SctpReassembler.MAX_PARTIAL + 1

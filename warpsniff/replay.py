@@ -268,6 +268,7 @@ def replay(
     sip = dict(vars(p.tracker.stats))
     sip.update({f"tcp_{k}": v for k, v in vars(p.correlator.tcp.stats).items()})
     sip["sctp_messages"] = p.correlator.sctp_messages
+    sip["sctp_partial_dropped"] = p.correlator.sctp.dropped
     return ReplayResult(
         streams=streams[order],
         rtcp=p.engine.rtcp_sources(),

@@ -169,6 +169,7 @@ class SnifferCollector:
             overflows = dict(p.aggregator.guard.overflows)
             dialogs = len(p.tracker.calls)
             call_media_dropped = p.ended_rows_dropped
+            sctp_dropped = p.correlator.sctp.dropped
             rings = p.capture_stats()
         yield CounterMetricFamily("warpsniff_packets", "Frames seen.", value=c["frames"])
         yield CounterMetricFamily("warpsniff_bytes", "Bytes on the wire of frames seen.", value=c["bytes"])
@@ -211,6 +212,7 @@ class SnifferCollector:
         drops.add_metric(["tcp_gap"], tcp.gaps_skipped)
         drops.add_metric(["tcp_buffer_overflow"], tcp.buffer_overflows)
         drops.add_metric(["signalling_batch"], c["signalling_dropped"])
+        drops.add_metric(["sctp_message"], sctp_dropped)
         yield drops
         yield _counters("warpsniff_websocket", "SIP over WebSocket (RFC 7118) on TCP connections, by event.",
                         ["event"], {(event,): getattr(tcp, f"websocket_{event}") for event in

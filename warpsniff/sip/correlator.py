@@ -8,6 +8,7 @@ messages (RFC 4168).
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 
 import numpy as np
 
@@ -63,12 +64,17 @@ class SignallingCorrelator:
 class SctpReassembler:
     """Whole user messages from SCTP DATA chunks (RFC 9260 section 3.3.1):
     a message split over chunks (B ... E flags) is joined per association
-    and stream, in arrival order; a fragment set is bounded in size."""
+    and stream, in arrival order; a fragment set is bounded in size, and so
+    is the number of messages under way (the least recently extended one
+    goes first: a flood of first fragments on ever new streams cannot grow
+    memory), each drop counted."""
 
     MAX_MESSAGE = 256 * 1024
+    MAX_PARTIAL = 1024
 
     def __init__(self):
-        self.partial: dict = {}   # (association, stream id) -> bytearray
+        self.partial: "OrderedDict[tuple, bytearray]" = OrderedDict()   # (association, stream id) -> bytes so far
+        self.dropped = 0   # messages under way given up: too large, or pushed out by newer ones
 
     def messages(self, association: tuple, chunks: bytes):
         off = 0
@@ -84,7 +90,13 @@ class SctpReassembler:
                 if begin and end:
                     yield data
                 elif begin:
+                    if key in self.partial:
+                        self.dropped += 1   # restarted before its end
                     self.partial[key] = bytearray(data)
+                    self.partial.move_to_end(key)
+                    if len(self.partial) > self.MAX_PARTIAL:
+                        self.partial.popitem(last=False)
+                        self.dropped += 1
                 elif key in self.partial:
                     buf = self.partial[key]
                     buf += data
@@ -93,4 +105,7 @@ class SctpReassembler:
                         yield bytes(buf)
                     elif len(buf) > self.MAX_MESSAGE:
                         del self.partial[key]
+                        self.dropped += 1
+                    else:
+                        self.partial.move_to_end(key)
             off += (clen + 3) & ~3
