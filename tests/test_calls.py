@@ -1133,3 +1133,26 @@ def test_sctp_first_fragments_on_ever_new_streams_are_bounded():
     # its first fragment pushed the oldest flood fragment out; its last one completed it
     assert len(sctp.partial) == SctpReassembler.MAX_PARTIAL - 1
     assert sctp.dropped == flood - SctpReassembler.MAX_PARTIAL + 1
+
+
+def test_tcp_connections_stopping_inside_large_messages_are_bounded_together():
+    """Each TCP direction holds at most 256 KiB, and all of them together at
+    most `max_held`: many connections each stopping inside a large message
+    push the least recently active out (counted), and a later connection's
+    messages are still framed."""
+    from warpsniff.sip.tcp import SYN, TcpReassembler
+
+    tcp = TcpReassembler(max_held=1 << 20)
+    head = (b"INVITE sip:bob@198.51.100.20 SIP/2.0\r\nCall-ID: big-%d@x\r\nCSeq: 1 INVITE\r\n"
+            b"Content-Length: 200000\r\n\r\n")
+    for i in range(64):
+        key = ("192.0.2.10", 40000 + i, "198.51.100.20", 5060)
+        assert list(tcp.segment(key, 1000, SYN, b"", 0.0)) == []
+        assert list(tcp.segment(key, 1001, 0, head % i + b"x" * 40_000, 0.1)) == []   # waits for the rest
+    held = sum(d.holding() for d in tcp.streams.values())
+    assert held == tcp.held <= 1 << 20
+    assert tcp.stats.streams_evicted >= 64 - (1 << 20) // 40_000
+    key = ("192.0.2.11", 41000, "198.51.100.20", 5060)
+    list(tcp.segment(key, 5000, SYN, b"", 1.0))
+    msg = b"OPTIONS sip:x SIP/2.0\r\nCall-ID: small@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    assert list(tcp.segment(key, 5001, 0, msg, 1.1)) == [(msg, False)]

@@ -53,6 +53,10 @@ class _Direction:
     gap_since: Optional[float] = None
     websocket: Optional[WebSocketFrames] = None  # set once the handshake switched it
     ignored: bool = False                        # a WebSocket that does not carry SIP
+    held: int = 0                                # bytes it held when last counted (TcpReassembler.held)
+
+    def holding(self) -> int:
+        return len(self.buf) + self.pending_bytes + (self.websocket.holding() if self.websocket else 0)
 
 
 def _reverse(key: tuple) -> tuple:
@@ -61,14 +65,27 @@ def _reverse(key: tuple) -> tuple:
 
 
 class TcpReassembler:
+    """Every direction holds at most `max_buffer` bytes in order and as many
+    waiting out of order; all of them together at most `max_held` (a flood of
+    connections each stopping inside a large message cannot add up to
+    max_streams x max_buffer): past it the least recently active directions
+    are dropped, counted as evicted streams."""
+
     def __init__(self, max_buffer: int = 256 * 1024, gap_timeout: float = 5.0, max_streams: int = 20000,
-                 max_websocket_message: int = websocket.MAX_MESSAGE):
+                 max_websocket_message: int = websocket.MAX_MESSAGE, max_held: int = 64 << 20):
         self.max_buffer = max_buffer
         self.max_websocket_message = max_websocket_message
         self.gap_timeout = gap_timeout
         self.max_streams = max_streams
+        self.max_held = max_held
+        self.held = 0   # bytes all directions hold, as last counted
         self.streams: "OrderedDict[tuple, _Direction]" = OrderedDict()
         self.stats = TcpStats()
+
+    def _evict_oldest(self) -> None:
+        _, d = self.streams.popitem(last=False)
+        self.held -= d.held
+        self.stats.streams_evicted += 1
 
     def segment(self, key: tuple, seq: int, flags: int, payload: bytes, ts: float) -> Iterator[tuple]:
         """Feeds one segment of one direction (key = src, sport, dst, dport);
@@ -82,8 +99,7 @@ class TcpReassembler:
                 return
             d = self.streams[key] = _Direction()
             if len(self.streams) > self.max_streams:
-                self.streams.popitem(last=False)
-                self.stats.streams_evicted += 1
+                self._evict_oldest()
         else:
             self.streams.move_to_end(key)
         if flags & SYN:
@@ -98,7 +114,16 @@ class TcpReassembler:
             self._place(d, seq, payload, ts)
         yield from self._frame(key, d)
         if flags & (FIN | RST):
-            self.streams.pop(key, None)
+            if self.streams.pop(key, None) is d:
+                self.held -= d.held
+            return
+        if self.streams.get(key) is not d:
+            return   # pushed out meanwhile
+        held = d.holding()
+        self.held += held - d.held
+        d.held = held
+        while self.held > self.max_held and len(self.streams) > 1:
+            self._evict_oldest()   # this direction is the most recent: it goes last
 
     def _place(self, d: _Direction, seq: int, payload: bytes, ts: float) -> None:
         ahead = (seq - d.next_seq) & 0xFFFFFFFF

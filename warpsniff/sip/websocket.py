@@ -108,6 +108,10 @@ class WebSocketFrames:
     larger than `max_message` is skipped frame by frame without being
     buffered, and counted."""
 
+    def holding(self) -> int:
+        """Bytes of a message under way."""
+        return len(self._message)
+
     def __init__(self, stats, masked: bool, max_message: int = MAX_MESSAGE):
         self.stats = stats
         self.masked = masked
