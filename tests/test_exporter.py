@@ -880,3 +880,25 @@ def test_windows_slide_by_finish_time(tmp_path, end, asr_5m):
     assert len(ner) == 1 and close(ner[0], 1.0)          # answered, 486 x2: all NER successes
     # the counters are not windowed
     assert [v for name, _, v in samples if name == "warp_call_finished_total"] == [3.0]
+
+
+def test_ended_calls_keep_at_most_max_label_sets_per_call_series():
+    """A burst of short calls: within their retention, at most
+    limits.max_label_sets ended calls keep per-call series, the newest; the
+    rest are let go early and counted."""
+    from warpsniff.labels import CallLabels, LabelConfig
+    from warpsniff.metrics.aggregate import CallAggregator, CallMedia
+    from warpsniff.sip.calls import Call
+
+    agg = CallAggregator(LabelConfig(max_label_sets=100))
+    for ref in range(1, 501):
+        call = Call(call_ref=ref, call_id=f"burst-{ref}", from_uri=None, to_uri=None, from_tag="a",
+                    invite_ts=float(ref), invite_cseq=1, caller=(bytes(16), 5060))
+        call.labels = CallLabels()
+        call.answer_ts, call.end_ts, call.final_code, call.reason = ref + 1.0, ref + 3.0, 200, "normal"
+        media = CallMedia(account="unknown", call_id=call.call_id, streams={("outbound", "PCMU"): [1, 100, 4.0]},
+                          mos=4.1)
+        agg.call_finished(call, media)
+    agg.expire_media(504.0)   # every call ended within the 300 s retention
+    assert list(agg.media) == list(range(401, 501))
+    assert agg.call_series_dropped == 400

@@ -109,6 +109,7 @@ class CallAggregator:
         self.jitter: dict = {}         # (account, trunk, zone) -> Histogram of stream max jitter (s)
         self.mos: dict = {}            # (account, trunk, zone) -> Histogram of call MOS
         self.media: "OrderedDict[int, CallMedia]" = OrderedDict()  # call_ref -> ended calls' media
+        self.call_series_dropped = 0   # ended calls' series let go early (max_label_sets)
 
     # -- events ---------------------------------------------------------------
 
@@ -192,9 +193,15 @@ class CallAggregator:
             self._remember_media(call, media)
 
     def _remember_media(self, call, media: CallMedia) -> None:
+        """Keeps an ended call's per-call series for the retention time; at most
+        `limits.max_label_sets` of them (a burst of short calls must not make a
+        scrape of hundreds of thousands of series): the oldest go first, counted."""
         media.ended_at = call.end_ts if call.end_ts is not None else call.last_sip_ts
         self.media[call.call_ref] = media
         self.media.move_to_end(call.call_ref)
+        if len(self.media) > self.cfg.max_label_sets:
+            self.media.popitem(last=False)
+            self.call_series_dropped += 1
 
     def expire_media(self, now: float) -> None:
         """Per-call series go away `call_series_retention_s` after the call ended."""

@@ -169,6 +169,7 @@ class SnifferCollector:
             overflows = dict(p.aggregator.guard.overflows)
             dialogs = len(p.tracker.calls)
             call_media_dropped = p.ended_rows_dropped
+            call_series_dropped = p.aggregator.call_series_dropped
             sctp_dropped = p.correlator.sctp.dropped
             rings = p.capture_stats()
         yield CounterMetricFamily("warpsniff_packets", "Frames seen.", value=c["frames"])
@@ -204,6 +205,7 @@ class SnifferCollector:
         ev.add_metric(["media_bindings"], c["bindings_dropped"])
         ev.add_metric(["tcp_streams"], tcp.streams_evicted)
         ev.add_metric(["call_media"], call_media_dropped)
+        ev.add_metric(["call_series"], call_series_dropped)
         yield ev
         drops = CounterMetricFamily("warpsniff_reassembly_drops", "Data lost by fragment or TCP reassembly.",
                                     labels=["kind"])
