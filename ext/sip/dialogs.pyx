@@ -13,7 +13,7 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from libc.math cimport isnan, llrint
+from libc.math cimport llrint
 from libc.stdlib cimport malloc
 from libc.string cimport memcmp, memset
 
@@ -818,10 +818,11 @@ cdef class CallTracker:
         cdef int code = m.code
         if code < 200:
             call.proceeding = True
-            if 180 <= code <= 183:
+            pdd_end = PROVISIONAL_PDD.get(code)
+            if pdd_end is not None:
                 if call.pdd_ms is None:
                     call.pdd_ms = (x.ts - call.invite_ts) * 1000.0
-                    call.pdd_end = "progress" if code == 183 else "ringing"
+                    call.pdd_end = pdd_end
                     self.on_pdd(call)
                 call.ringing = call.ringing or code != 183
                 if m.to_tag.len and len(call.early_dialogs) < MAX_FORKS:
