@@ -1,0 +1,93 @@
+"""Where correlation's extra CPU goes: replay() with its per-call parts
+taken away one after another, in one process, against the same replay with
+SIP off.
+
+    python -m benchmarks.correlation_parts [--repeat 9] [capture.pcap ...]
+
+Default captures: the two of benchmarks.correlation_cost (bench-out/; run
+that first to generate them). Each line is the extra CPU (best of --repeat,
+time.process_time, pinned to the last CPU) once the named part and every
+part above it are replaced by a stub, so the differences between lines are
+what each part costs, including what its Python work does to the native
+loop's caches between two runs. The stubs change the results (no labels,
+no media figures): this measures, it checks nothing. Numbers in the first
+replay of a process are not cached, here they are after the warm-up
+replays, so labels cost less than in benchmarks.correlation_cost's fresh
+processes.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from benchmarks.run import DEFAULT_DIR
+
+CAPTURES = ["synth-v1-c500-p1000000-l0.005-j5-s1.pcap", "synth-v1-c56-p1000000-l0.005-j5-s1-t180.pcap"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.correlation_parts", description=__doc__.split("\n\n")[0])
+    ap.add_argument("captures", nargs="*")
+    ap.add_argument("--repeat", type=int, default=9)
+    args = ap.parse_args(argv)
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[-1]})
+    paths = args.captures or [os.path.join(DEFAULT_DIR, name) for name in CAPTURES]
+
+    import warpsniff.labels as labels
+    import warpsniff.metrics.aggregate as aggregate
+    import warpsniff.pipeline as pipeline
+    from benchmarks.ws_peer import warm_up
+    from warpsniff.replay import EngineOptions, replay
+
+    warm_up(replay)
+    originals = (labels.LabelConfig.labels, pipeline.Pipeline._media_of_calls,
+                 aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick)
+    unknown = labels.CallLabels()
+
+    def stub_labels():
+        labels.LabelConfig.labels = lambda self, info: unknown
+
+    def stub_media():
+        pipeline.Pipeline._media_of_calls = lambda self, calls, streams, quality, only_theirs=False: {
+            c.call_ref: aggregate.CallMedia(account=unknown.account, call_id=c.call_id) for c in calls}
+
+    def stub_aggregation():
+        aggregate.CallAggregator.call_finished = lambda self, call, media=None: None
+
+    def stub_ticks():
+        pipeline.Pipeline.tick = lambda self, now: self.pending.clear()
+
+    steps = [("labels", stub_labels), ("media figures (_media_of_calls)", stub_media),
+             ("aggregation (call_finished)", stub_aggregation), ("the rest of the ticks (timers, probes)", stub_ticks)]
+    for path in paths:
+        if not os.path.exists(path):
+            print(f"{path}: missing (python -m benchmarks.correlation_cost generates it)", file=sys.stderr)
+            return 2
+        (labels.LabelConfig.labels, pipeline.Pipeline._media_of_calls,
+         aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick) = originals
+
+        def best(**kw) -> float:
+            least = float("inf")
+            for _ in range(args.repeat):
+                t = time.process_time()
+                replay([path], **kw)
+                least = min(least, time.process_time() - t)
+            return least * 1e3
+
+        off = best(options=EngineOptions(signalling=False))
+        print(f"{os.path.basename(path)}: SIP off {off:.1f} ms")
+        extra = best() - off
+        print(f"  replay() extra CPU{'':<31}{extra:6.1f} ms")
+        for name, stub in steps:
+            stub()
+            now = best() - off
+            print(f"  without {name:<40} {now:6.1f} ms  ({extra - now:+.1f})")
+            extra = now
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
