@@ -379,23 +379,6 @@ cdef class Engine:
         ws_engine_sig_reset(self.e)
         return records, arena
 
-    def drain_signalling_rows(self):
-        """drain_signalling() as the correlator reads it, without the numpy
-        round trip (about 3.5 messages a batch, since a batch ends at each SDP
-        body): a list of (ts seconds, src, dst, sport, dport, kind, tcp_flags,
-        tcp_seq, payload bytes)."""
-        cdef uint32_t i, n = self.e.sig_count
-        cdef ws_sig_record *r
-        cdef const char *arena = <const char *>self.e.sig_arena
-        rows = []
-        for i in range(n):
-            r = &self.e.sig[i]
-            rows.append(((<double>r.ts_ns) / 1e9, (<const char *>r.src)[:16], (<const char *>r.dst)[:16],
-                         r.sport, r.dport, r.kind, r.tcp_flags, r.tcp_seq,
-                         arena[r.offset:r.offset + r.length]))
-        ws_engine_sig_reset(self.e)
-        return rows
-
     def counters(self):
         cdef ws_engine_counters c = self.e.c
         d = self.e.decoder
@@ -443,6 +426,7 @@ cdef _check_addr16(bytes addr):
 
 SIP_METHODS = ("OTHER", "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
                "UPDATE", "INFO", "REFER", "NOTIFY", "SUBSCRIBE", "MESSAGE", "PUBLISH")
+cdef tuple _SIP_METHODS = SIP_METHODS   # typed: read per request without a global lookup
 SIP_STATUS = ("ok", "incomplete", "bad_start_line", "no_call_id", "bad_cseq", "bad_length",
               "header_too_long", "binary", "keepalive")
 SIP_OK = WS_SIP_OK
@@ -454,6 +438,13 @@ cdef inline str _text(const uint8_t *base, ws_span sp):
     if sp.len == 0:
         return None
     return (<const char *>base)[sp.off:sp.off + sp.len].decode("utf-8", "replace")
+
+
+cdef str _method_of(const uint8_t *base, const ws_sip_msg *m):
+    """A request's method: the scanner's name for the ones it knows, else as written."""
+    if m.method != WS_SIP_OTHER:
+        return <str>_SIP_METHODS[m.method]
+    return _text(base, m.method_name)
 
 
 cdef class SipHeaders:
@@ -513,7 +504,7 @@ cdef class SipHeaders:
     def method(self):
         if not self.m.is_request or self.m.status == WS_SIP_KEEPALIVE or self.m.status == WS_SIP_INCOMPLETE:
             return None
-        return SIP_METHODS[self.m.method] if self.m.method else self._field(self.m.method_name)
+        return _method_of(<const uint8_t *>(<const char *>self.text), &self.m)
 
     @property
     def cseq_method(self):

@@ -66,19 +66,16 @@ def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     return {int(k): wanted[a:b] for k, a, b in zip(keys, starts, bounds)}
 
 
-def sender_side(call: Call, rec) -> Optional[str]:
-    """Which party sent this stream: the one whose SDP address it did not go to."""
-    dst = (bytes(rec["dst"]), int(rec["dport"]))
-    side = call.media.get(dst)
+def media_direction(call: Call, src: bytes, sport: int, dst: bytes, dport: int) -> str:
+    """inbound/outbound of one of the call's streams, from the platform's view
+    when the call's direction is known, else from the caller's (its own media
+    is outbound). The sender is the party whose SDP address the stream did not
+    go to (or, failing that, came from); the caller when neither is known."""
+    side = call.media.get((dst, dport))
     if side is not None:
-        return "callee" if side == "caller" else "caller"
-    return call.media.get((bytes(rec["src"]), int(rec["sport"])))
-
-
-def media_direction(call: Call, rec) -> str:
-    """inbound/outbound from the platform's view when the call's direction is
-    known, else from the caller's (its own media is outbound)."""
-    side = sender_side(call, rec) or "caller"
+        side = "callee" if side == "caller" else "caller"
+    else:
+        side = call.media.get((src, sport)) or "caller"
     call_dir = call.labels.direction if call.labels is not None else "unknown"
     if call_dir not in ("inbound", "outbound"):
         call_dir = "outbound"
@@ -119,7 +116,7 @@ class Pipeline:
                                    label_config=self.label_config)
         # the tracker asks for RTP activity when a call's timer is due, not every second
         self.tracker.media_probe = self._last_rtp_of
-        self.correlator = SignallingCorrelator(self.tracker, self.tracker.config.correlation_header)
+        self.correlator = SignallingCorrelator(self.tracker)
         self.quality_interval_s = quality_interval_s
         self.serving = False                 # an exporter wants per-call live series
         self.next_quality = 0.0
@@ -326,15 +323,12 @@ class Pipeline:
             # what left the table since the last drain is the finishing calls' too
             self.streams_ended(self.engine.drain_ended())
             if snapshot is not None:
-                current = snapshot
+                self._join_media(snapshot)
             elif self._claims_media():   # unbound rows too: claim_unbound_media
-                current = self.engine.streams()
+                self._join_media(self.engine.streams())
             else:                  # only the finishing calls' rows, not a copy of the table
-                current = self.engine.streams_of_calls([c.call_ref for c in self.pending])
-                self._join_media(current, only_theirs=True)
-                current = None
-            if current is not None:
-                self._join_media(current)
+                self._join_media(self.engine.streams_of_calls([c.call_ref for c in self.pending]),
+                                 only_theirs=True)
         if self.call_sink is not None:
             self.call_sink.tick(self)
         self.aggregator.expire_media(now)
@@ -395,7 +389,8 @@ class Pipeline:
             codec, mos = quality.default_mos(rec)
             if mos is not None:
                 scores.append(mos)
-            key = (media_direction(call, rec), codec or "unknown")
+            key = (media_direction(call, bytes(rec["src"]), int(rec["sport"]), bytes(rec["dst"]), int(rec["dport"])),
+                   codec or "unknown")
             row = media.streams.setdefault(key, [0, 0, 0.0])
             row[0] += max(int(rec["lost"]), 0)
             row[1] += max(int(rec["expected"]), 0)
@@ -414,26 +409,15 @@ class Pipeline:
         rows = streams if only_theirs else rows_of_calls(streams, by_ref)
         medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
         scores: dict = {}
-        platform = {}   # call_ref -> direction of the caller's own media
-        for c in calls:
-            call_dir = c.labels.direction if c.labels is not None else "unknown"
-            platform[c.call_ref] = call_dir if call_dir in ("inbound", "outbound") else "outbound"
         mos_rows = quality.default_mos_rows(rows)
         for (codec, mos), ref, src, sport, dst, dport, lost, expected, jitter in zip(
                 mos_rows, rows["call_ref"].tolist(), rows["src"].tolist(), rows["sport"].tolist(),
                 rows["dst"].tolist(), rows["dport"].tolist(), rows["lost"].tolist(),
                 rows["expected"].tolist(), rows["max_jitter_ms"].tolist()):
-            call, media = by_ref[ref], medias[ref]
+            media = medias[ref]
             if mos is not None:
                 scores.setdefault(ref, []).append(mos)
-            # media_direction: the sender is the side whose SDP address the stream did not go to
-            side = call.media.get((dst, dport))
-            if side is not None:
-                side = "callee" if side == "caller" else "caller"
-            else:
-                side = call.media.get((src, sport)) or "caller"
-            call_dir = platform[ref]
-            direction = call_dir if side == "caller" else ("inbound" if call_dir == "outbound" else "outbound")
+            direction = media_direction(by_ref[ref], src, sport, dst, dport)
             row = media.streams.setdefault((direction, codec or "unknown"), [0, 0, 0.0])
             row[0] += max(lost, 0)
             row[1] += max(expected, 0)

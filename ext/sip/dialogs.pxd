@@ -98,13 +98,13 @@ cdef class CallTracker:
     cdef dict _by_method                   # _stats.by_method, updated per request
     cdef uint64_t n_messages, n_requests, n_responses, n_retransmissions
     cdef object _call_id_re
-    cdef bytes _corr_name                  # the correlation header, lower case, for the scan
+    cdef readonly bytes corr_name          # the correlation header, lower case, for the scan
     cdef _Message _msg                     # reused for every message
     cdef ws_sdp *_sdp                      # one body's scan
 
     cdef int _take(self, _Message x) except -1
     cdef void _touch(self, Call call, str cid, double ts) except *
-    cdef bint _retransmitted(self, Call open_call, str cid, uint64_t key, uint64_t other_key,
+    cdef bint _retransmitted(self, _Message x, Call open_call, str cid, uint64_t key,
                              bint remember_outside) except -1
     cdef void _count_retransmission(self, Call open_call) noexcept
     cdef int _request(self, _Message x, str cid, Call call) except -1

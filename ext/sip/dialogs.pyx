@@ -54,7 +54,6 @@ cdef double _TIMER_SLACK_S = TIMER_SLACK_S
 SIG_UDP, SIG_TCP, SIG_SCTP, SIG_CONTROL = WS_SIG_UDP, WS_SIG_TCP, WS_SIG_SCTP, WS_SIG_CONTROL
 
 cdef bytes _V4_MAPPED = V4_MAPPED
-cdef tuple _METHOD_NAMES = SIP_METHODS
 cdef bytes _UNSPECIFIED_V4 = UNSPECIFIED_V4
 cdef double _INF = float("inf")
 
@@ -164,6 +163,10 @@ cdef uint64_t _response_key(_Message x) noexcept:
     return _fnv_span(h, x.base, m.to_tag)
 
 
+cdef inline uint8_t _lower(uint8_t c) noexcept:
+    return c + 32 if 65 <= c <= 90 else c   # A-Z only, as str.lower() does on ASCII
+
+
 cdef inline bint _has_ci(const uint8_t *p, uint32_t n, const char *lit, uint32_t k) noexcept:
     """An ASCII case-insensitive substring test (lit in lower case)."""
     cdef uint32_t i, j
@@ -171,7 +174,7 @@ cdef inline bint _has_ci(const uint8_t *p, uint32_t n, const char *lit, uint32_t
         return False
     for i in range(n - k + 1):
         for j in range(k):
-            if (p[i + j] | 0x20) != <uint8_t>lit[j]:
+            if _lower(p[i + j]) != <uint8_t>lit[j]:
                 break
         else:
             return True
@@ -258,9 +261,7 @@ cdef class _Message:
         return self._call_id
 
     cdef str method(self):
-        if self.m.method != WS_SIP_OTHER:
-            return <str>_METHOD_NAMES[self.m.method]
-        return _text(self.base, self.m.method_name)
+        return _method_of(self.base, &self.m)
 
     cdef bytes payload(self):
         if self._payload is None:
@@ -372,8 +373,7 @@ cdef ws_span _span_into(bytearray buf, object value):
     return sp
 
 
-cdef dict _DIRECTION_IDS = {"sendrecv": WS_SDP_SENDRECV, "sendonly": WS_SDP_SENDONLY,
-                            "recvonly": WS_SDP_RECVONLY, "inactive": WS_SDP_INACTIVE}
+cdef dict _DIRECTION_IDS = {name: i for i, name in enumerate(SDP_DIRECTIONS) if name}
 
 
 cdef void _conn_from_text(ws_sdp_conn *c, object text) except *:
@@ -492,7 +492,7 @@ cdef class CallTracker:
         pattern = self.config.call_id_pattern
         self._call_id_re = re.compile(pattern) if pattern else None
         header = self.config.correlation_header
-        self._corr_name = header.lower().encode() if header else None
+        self.corr_name = header.lower().encode() if header else None
         self._msg = _Message.__new__(_Message)
 
     @property
@@ -530,8 +530,8 @@ cdef class CallTracker:
         cdef const char *corr = NULL
         cdef _Message x = self._msg
         cdef uint8_t *exact = NULL
-        if self._corr_name is not None:
-            corr = self._corr_name
+        if self.corr_name is not None:
+            corr = self.corr_name
         try:
             for i in range(n):
                 r = &e.sig[i]
@@ -601,7 +601,7 @@ cdef class CallTracker:
             by_method[method] = by_method.get(method, 0) + 1
             starts_call = m.method == WS_SIP_INVITE and m.to_tag.len == 0  # the new call will hold its key
             key = _request_key(x)
-            if self._retransmitted(call, cid, key, _fnv_span(key, x.base, m.call_id), not starts_call):
+            if self._retransmitted(x, call, cid, key, not starts_call):
                 self._count_retransmission(call)
                 return 0
             self._request(x, cid, call)
@@ -612,18 +612,20 @@ cdef class CallTracker:
         else:
             self.n_responses += 1
             key = _response_key(x)
-            if self._retransmitted(call, cid, key, _fnv_span(key, x.base, m.call_id), True):
+            if self._retransmitted(x, call, cid, key, True):
                 self._count_retransmission(call)
                 return 0
             self._response(x, cid, call)
         return 0
 
-    cdef bint _retransmitted(self, Call open_call, str cid, uint64_t key, uint64_t other_key,
+    cdef bint _retransmitted(self, _Message x, Call open_call, str cid, uint64_t key,
                              bint remember_outside) except -1:
-        """Seen before? Keys are kept per call (freed with it), else in a small LRU."""
+        """Seen before? Keys are kept per call (freed with it), else in a small LRU
+        (keyed with the Call-ID too)."""
         call = open_call if open_call is not None else self.recent.get(cid)
         if call is not None:
             return (<Call>call).remember(key)
+        other_key = _fnv_span(key, x.base, x.m.call_id)
         seen_other = self.seen_other
         if other_key in seen_other:
             return True
@@ -899,7 +901,6 @@ cdef class CallTracker:
         cdef ws_sdp_media *md
         cdef ws_sdp_conn *conn
         cdef ws_sdp_format *f
-        cdef ws_sdp_rtpmap *r
         cdef ws_sdp_rtpmap *entry
         cdef ws_pt_entry cpts[WS_BIND_PTS]
         cdef uint32_t npts, i, k, j

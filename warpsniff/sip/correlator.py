@@ -10,41 +10,26 @@ from __future__ import annotations
 import struct
 from collections import OrderedDict
 
-import numpy as np
-
 from warpsniff._engine import SIG_CONTROL, SIG_SCTP, SIG_TCP, SIG_UDP, parse_sip
 from warpsniff.sip.calls import CallTracker
 from warpsniff.sip.tcp import TcpReassembler
 
 
 class SignallingCorrelator:
-    def __init__(self, tracker: CallTracker, correlation_header: str | None = None,
-                 tcp: TcpReassembler | None = None):
+    def __init__(self, tracker: CallTracker, tcp: TcpReassembler | None = None):
         self.tracker = tracker
         self.tcp = tcp or TcpReassembler()
-        self.corr = correlation_header.lower().encode() if correlation_header else None
+        self.corr = tracker.corr_name   # the configured correlation header, for the scanner
         self.sctp_messages = 0
         self.sctp = SctpReassembler()
         # handlers for datagrams on control ports: f(payload, ts, (src16, sport), (dst16, dport))
         self.control_handlers: list = []
 
-    def batch(self, records: np.ndarray, arena: bytes) -> None:
-        """Engine.drain_signalling()'s records and arena."""
-        self.rows([(ts_ns / 1e9, src, dst, sport, dport, kind, tcp_flags, tcp_seq, arena[off:off + length])
-                   for ts_ns, src, dst, sport, dport, kind, tcp_flags, _reasm, _fam, tcp_seq, off, length
-                   in records.tolist()])
-
-    def rows(self, rows: list) -> None:
-        """Engine.drain_signalling_rows(): (ts, src, dst, sport, dport, kind,
-        tcp_flags, tcp_seq, payload) per record. (The pipeline hands the
-        engine's batch to CallTracker.feed instead, which takes SIP over UDP
-        itself and gives the other records to `record`.)"""
-        for row in rows:
-            self.record(*row)
-
     def record(self, ts: float, src: bytes, dst: bytes, sport: int, dport: int, kind: int, tcp_flags: int,
                tcp_seq: int, payload: bytes) -> None:
-        """One signalling record."""
+        """One signalling record other than SIP over UDP, which CallTracker.feed
+        takes from the engine's batch itself (a UDP record given here goes the
+        same way through CallTracker.message)."""
         tracker = self.tracker
         a, b = (src, sport), (dst, dport)
         if kind == SIG_UDP:

@@ -1,9 +1,10 @@
 """SDP offers and answers (RFC 4566, RFC 3264): just what media binding needs.
 
-parse_sdp() scans a body natively (ext/sip/ws_sdp.c, one pass, no per-line
-Python); the few bodies that scan leaves alone (non-ASCII or control bytes,
-numbers in forms only Python's int() reads) are parsed by parse_sdp_text(),
-which defines what both read.
+The call tracker reads bodies with the native scan (ext/sip/ws_sdp.c, one
+pass, into a C struct); parse_sdp() gives that scan's result as the
+dataclasses below. The few bodies the scan leaves alone (non-ASCII or control
+bytes, numbers in forms only Python's int() reads) are parsed by
+parse_sdp_text(), which defines what both read.
 """
 from __future__ import annotations
 
