@@ -713,4 +713,5 @@ def extract_calls(inputs, calls):
         free(paths)
 
 
+include "quality/emodel.pyx"
 include "sip/dialogs.pyx"

@@ -353,6 +353,18 @@ cdef extern from "sip/ws_sdp.h":
     int ws_sdp_parse(const uint8_t *p, uint32_t n, ws_sdp *s) nogil
 
 
+cdef extern from "quality/ws_emodel.h":
+    ctypedef struct ws_emodel_score:
+        double r, mos, ppl, burst_r
+
+    double ws_emodel_delay_impairment(double one_way_ms) nogil
+    double ws_emodel_effective_ie(double ie, double bpl, double ppl_percent, double burst_r) nogil
+    double ws_emodel_mos_from_r(double r) nogil
+    double ws_emodel_burst_ratio(int64_t expected, int64_t lost, int64_t loss_runs) nogil
+    ws_emodel_score ws_emodel(double ie, double bpl, int64_t expected, int64_t lost, int64_t loss_runs,
+                              double one_way_delay_ms) nogil
+
+
 cdef extern from "engine/ws_engine.h":
     ctypedef enum ws_run_status:
         WS_RUN_EOF

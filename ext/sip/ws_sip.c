@@ -38,6 +38,17 @@ static ws_span span(const uint8_t *base, const uint8_t *a, const uint8_t *b)
     return s;
 }
 
+/* The bytes the value scanners below act on; every other byte they step over,
+ * so a table lookup settles most bytes of a header value. */
+enum { SP_QUOTE = 1, SP_ANGLE = 2, SP_COMMA = 4, SP_SEMI = 8 };
+static const uint8_t SPECIAL[256] = {
+    ['"'] = SP_QUOTE, ['<'] = SP_ANGLE, ['>'] = SP_ANGLE, [','] = SP_COMMA, [';'] = SP_SEMI,
+};
+/* where a parameter's value ends */
+static const uint8_t PARAM_END[256] = {
+    [';'] = 1, [','] = 1, ['>'] = 1, [' '] = 1, ['\t'] = 1, ['\r'] = 1, ['\n'] = 1,
+};
+
 /* Finds ";name=" (case-insensitive) outside quotes and angle brackets within
  * [p, e), and returns the token after it. */
 static int find_param(const uint8_t *p, const uint8_t *e, const char *name, const uint8_t **vs, const uint8_t **ve)
@@ -46,6 +57,7 @@ static int find_param(const uint8_t *p, const uint8_t *e, const char *name, cons
     int quote = 0, angle = 0;
     for (const uint8_t *q = p; q < e; q++) {
         uint8_t c = *q;
+        if (!SPECIAL[c]) continue;
         if (c == '"' && (q == p || q[-1] != '\\')) quote = !quote;
         if (quote) continue;
         if (c == '<') angle = 1;
@@ -56,7 +68,7 @@ static int find_param(const uint8_t *p, const uint8_t *e, const char *name, cons
             while (r < e && is_ws(*r)) r++;
             if ((size_t)(e - r) > nl && name_is(r, (uint32_t)nl, name) && r[nl] == '=') {
                 const uint8_t *a = r + nl + 1, *b = a;
-                while (b < e && *b != ';' && *b != ',' && *b != '>' && !is_ws(*b) && *b != '\r' && *b != '\n') b++;
+                while (b < e && !PARAM_END[*b]) b++;
                 *vs = a;
                 *ve = b;
                 return 1;
@@ -71,12 +83,12 @@ static void find_uri(const uint8_t *p, const uint8_t *e, const uint8_t **us, con
 {
     int quote = 0;
     for (const uint8_t *q = p; q < e; q++) {
+        if (!(SPECIAL[*q] & (SP_QUOTE | SP_ANGLE))) continue;
         if (*q == '"' && (q == p || q[-1] != '\\')) quote = !quote;
         else if (!quote && *q == '<') {
-            const uint8_t *a = q + 1, *b = a;
-            while (b < e && *b != '>') b++;
+            const uint8_t *a = q + 1, *b = memchr(a, '>', (size_t)(e - a));
             *us = a;
-            *ue = b;
+            *ue = b ? b : e;
             return;
         }
     }
@@ -91,12 +103,63 @@ static uint32_t count_values(const uint8_t *p, const uint8_t *e)
     uint32_t n = 1;
     int quote = 0, angle = 0;
     for (const uint8_t *q = p; q < e; q++) {
+        if (!(SPECIAL[*q] & (SP_QUOTE | SP_ANGLE | SP_COMMA))) continue;
         if (*q == '"') quote = !quote;
         else if (!quote && *q == '<') angle = 1;
         else if (!quote && *q == '>') angle = 0;
         else if (!quote && !angle && *q == ',') n++;
     }
     return n;
+}
+
+/* Control bytes other than HT, CR and LF: binary, not a header line. Written
+ * without branches so the compiler vectorises it. */
+static int has_control(const uint8_t *p, const uint8_t *e)
+{
+    size_t n = (size_t)(e - p);
+    uint8_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        bad |= (uint8_t)((uint8_t)(c - 0x20) >= 0xe0) & (uint8_t)(c != '\t') & (uint8_t)(c != '\r') &
+               (uint8_t)(c != '\n');
+    }
+    return bad != 0;
+}
+
+/* The headers the scan keeps, by name (full and compact form) */
+enum {
+    H_OTHER, H_CALL_ID, H_FROM, H_TO, H_VIA, H_CSEQ, H_CONTENT_LENGTH, H_CONTENT_TYPE, H_SESSION_EXPIRES,
+    H_CORRELATION,
+};
+
+static int header_of(const uint8_t *name, uint32_t n, const char *corr_name, uint32_t corr_len)
+{
+    int h = H_OTHER;
+    switch (n) {
+    case 1:
+        switch (lower(name[0])) {
+        case 'i': h = H_CALL_ID; break;
+        case 'f': h = H_FROM; break;
+        case 't': h = H_TO; break;
+        case 'v': h = H_VIA; break;
+        case 'l': h = H_CONTENT_LENGTH; break;
+        case 'c': h = H_CONTENT_TYPE; break;
+        case 'x': h = H_SESSION_EXPIRES; break;
+        }
+        break;
+    case 2: if (name_is(name, n, "to")) h = H_TO; break;
+    case 3: if (name_is(name, n, "via")) h = H_VIA; break;
+    case 4:
+        if (name_is(name, n, "from")) h = H_FROM;
+        else if (name_is(name, n, "cseq")) h = H_CSEQ;
+        break;
+    case 7: if (name_is(name, n, "call-id")) h = H_CALL_ID; break;
+    case 12: if (name_is(name, n, "content-type")) h = H_CONTENT_TYPE; break;
+    case 14: if (name_is(name, n, "content-length")) h = H_CONTENT_LENGTH; break;
+    case 15: if (name_is(name, n, "session-expires")) h = H_SESSION_EXPIRES; break;
+    }
+    if (h == H_OTHER && corr_name && n == corr_len && name_is(name, n, corr_name)) h = H_CORRELATION;
+    return h;
 }
 
 static int parse_uint(const uint8_t *p, const uint8_t *e, uint32_t *out, const uint8_t **end)
@@ -165,6 +228,7 @@ int ws_sip_parse(const uint8_t *base, uint32_t n, int datagram, const char *corr
 
     /* headers: one logical line at a time (a line starting with SP/HT folds) */
     int have_cseq = 0, have_call_id = 0, have_from = 0, have_to = 0, have_via = 0;
+    uint32_t corr_len = corr_name ? (uint32_t)strlen(corr_name) : 0;
     const uint8_t *line = le + 1;
     for (;;) {
         if (line >= hend)
@@ -186,8 +250,7 @@ int ws_sip_parse(const uint8_t *base, uint32_t n, int datagram, const char *corr
             nl = nx;
             ll = (nl > line && nl[-1] == '\r') ? nl - 1 : nl;
         }
-        for (const uint8_t *c = line; c < ll; c++)
-            if (*c < 0x20 && *c != '\t' && *c != '\r' && *c != '\n') return m->status = WS_SIP_BINARY;
+        if (has_control(line, ll)) return m->status = WS_SIP_BINARY;
         const uint8_t *colon = memchr(line, ':', (size_t)(ll - line));
         if (colon) {
             const uint8_t *ne = colon;
@@ -197,32 +260,37 @@ int ws_sip_parse(const uint8_t *base, uint32_t n, int datagram, const char *corr
             while (v < ve && (is_ws(*v) || *v == '\r' || *v == '\n')) v++;
             while (ve > v && (is_ws(ve[-1]) || ve[-1] == '\r' || ve[-1] == '\n')) ve--;
             const uint8_t *a, *b;
-            if (name_is(line, nlen, "call-id") || name_is(line, nlen, "i")) {
+            switch (header_of(line, nlen, corr_name, corr_len)) {
+            case H_CALL_ID:
                 if (!have_call_id && ve > v) {
                     m->call_id = span(base, v, ve);
                     have_call_id = 1;
                 }
-            } else if (name_is(line, nlen, "from") || name_is(line, nlen, "f")) {
+                break;
+            case H_FROM:
                 if (!have_from) {
                     have_from = 1;
                     find_uri(v, ve, &a, &b);
                     m->from_uri = span(base, a, b);
                     if (find_param(v, ve, "tag", &a, &b)) m->from_tag = span(base, a, b);
                 }
-            } else if (name_is(line, nlen, "to") || name_is(line, nlen, "t")) {
+                break;
+            case H_TO:
                 if (!have_to) {
                     have_to = 1;
                     find_uri(v, ve, &a, &b);
                     m->to_uri = span(base, a, b);
                     if (find_param(v, ve, "tag", &a, &b)) m->to_tag = span(base, a, b);
                 }
-            } else if (name_is(line, nlen, "via") || name_is(line, nlen, "v")) {
+                break;
+            case H_VIA:
                 m->via_count += (uint16_t)count_values(v, ve);
                 if (!have_via) {
                     have_via = 1;
                     if (find_param(v, ve, "branch", &a, &b)) m->via_branch = span(base, a, b);
                 }
-            } else if (name_is(line, nlen, "cseq")) {
+                break;
+            case H_CSEQ: {
                 const uint8_t *q;
                 uint32_t num;
                 if (parse_uint(v, ve, &num, &q)) {
@@ -235,17 +303,18 @@ int ws_sip_parse(const uint8_t *base, uint32_t n, int datagram, const char *corr
                         have_cseq = 1;
                     }
                 }
-            } else if (name_is(line, nlen, "content-length") || name_is(line, nlen, "l")) {
+                break;
+            }
+            case H_CONTENT_LENGTH: {
                 uint32_t cl;
                 const uint8_t *q;
                 if (!parse_uint(v, ve, &cl, &q) || q != ve) return m->status = WS_SIP_BAD_LENGTH;
                 m->content_length = cl;
-            } else if (name_is(line, nlen, "content-type") || name_is(line, nlen, "c")) {
-                m->content_type = span(base, v, ve);
-            } else if (name_is(line, nlen, "session-expires") || name_is(line, nlen, "x")) {
-                m->session_expires = span(base, v, ve);
-            } else if (corr_name && name_is(line, nlen, corr_name)) {
-                m->correlation = span(base, v, ve);
+                break;
+            }
+            case H_CONTENT_TYPE: m->content_type = span(base, v, ve); break;
+            case H_SESSION_EXPIRES: m->session_expires = span(base, v, ve); break;
+            case H_CORRELATION: m->correlation = span(base, v, ve); break;
             }
         }
         line = nl + 1;

@@ -7,7 +7,7 @@ from typing import Optional
 import numpy as np
 
 from warpsniff.quality.codecs import CodecTable
-from warpsniff.quality.emodel import score
+from warpsniff.quality.emodel import mos_of_columns, score
 
 JB_MODES = ("jb50", "jb200", "adaptive")   # order of the engine's jb_* arrays
 DEFAULT_MOS_MODE = "adaptive"              # `mos` is what an adaptive buffer would play
@@ -63,32 +63,37 @@ class QualityContext:
     def default_mos_rows(self, rows: np.ndarray) -> list:
         """default_mos for every row of a stream array, as [(codec name, MOS)...]
         in row order: the same figures, with the columns read once for the
-        batch and the codec looked up once per (call, payload type)."""
-        if not len(rows):
+        batch, the codec looked up once per (call, payload type) and the
+        E-model run natively over the whole batch."""
+        n = len(rows)
+        if not n:
             return []
         m = JB_MODES.index(DEFAULT_MOS_MODE)
         expected = rows["expected"].astype(np.int64)
         # min(expected, max(lost, 0) + late): exact in int64, as the int arithmetic of default_mos
         mos_lost = np.minimum(expected, np.maximum(rows["lost"], 0) + rows["jb_late"][:, m].astype(np.int64))
+        runs = np.ascontiguousarray(rows["jb_loss_runs"][:, m], dtype=np.int64)
         codecs, plc, payload_names, rtt_of = {}, self.plc, self.payload_names, self.rtt
-        out = []
-        for ref, pt, ssrc, exp, lost, runs in zip(
-                rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist(),
-                expected.tolist(), mos_lost.tolist(), rows["jb_loss_runs"][:, m].tolist()):
+        names, ie, bpl, delay = [], [], [], []
+        nan = float("nan")
+        for ref, pt, ssrc in zip(rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist()):
             found = codecs.get((ref, pt))
             if found is None:
                 codec = self.codecs.lookup(pt, payload_names.get(ref, {}).get(pt))
                 imp = None
                 if codec is not None:
                     imp = codec.plc if plc or codec.no_plc is None else codec.no_plc
-                found = codecs[(ref, pt)] = (codec.name if codec else None, imp)
-            name, imp = found
-            if imp is None or exp <= 0:
-                out.append((name, None))
-                continue
-            rtt = rtt_of.get(ssrc)
-            out.append((name, score(imp.ie, imp.bpl, exp, lost, runs, rtt / 2.0 if rtt is not None else None).mos))
-        return out
+                found = codecs[(ref, pt)] = (codec.name if codec else None,
+                                             imp.ie if imp is not None else nan, imp.bpl if imp is not None else 0.0)
+            names.append(found[0])
+            ie.append(found[1])
+            bpl.append(found[2])
+            rtt = rtt_of.get(ssrc) if rtt_of else None
+            delay.append(rtt / 2.0 if rtt is not None else nan)
+        f64 = np.float64
+        mos = mos_of_columns(np.array(ie, dtype=f64), np.array(bpl, dtype=f64), expected,
+                             np.ascontiguousarray(mos_lost, dtype=np.int64), runs, np.array(delay, dtype=f64))
+        return [(name, None if v != v else v) for name, v in zip(names, mos.tolist())]
 
     def assess(self, rec: np.void) -> dict:
         codec = self.codec_of(rec)
