@@ -840,6 +840,34 @@ def test_correlation_header_links_b2bua_legs(tmp_path):
     check(solo, correlation_id=None, leg=1)
 
 
+def test_label_headers_reach_labels_through_the_tracker(tmp_path):
+    """The headers label rules read (deploy/warpsniff.example.yml: X-Trunk,
+    X-Account, P-Asserted-Identity) are found in an INVITE in any case, and
+    in a non-ASCII header section as str.lower() finds them; an INVITE
+    without them labels from addresses and numbers alone."""
+    from warpsniff.labels import LabelConfig
+
+    cfg = LabelConfig.load(str(REPO / "deploy" / "warpsniff.example.yml"))
+    cap = Capture()
+    outside, far = ("192.0.2.99", 5060), ("203.0.113.50", 5060)   # neither platform nor a trunk's network
+    headers = {
+        "acct": [("x-ACCOUNT", "67890")],
+        "pai": [("P-ASSERTED-IDENTITY", '"A" <sip:+14155550100@EXAMPLE.COM;user=phone>')],
+        # KELVIN SIGN: str.lower() makes this name "x-trunk"; the section is not ASCII
+        "kelvin": [("X-TRUN\u212a", "cust_x")],
+        "none": [("Subject", "x-account in a value, not a name")],
+    }
+    for i, (name, extra) in enumerate(headers.items()):
+        d = Dialog(f"{name}@192.0.2.99", caller=outside, callee=far, from_tag=f"t{i}", from_user="alice")
+        setup_call(cap, d, t_invite=i * 0.1, extra=extra, t_answer=i * 0.1 + 0.05)
+        hangup(cap, d, 2.0 + i * 0.1)
+    path = cap.write(tmp_path / "labels.pcap")
+    r = replay([str(path)], EngineOptions(), CallConfig(), label_config=cfg)
+    got = {c.call_id.split("@")[0]: (c.labels.trunk, c.labels.account) for c in r.calls}
+    assert got == {"acct": ("unknown", "67890"), "pai": ("unknown", "555"), "kelvin": ("cust_x", "12345"),
+                   "none": ("unknown", "unknown")}
+
+
 # --------------------------------------------------------------------------
 # malformed input and floods
 

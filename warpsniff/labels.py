@@ -62,6 +62,7 @@ UNKNOWN = "unknown"
 ZONES = ("INTERSTATE", "INTRASTATE", "LOCAL", "INTL", "TOLLFREE")
 DIRECTIONS = ("inbound", "outbound")
 PAI = "p-asserted-identity"
+MAX_SHARED_LABEL_SETS = 65536   # distinct CallLabels kept for sharing (they are few: labels are closed sets)
 
 DEFAULT_NER_CODES = frozenset({200, 486, 600, 603, 480})
 DEFAULT_SHORT_CALL_THRESHOLDS = (6,)
@@ -91,9 +92,10 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class InviteInfo:
-    """What the SIP layer knows of an initial INVITE."""
+    """What the SIP layer knows of an initial INVITE (made for one labels()
+    call and dropped: not frozen, which would double what it costs to make)."""
     src: str
     sport: int
     dst: str
@@ -797,6 +799,9 @@ class LabelConfig:
                 if cond.header is not None:
                     names.add(cond.header[0])
         self.header_names = frozenset(names)
+        # label sets seen: labels() hands out one shared (frozen) CallLabels per
+        # set, not a new object per call; cleared if a flood of sets fills it
+        self._label_sets: dict = {}
         self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
         # addresses are parsed only when a rule looks at them
         self._need_addresses = bool(self.platform_networks) or any(
@@ -1019,11 +1024,15 @@ class LabelConfig:
                 account = rule.name
                 break
 
-        return CallLabels(
-            account=account, trunk=trunk, provider=provider, zone=_zone(dest, orig), direction=direction,
-            destination_country=dest.region if dest is not None and dest.region else UNKNOWN,
-            origination_country=orig.region if orig is not None and orig.region else UNKNOWN,
-        )
+        key = (account, trunk, provider, _zone(dest, orig), direction,
+               dest.region if dest is not None and dest.region else UNKNOWN,
+               orig.region if orig is not None and orig.region else UNKNOWN)
+        found = self._label_sets.get(key)
+        if found is None:
+            if len(self._label_sets) >= MAX_SHARED_LABEL_SETS:
+                self._label_sets.clear()
+            found = self._label_sets[key] = CallLabels(*key)
+        return found
 
     @staticmethod
     def _match_remote(rules: tuple, remotes: tuple, headers: Mapping) -> str:

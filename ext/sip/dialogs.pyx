@@ -105,6 +105,46 @@ def ip_text(bytes a16):
     return socket.inet_ntop(socket.AF_INET6, a16)
 
 
+# address text by engine address: a few proxies and gateways send most INVITEs
+cdef dict _IP_TEXTS = {}
+cdef Py_ssize_t MAX_IP_TEXTS = 4096
+
+
+cdef str _ip_text_of(const uint8_t *a16):
+    cdef bytes key = PyBytes_FromStringAndSize(<const char *>a16, 16)
+    cdef PyObject *found = PyDict_GetItem(_IP_TEXTS, key)
+    if found != NULL:
+        return <str>found
+    if len(_IP_TEXTS) >= MAX_IP_TEXTS:
+        _IP_TEXTS.clear()
+    text = _IP_TEXTS[key] = ip_text(key)
+    return text
+
+
+# header names labels ask for -> (lower-case bytes...), for the scan below
+cdef dict _HEADER_NAME_BYTES = {}
+
+
+cdef bint _may_have_headers(const uint8_t *p, uint32_t n, object names) except -1:
+    """False when header_values(p[:n], names) is certainly empty: an ASCII
+    header section in which no name occurs, in any case (what header_values
+    checks first, here without copying the message)."""
+    cdef uint32_t i
+    cdef bytes b
+    wanted = _HEADER_NAME_BYTES.get(names)
+    if wanted is None:
+        if len(_HEADER_NAME_BYTES) > 64:
+            _HEADER_NAME_BYTES.clear()
+        wanted = _HEADER_NAME_BYTES[names] = tuple(name.encode() for name in names)
+    for i in range(n):
+        if p[i] >= 0x80:
+            return True   # header_values lower-cases non-ASCII text as str: let it decide
+    for b in wanted:
+        if _has_ci(p, n, b, <uint32_t>len(b)):
+            return True
+    return False
+
+
 def _session_expires(value):
     if not value:
         return None
@@ -708,11 +748,13 @@ cdef class CallTracker:
     def _invite_info(self, _Message x):
         cdef ws_sip_msg *m = &x.m
         names = self.label_config.header_names
+        headers = {}
+        if names and _may_have_headers(x.data, m.header_len, names):
+            headers = _header_values(x.payload(), m.header_len, names)
         return _InviteInfo(
-            src=ip_text(x.src_t()[0]), sport=x.sport,
-            dst=ip_text(x.dst_t()[0]), dport=x.dport,
+            src=_ip_text_of(x.src), sport=x.sport, dst=_ip_text_of(x.dst), dport=x.dport,
             request_uri=x.text(m.request_uri), from_uri=x.text(m.from_uri), to_uri=x.text(m.to_uri),
-            headers=_header_values(x.payload(), m.header_len, names) if names else {},
+            headers=headers,
         )
 
     cdef int _initial_invite(self, Call call, _Message x, str cid) except -1:
