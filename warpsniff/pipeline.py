@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import weakref
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -114,8 +115,11 @@ class Pipeline:
                                    on_attempt=self.aggregator.attempt_started,
                                    on_pdd=self.aggregator.pdd_measured,
                                    label_config=self.label_config)
-        # the tracker asks for RTP activity when a call's timer is due, not every second
-        self.tracker.media_probe = self._last_rtp_of
+        # the tracker asks for RTP activity when a call's timer is due, not every second;
+        # through a weak reference, so that a finished pipeline (its calls, their tables)
+        # is freed when dropped, not by a garbage collection pass over all of it later
+        pipeline = weakref.ref(self)
+        self.tracker.media_probe = lambda refs: pipeline()._last_rtp_of(refs)
         self.correlator = SignallingCorrelator(self.tracker)
         self.quality_interval_s = quality_interval_s
         self.serving = False                 # an exporter wants per-call live series
