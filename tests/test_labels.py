@@ -527,6 +527,40 @@ def _dial_strings(rng: random.Random, region: str):
             yield (meta.national_prefix or "") + nsn
 
 
+def test_number_kind_is_phonenumbers_type_helper_in_every_region():
+    """labels' one-pattern number kind (_number_kind) against phonenumbers'
+    own _number_type_helper, on numbers grown from every region's example
+    numbers (valid, toll-free, and their neighbours) and random digits."""
+    from phonenumbers.phonenumberutil import _number_type_helper
+
+    import warpsniff.labels as L
+
+    rng = random.Random(5)
+    metas = [phonenumbers.PhoneMetadata.metadata_for_region(r) for r in sorted(phonenumbers.SUPPORTED_REGIONS)]
+    metas += [phonenumbers.PhoneMetadata.metadata_for_nongeo_region(cc)
+              for cc in sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)]
+    seen = [0, 0, 0]
+    for meta in metas:
+        seeds = []
+        if meta.id != "001":
+            for ntype in range(12):
+                example = phonenumbers.example_number_for_type(meta.id, ntype)
+                if example:
+                    seeds.append(phonenumbers.national_significant_number(example))
+        for _ in range(400):
+            if seeds and rng.random() < 0.7:
+                seed = rng.choice(seeds)
+                keep = rng.randint(0, len(seed))
+                length = rng.choice([len(seed), rng.randint(2, 17)])
+                nsn = seed[:keep] + "".join(rng.choice("0123456789") for _ in range(max(0, length - keep)))
+            else:
+                nsn = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 17)))
+            want = L._kind_of_type(_number_type_helper(nsn, meta))
+            assert L._number_kind(nsn, meta, len(nsn)) == want, (meta.id, nsn)
+            seen[want] += 1
+    assert min(seen) > 1000, seen   # invalid, toll-free and other valid numbers all well covered
+
+
 def test_number_analysis_is_phonenumbers_parse_in_every_region():
     """The cheaper number analysis (no generic parse per number) gives what
     parse() + region_code_for_number() + number_type() give, for thousands of

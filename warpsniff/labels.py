@@ -472,9 +472,8 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
     cc, nsn = split
     if not nsn:
         return None
-    region, ntype = _region_and_type(cc, nsn)
-    return _Number(e164=f"+{cc}{nsn}", cc=cc, nsn=nsn, region=region,
-                   tollfree=ntype == PhoneNumberType.TOLL_FREE)
+    region, kind = _region_and_kind(cc, nsn)
+    return _Number(e164=f"+{cc}{nsn}", cc=cc, nsn=nsn, region=region, tollfree=kind == _TOLL_FREE)
 
 
 def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -545,32 +544,104 @@ def _default_country_code(digits: str, metadata) -> Tuple[int, str]:
     return 0, ""
 
 
-def _region_and_type(cc: int, nsn: str) -> Tuple[Optional[str], int]:
-    """(ISO region or None, number type) of a number; the region only when the
-    number is valid.  Same result as region_code_for_number() + number_type(),
-    with one pattern pass per candidate region instead of two, and none for a
-    region whose numbers never have this length."""
+def _region_and_kind(cc: int, nsn: str) -> Tuple[Optional[str], int]:
+    """(ISO region or None, _INVALID / _TOLL_FREE / _VALID) of a number; the
+    region only when the number is valid.  Same result as
+    region_code_for_number() + number_type() (toll-free or not is all labels
+    need of the type), with one pattern pass per candidate region instead of
+    one per number type, and none for a region whose numbers never have this
+    length."""
     if _type_helper is None:   # pragma: no cover - phonenumbers without the helper
         if not _CC_REGIONS.get(cc):
-            return None, _UNKNOWN_TYPE
+            return None, _INVALID
         numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
         region = phonenumbers.region_code_for_number(numobj)
-        ntype = phonenumbers.number_type(numobj)
+        kind = _kind_of_type(phonenumbers.number_type(numobj))
     else:
-        region, ntype = None, _UNKNOWN_TYPE
-        for candidate, meta, leading, possible in _candidates(cc, len(nsn)):
+        region, kind = None, _INVALID
+        length = len(nsn)
+        for candidate, meta, leading, possible in _candidates(cc, length):
             if leading is not None:
                 if leading.match(nsn):   # this region owns the number, valid or not
-                    region, ntype = candidate, _type_helper(nsn, meta) if possible else _UNKNOWN_TYPE
+                    region, kind = candidate, _number_kind(nsn, meta, length) if possible else _INVALID
                     break
             else:
-                t = _type_helper(nsn, meta)
-                if t != _UNKNOWN_TYPE:
-                    region, ntype = candidate, t
+                k = _number_kind(nsn, meta, length)
+                if k != _INVALID:
+                    region, kind = candidate, k
                     break
-    if region is None or ntype == _UNKNOWN_TYPE or region not in phonenumbers.SUPPORTED_REGIONS:
-        return None, ntype   # invalid, or "001" (non-geographic, e.g. +800)
-    return region, ntype
+    if region is None or kind == _INVALID or region not in phonenumbers.SUPPORTED_REGIONS:
+        return None, kind   # invalid, or "001" (non-geographic, e.g. +800)
+    return region, kind
+
+
+# what labels need of phonenumbers' number type
+_INVALID, _TOLL_FREE, _VALID = 0, 1, 2
+
+
+def _kind_of_type(ntype: int) -> int:
+    if ntype == PhoneNumberType.UNKNOWN:
+        return _INVALID
+    return _TOLL_FREE if ntype == PhoneNumberType.TOLL_FREE else _VALID
+
+
+def _number_kind(nsn: str, meta, length: int) -> int:
+    """_kind_of_type(_number_type_helper(nsn, meta)), in one regular expression
+    match (_kinds_pattern)."""
+    found = _kinds_pattern(meta, length)
+    if found is None:
+        return _INVALID
+    pattern, toll_free_group = found
+    m = pattern.fullmatch(nsn)
+    if m is None:
+        return _INVALID
+    return _TOLL_FREE if toll_free_group and m.group(toll_free_group) is not None else _VALID
+
+
+_KINDS_PATTERNS: dict = {}
+
+
+def _kinds_pattern(meta, length: int):
+    """phonenumbers' _number_type_helper for numbers of one length in one
+    region, as one pattern: the general description must match the whole
+    number (a lookahead), then the type descriptions in the helper's order as
+    alternatives, of which a full match takes the first that matches whole
+    (the type the helper returns). A description whose possible lengths
+    exclude `length`, or that has no pattern, is left out, as the helper
+    skips it. Returns (pattern, group of the toll-free alternative or 0), or
+    None when no number of this length can be valid there."""
+    key = (id(meta), length)
+    if key in _KINDS_PATTERNS:
+        return _KINDS_PATTERNS[key][1]
+
+    def usable(desc) -> Optional[str]:
+        if desc is None:
+            return None
+        if len(desc.possible_length) > 0 and length not in desc.possible_length:
+            return None
+        pattern = desc.national_number_pattern
+        return pattern if pattern else None
+
+    general = usable(meta.general_desc)
+    descs = [meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
+             meta.uan, meta.voicemail, meta.fixed_line]
+    if not meta.same_mobile_and_fixed_line_pattern:
+        descs.append(meta.mobile)   # else the helper asks only fixed_line (FIXED_LINE_OR_MOBILE)
+    found = None
+    if general is not None:
+        alternatives, group, toll_free_group = [], 1, 0
+        for desc in descs:
+            pattern = usable(desc)
+            if pattern is None:
+                continue
+            if desc is meta.toll_free:
+                toll_free_group = group
+            alternatives.append(f"({pattern})")
+            group += 1 + re.compile(pattern).groups   # a pattern's own groups come after its own
+        if alternatives:
+            found = (re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(alternatives)})"), toll_free_group)
+    _KINDS_PATTERNS[key] = (meta, found)   # meta kept: its id must not be reused
+    return found
 
 
 @functools.lru_cache(maxsize=None)
@@ -616,7 +687,6 @@ def _candidates(cc: int, length: int) -> tuple:
 
 
 _ALWAYS = re.compile("")
-_UNKNOWN_TYPE = PhoneNumberType.UNKNOWN
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _leading_re = functools.lru_cache(maxsize=None)(re.compile)
 _pattern = functools.lru_cache(maxsize=None)(re.compile)
