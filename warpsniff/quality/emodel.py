@@ -7,8 +7,9 @@ the simplified delay impairment from a one-way delay; 0 when no delay is
 known (listening-quality MOS).
 
 The formula is implemented once, in the engine (ext/quality/ws_emodel.h), so
-that a batch of streams is scored without a Python object per stream
-(`mos_of_columns`); these functions are its Python face.
+that streams are scored without a Python object each (QualityContext.
+default_mos_rows calls emodel_score directly); these functions are its
+Python face.
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from warpsniff._engine import (
     emodel_burst_ratio,
     emodel_delay_impairment,
     emodel_effective_ie,
-    emodel_mos,
     emodel_mos_from_r,
     emodel_score,
 )
@@ -58,10 +58,3 @@ def score(ie: float, bpl: float, expected: int, lost: int, loss_runs: int,
     r, mos, ppl, burst_r = emodel_score(ie, bpl, expected, lost, loss_runs, one_way_delay_ms)
     return Score(r=r, mos=mos, ppl=ppl, burst_r=burst_r)
 
-
-def mos_of_columns(ie, bpl, expected, lost, loss_runs, one_way_delay_ms):
-    """MOS of many streams at once: numpy columns (float64 ie, bpl and one-way
-    delay, NaN for no codec impairment / no delay known; int64 counts).
-    Returns float64 MOS, NaN where there is no codec impairment or nothing
-    was expected."""
-    return emodel_mos(ie, bpl, expected, lost, loss_runs, one_way_delay_ms)

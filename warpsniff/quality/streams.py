@@ -7,7 +7,8 @@ from typing import Optional
 import numpy as np
 
 from warpsniff.quality.codecs import CodecTable
-from warpsniff.quality.emodel import mos_of_columns, score
+from warpsniff._engine import emodel_score
+from warpsniff.quality.emodel import score
 
 JB_MODES = ("jb50", "jb200", "adaptive")   # order of the engine's jb_* arrays
 DEFAULT_MOS_MODE = "adaptive"              # `mos` is what an adaptive buffer would play
@@ -64,36 +65,33 @@ class QualityContext:
         """default_mos for every row of a stream array, as [(codec name, MOS)...]
         in row order: the same figures, with the columns read once for the
         batch, the codec looked up once per (call, payload type) and the
-        E-model run natively over the whole batch."""
-        n = len(rows)
-        if not n:
+        E-model in the engine (no Score object per stream). A capture second
+        finishes a call or two: column reads, not array arithmetic, so a
+        batch of two rows costs what two rows do."""
+        if not len(rows):
             return []
         m = JB_MODES.index(DEFAULT_MOS_MODE)
-        expected = rows["expected"].astype(np.int64)
-        # min(expected, max(lost, 0) + late): exact in int64, as the int arithmetic of default_mos
-        mos_lost = np.minimum(expected, np.maximum(rows["lost"], 0) + rows["jb_late"][:, m].astype(np.int64))
-        runs = np.ascontiguousarray(rows["jb_loss_runs"][:, m], dtype=np.int64)
         codecs, plc, payload_names, rtt_of = {}, self.plc, self.payload_names, self.rtt
-        names, ie, bpl, delay = [], [], [], []
-        nan = float("nan")
-        for ref, pt, ssrc in zip(rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist()):
+        out = []
+        for ref, pt, ssrc, expected, lost, late, runs in zip(
+                rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist(),
+                rows["expected"].tolist(), rows["lost"].tolist(), rows["jb_late"][:, m].tolist(),
+                rows["jb_loss_runs"][:, m].tolist()):
             found = codecs.get((ref, pt))
             if found is None:
                 codec = self.codecs.lookup(pt, payload_names.get(ref, {}).get(pt))
                 imp = None
                 if codec is not None:
                     imp = codec.plc if plc or codec.no_plc is None else codec.no_plc
-                found = codecs[(ref, pt)] = (codec.name if codec else None,
-                                             imp.ie if imp is not None else nan, imp.bpl if imp is not None else 0.0)
-            names.append(found[0])
-            ie.append(found[1])
-            bpl.append(found[2])
-            rtt = rtt_of.get(ssrc) if rtt_of else None
-            delay.append(rtt / 2.0 if rtt is not None else nan)
-        f64 = np.float64
-        mos = mos_of_columns(np.array(ie, dtype=f64), np.array(bpl, dtype=f64), expected,
-                             np.ascontiguousarray(mos_lost, dtype=np.int64), runs, np.array(delay, dtype=f64))
-        return [(name, None if v != v else v) for name, v in zip(names, mos.tolist())]
+                found = codecs[(ref, pt)] = (codec.name if codec else None, imp)
+            name, imp = found
+            if imp is None or expected <= 0:
+                out.append((name, None))
+                continue
+            rtt = rtt_of.get(ssrc)
+            out.append((name, emodel_score(imp.ie, imp.bpl, expected, min(expected, max(lost, 0) + late), runs,
+                                           rtt / 2.0 if rtt is not None else None)[1]))
+        return out
 
     def assess(self, rec: np.void) -> dict:
         codec = self.codec_of(rec)
