@@ -580,10 +580,12 @@ cdef inline str _ascii(const uint8_t *base, ws_span sp):
     return (<const char *>base)[sp.off:sp.off + sp.len].decode("ascii")
 
 
-cdef inline object _sdp_conn_text(ws_sdp_conn *c):
+cdef inline object _sdp_conn_text(const ws_sdp_conn *c):
+    cdef char text[WS_SDP_ADDR_TEXT]
     if c.state != WS_SDP_CONN_VALID:
         return None
-    return (<bytes>c.text).decode("ascii")
+    ws_sdp_conn_text(c, text)
+    return (<bytes>text).decode("ascii")
 
 
 def scan_sdp(const uint8_t[::1] body, session_cls, media_cls):

@@ -293,6 +293,7 @@ cdef extern from "sip/ws_sdp.h":
         WS_SDP_MAX_MEDIA
         WS_SDP_MAX_FORMATS
         WS_SDP_MAX_RTPMAP
+        WS_SDP_ADDR_TEXT
 
     ctypedef enum ws_sdp_status:
         WS_SDP_OK
@@ -315,7 +316,6 @@ cdef extern from "sip/ws_sdp.h":
         uint8_t state
         uint8_t is_v4
         ws_addr addr
-        char text[48]
 
     ctypedef struct ws_sdp_format:
         ws_span token
@@ -351,6 +351,7 @@ cdef extern from "sip/ws_sdp.h":
         ws_sdp_rtpmap rtpmap[WS_SDP_MAX_RTPMAP]
 
     int ws_sdp_parse(const uint8_t *p, uint32_t n, ws_sdp *s) nogil
+    void ws_sdp_conn_text(const ws_sdp_conn *c, char *out) nogil
 
 
 cdef extern from "quality/ws_emodel.h":

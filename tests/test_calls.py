@@ -353,6 +353,31 @@ def test_reinvite_hold_and_resume_rebinds_media(tmp_path):
     assert moved["dst"] == "192.0.2.10:4002" and moved["packets"] == 200
 
 
+def test_hold_by_unspecified_address_and_nat_alias_binding(tmp_path):
+    """An RFC 2543 hold (a re-INVITE offering c=0.0.0.0) counts as a hold and
+    binds nothing; with CallConfig.nat_aliases, media the SDP announces on a
+    private address is bound at the public address it arrives on."""
+    cap = Capture()
+    d = Dialog("alias-1@192.0.2.10")
+    private, public = ("10.0.0.5", 4000), ("203.0.113.5", 4000)
+    setup_call(cap, d, t_invite=0.0, offer=sdp(*A_MEDIA), t_ring=0.5, t_answer=2.0, answer=sdp(*private))
+    cap.rtp_flow(A_MEDIA, public, 0x11111111, 2.02, 100)      # to where the callee really is
+    cap.rtp_flow(("198.51.100.99", 4000), ("192.0.2.99", 4000), 0x44444444, 2.02, 100)   # no call's
+    hold = d.invite(2, to_tag=d.to_tag, body=sdp("0.0.0.0", 4000, version=2))
+    send(cap, 10.0, ALICE, BOB, hold)
+    send(cap, 10.05, BOB, ALICE, response(hold, 200, to_tag=d.to_tag, body=sdp(*private, version=2)))
+    send(cap, 10.06, ALICE, BOB, ack(d, 2, d.to_tag))
+    hangup(cap, d, 20.0, cseq=3)
+    r = run(tmp_path, cap, CallConfig(nat_aliases={"10.0.0.5": "203.0.113.5"}))
+    line = one_call(r)
+    check(line, holds=1, final_code=200, reason="normal")
+    streams = {s["ssrc"]: s for s in line["streams"]}
+    assert set(streams) == {0x11111111}
+    assert streams[0x11111111]["dst"] == "203.0.113.5:4000" and streams[0x11111111]["packets"] == 100
+    without = one_call(run(tmp_path, cap, name="plain.pcap"))
+    assert without["holds"] == 1 and without["streams"] == []   # no alias: the public address is no call's
+
+
 def test_bye_never_seen_ends_by_rtp_timeout_at_last_rtp(tmp_path):
     cap = Capture()
     d = Dialog("nobye-1@192.0.2.10")

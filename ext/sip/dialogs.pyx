@@ -130,6 +130,7 @@ cdef bint _may_have_headers(const uint8_t *p, uint32_t n, object names) except -
     header section in which no name occurs, in any case (what header_values
     checks first, here without copying the message)."""
     cdef uint32_t i
+    cdef uint8_t seen = 0
     cdef bytes b
     wanted = _HEADER_NAME_BYTES.get(names)
     if wanted is None:
@@ -137,8 +138,9 @@ cdef bint _may_have_headers(const uint8_t *p, uint32_t n, object names) except -
             _HEADER_NAME_BYTES.clear()
         wanted = _HEADER_NAME_BYTES[names] = tuple(name.encode() for name in names)
     for i in range(n):
-        if p[i] >= 0x80:
-            return True   # header_values lower-cases non-ASCII text as str: let it decide
+        seen |= p[i]      # no early exit: the compiler vectorises the loop
+    if seen & 0x80:
+        return True       # header_values lower-cases non-ASCII text as str: let it decide
     for b in wanted:
         if _has_ci(p, n, b, <uint32_t>len(b)):
             return True
@@ -425,12 +427,9 @@ cdef void _conn_from_text(ws_sdp_conn *c, object text) except *:
     except ValueError:
         c.state = WS_SDP_CONN_INVALID
         return
-    raw = text.encode("ascii", "replace")[:47]
     c.state = WS_SDP_CONN_VALID
     c.is_v4 = a16[:12] == _V4_MAPPED
     memcpy(c.addr.b, <const char *>a16, 16)
-    memcpy(c.text, <const char *>raw, len(raw))
-    c.text[len(raw)] = 0
 
 
 cdef object _sdp_from_description(object sd, ws_sdp *s):
@@ -958,7 +957,7 @@ cdef class CallTracker:
             if in_dialog and _is(base + md.kind.off, md.kind.len, b"audio", 5):
                 direction = md.direction if md.direction != WS_SDP_DIR_NONE else s.direction
                 if direction == WS_SDP_SENDONLY or direction == WS_SDP_INACTIVE or (
-                        conn != NULL and (<bytes>conn.text) == b"0.0.0.0"):
+                        conn != NULL and conn.is_v4 and memcmp(conn.addr.b, <const char *>_UNSPECIFIED_V4, 16) == 0):
                     call.holds += 1  # a re-INVITE/UPDATE putting the call on hold
             if conn == NULL or not 0 < md.port <= 0xFFFF or not _has_ci(base + md.proto.off, md.proto.len, b"rtp", 3):
                 continue  # no port, or none a datagram can carry: binding it truncated would be someone else's
@@ -993,7 +992,7 @@ cdef class CallTracker:
             if a16 != _UNSPECIFIED_V4:
                 self._bind_one(call, a16, port, side, pts, cpts, npts, since_ns)
             if aliases:
-                alias = aliases.get((<bytes>conn.text).decode("ascii"))
+                alias = aliases.get(_sdp_conn_text(conn))
                 if alias:
                     try:
                         a16 = addr16(alias)

@@ -65,7 +65,7 @@ static int sdp_literal_is(const uint8_t *a, const uint8_t *b, const char *lit)
 
 /* c=<nettype> <addrtype> <address>[/ttl][/count]. Like sdp.py: nettype must
  * be "IN"; "IP6" means IPv6 and anything else IPv4; the address must be one
- * inet_pton() accepts, and is kept as inet_ntop() prints it. */
+ * inet_pton() accepts (its text, as inet_ntop() prints it: ws_sdp_conn_text). */
 static void sdp_parse_connection(const uint8_t *v, const uint8_t *end, ws_sdp_conn *c)
 {
     const uint8_t *t0, *t0e, *t1, *t1e, *t2, *t2e;
@@ -82,12 +82,10 @@ static void sdp_parse_connection(const uint8_t *v, const uint8_t *end, ws_sdp_co
     text[len] = 0;
     if (sdp_literal_is(t1, t1e, "IP6")) {
         if (inet_pton(AF_INET6, text, c->addr.b) != 1) return;
-        if (!inet_ntop(AF_INET6, c->addr.b, c->text, sizeof c->text)) return;
         c->is_v4 = 0;
     } else {
         uint8_t v4[4];
         if (inet_pton(AF_INET, text, v4) != 1) return;
-        if (!inet_ntop(AF_INET, v4, c->text, sizeof c->text)) return;
         memcpy(c->addr.b, WS_V4_MAPPED_PREFIX, 12);
         memcpy(c->addr.b + 12, v4, 4);
         c->is_v4 = 1;
@@ -99,6 +97,15 @@ static void sdp_parse_connection(const uint8_t *v, const uint8_t *end, ws_sdp_co
  * read here; forms int() may accept ("+5", "1_0", long) go to Python; the
  * rest make int() fail, which rejects the m= line. */
 typedef enum sdp_port_result { SDP_PORT_OK, SDP_PORT_BAD, SDP_PORT_UNUSUAL } sdp_port_result;
+
+void ws_sdp_conn_text(const ws_sdp_conn *c, char *out)
+{
+    out[0] = 0;
+    if (c->state != WS_SDP_CONN_VALID) return;
+    const char *ok = c->is_v4 ? inet_ntop(AF_INET, c->addr.b + 12, out, WS_SDP_ADDR_TEXT)
+                              : inet_ntop(AF_INET6, c->addr.b, out, WS_SDP_ADDR_TEXT);
+    if (!ok) out[0] = 0;
+}
 
 static sdp_port_result sdp_parse_port(const uint8_t *a, const uint8_t *b, uint32_t *port)
 {

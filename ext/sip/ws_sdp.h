@@ -43,12 +43,11 @@ typedef enum ws_sdp_conn_state {
 } ws_sdp_conn_state;
 
 /* c=IN IP4|IP6 <address>[/ttl]: the address as the engine keys it (16 bytes,
- * IPv4 v4-mapped) and as normalised text (inet_ntop). */
+ * IPv4 v4-mapped); ws_sdp_conn_text gives its normalised text when asked. */
 typedef struct ws_sdp_conn {
     uint8_t state;  /* ws_sdp_conn_state */
     uint8_t is_v4;
     ws_addr addr;
-    char text[WS_SDP_ADDR_TEXT];
 } ws_sdp_conn;
 
 /* one token of an m= line's format list: a payload type when all digits */
@@ -93,5 +92,10 @@ typedef struct ws_sdp {
 
 /* Scans the body p[0..n). Spans are offsets into p. Returns s->status. */
 int ws_sdp_parse(const uint8_t *p, uint32_t n, ws_sdp *s);
+
+/* A valid connection's address as inet_ntop() prints it (IPv4 dotted for an
+ * IP4 line, else IPv6) into out[WS_SDP_ADDR_TEXT]; "" when not valid. Made
+ * only when asked: binding media needs the 16 bytes, not the text. */
+void ws_sdp_conn_text(const ws_sdp_conn *c, char *out);
 
 #endif
