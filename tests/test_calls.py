@@ -893,6 +893,26 @@ def test_label_headers_reach_labels_through_the_tracker(tmp_path):
                    "none": ("unknown", "unknown")}
 
 
+def test_ip_text_prints_as_socket_inet_ntop():
+    """The engine's address text (ip_text, used for labels' InviteInfo and
+    reports) is what socket.inet_ntop prints, for IPv4 (v4-mapped) and IPv6,
+    and refuses what it refuses."""
+    import socket
+
+    from warpsniff.sip.calls import ip_text
+
+    rng = random.Random(9)
+    v4_mapped = bytes(10) + b"\xff\xff"
+    for _ in range(2000):
+        v4 = bytes(rng.randrange(256) for _ in range(4))
+        assert ip_text(v4_mapped + v4) == socket.inet_ntop(socket.AF_INET, v4)
+        v6 = bytes(rng.choice([0, 0, rng.randrange(256)]) for _ in range(16))
+        if v6[:12] != v4_mapped:
+            assert ip_text(v6) == socket.inet_ntop(socket.AF_INET6, v6)
+    with pytest.raises(ValueError):
+        ip_text(b"\x01\x02\x03")
+
+
 # --------------------------------------------------------------------------
 # malformed input and floods
 

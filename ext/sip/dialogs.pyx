@@ -98,11 +98,24 @@ def addr16(str text):
         raise ValueError(f"not an IP address: {text!r}") from None
 
 
+cdef extern from "<arpa/inet.h>":
+    int AF_INET, AF_INET6
+    const char *inet_ntop(int af, const void *src, char *dst, unsigned int size) nogil
+
+
 def ip_text(bytes a16):
-    """Engine address (16 bytes, IPv4 v4-mapped) -> text."""
-    if a16[:12] == _V4_MAPPED:
-        return socket.inet_ntop(socket.AF_INET, a16[12:])
-    return socket.inet_ntop(socket.AF_INET6, a16)
+    """Engine address (16 bytes, IPv4 v4-mapped) -> text (as socket.inet_ntop
+    prints it, without its argument parsing)."""
+    cdef char out[64]
+    cdef const char *p
+    if len(a16) != 16:
+        return socket.inet_ntop(socket.AF_INET6, a16)   # its error for a wrong length
+    p = <const char *>a16
+    if memcmp(p, <const char *>_V4_MAPPED, 12) == 0:
+        inet_ntop(AF_INET, p + 12, out, sizeof(out))
+    else:
+        inet_ntop(AF_INET6, p, out, sizeof(out))
+    return out.decode("ascii")
 
 
 # address text by engine address: a few proxies and gateways send most INVITEs

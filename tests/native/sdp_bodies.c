@@ -3,8 +3,8 @@
  * length, so AddressSanitizer and UndefinedBehaviorSanitizer see every read.
  * Checks what the Python side (scan_sdp in ext/_engine.pyx) relies on: every
  * span lies inside the body, every count within its array, every media
- * description's formats and rtpmaps inside the shared pools, every kept
- * address text NUL-terminated.
+ * description's formats and rtpmaps inside the shared pools, every valid
+ * address's text (ws_sdp_conn_text) NUL-terminated within its buffer.
  * Usage: sdp_bodies FILE...   Prints "done bodies=N" per file.
  * Exit: 0, or 3 when a result breaks one of those rules. */
 #include <stdio.h>
@@ -18,7 +18,12 @@ static int span_ok(ws_span s, uint32_t n) { return s.len == 0 || ((uint64_t)s.of
 
 static int conn_ok(const ws_sdp_conn *c)
 {
-    return c->state != WS_SDP_CONN_VALID || memchr(c->text, 0, sizeof c->text) != NULL;
+    char text[WS_SDP_ADDR_TEXT];
+    if (c->state > WS_SDP_CONN_VALID) return 0;
+    if (c->state != WS_SDP_CONN_VALID) return 1;
+    memset(text, 0xa5, sizeof text);
+    ws_sdp_conn_text(c, text);
+    return c->is_v4 <= 1 && memchr(text, 0, sizeof text) != NULL;
 }
 
 static int result_ok(const ws_sdp *s, uint32_t n)
