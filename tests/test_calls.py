@@ -1070,6 +1070,40 @@ def test_cli_cdr_and_streams_json(tmp_path):
     assert all("call_id" in s for s in streams)
 
 
+def test_cli_nat_alias_and_call_id_pattern(tmp_path):
+    """--nat-alias binds media announced on a private address where it
+    arrives; --call-id-pattern links legs whose Call-IDs share group 1;
+    malformed values exit 2 with one line saying what."""
+    cap = Capture()
+    b2bua = ("203.0.113.100", 5060)
+    leg1 = Dialog("c0ffee-leg1@192.0.2.10", caller=ALICE, callee=b2bua, from_tag="l1")
+    leg2 = Dialog("c0ffee-leg2@203.0.113.100", caller=b2bua, callee=BOB, from_tag="l2")
+    private, public = ("10.0.0.5", 4000), ("203.0.113.5", 4000)
+    setup_call(cap, leg1, t_invite=0.0, offer=sdp(*A_MEDIA), t_ring=0.5, t_answer=2.0, answer=sdp(*private))
+    setup_call(cap, leg2, t_invite=0.01, t_ring=0.49, t_answer=1.99)
+    cap.rtp_flow(A_MEDIA, public, 0x51, 2.02, 50)
+    hangup(cap, leg1, 5.0)
+    hangup(cap, leg2, 5.01)
+    pcap = cap.write(tmp_path / "nat.pcap")
+    out = tmp_path / "cdr.jsonl"
+    proc = _cli(str(pcap), "--cdr", str(out), "-q", "--nat-alias", "10.0.0.5=203.0.113.5",
+                "--call-id-pattern", r"^([0-9a-f]+)-leg")
+    assert proc.returncode == 0, proc.stderr
+    rows = {x["call_id"]: x for x in map(json.loads, out.read_text().splitlines())}
+    check(rows["c0ffee-leg1@192.0.2.10"], correlation_id="c0ffee", leg=1)
+    check(rows["c0ffee-leg2@203.0.113.100"], correlation_id="c0ffee", leg=2)
+    assert [(s["ssrc"], s["dst"], s["packets"]) for s in rows["c0ffee-leg1@192.0.2.10"]["streams"]] == [
+        (0x51, "203.0.113.5:4000", 50)]
+    for bad, says in ((["--nat-alias", "10.0.0.5"], "SDP_ADDR=WIRE_ADDR"),
+                      (["--nat-alias", "10.0.0.5=host.example"], "not an IP address"),
+                      (["--call-id-pattern", "([0-9"], "not a regular expression"),
+                      (["--call-id-pattern", "leg"], "no group"),
+                      (["--streams-only", "--nat-alias", "10.0.0.5=203.0.113.5"], "--nat-alias")):
+        proc = _cli(str(pcap), "-q", *bad)
+        assert proc.returncode == 2 and says in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, (
+            bad, proc.returncode, proc.stderr)
+
+
 def test_cli_rtp_timeout_flag(tmp_path):
     cap = Capture()
     d = Dialog("cli-nobye@192.0.2.10")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Optional, Sequence
 
@@ -55,6 +56,31 @@ def _port_list(text: str) -> tuple[int, ...]:
     return ports
 
 
+def _nat_alias(text: str) -> tuple[str, str]:
+    """SDP_ADDR=WIRE_ADDR: media an SDP announces at SDP_ADDR (a private
+    address behind a NAT) arrives at WIRE_ADDR. The SDP side is kept as the
+    SDP scan prints an address, so any way of writing it matches."""
+    from warpsniff.sip.calls import addr16, ip_text
+
+    sdp_addr, sep, wire_addr = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected SDP_ADDR=WIRE_ADDR, got {text!r}")
+    try:
+        return ip_text(addr16(sdp_addr.strip())), ip_text(addr16(wire_addr.strip()))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}")
+
+
+def _call_id_pattern(text: str) -> str:
+    try:
+        pattern = re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {text!r} ({exc})")
+    if pattern.groups < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} has no group: group 1 must capture the id the legs share")
+    return text
+
+
 def _payload_type(text: str) -> tuple[int, int, str]:
     # 96=16000 or 96=16000/audio
     try:
@@ -81,6 +107,12 @@ def _add_analysis_options(p) -> None:
     """What replay and live share: engine, calls, quality and labels."""
     p.add_argument("--correlation-header", metavar="NAME",
                     help="header linking B2BUA legs of one call, e.g. X-CID")
+    p.add_argument("--call-id-pattern", type=_call_id_pattern, metavar="REGEX",
+                    help="links B2BUA legs whose Call-IDs share what group 1 of REGEX captures (searched in each "
+                         "Call-ID), e.g. '^([^-]+)-leg'; --correlation-header wins where both apply")
+    p.add_argument("--nat-alias", type=_nat_alias, action="append", default=[], metavar="SDP_ADDR=WIRE_ADDR",
+                    help="media an SDP announces at SDP_ADDR arrives at WIRE_ADDR (a NAT's public address): "
+                         "bind it there too (repeatable)")
     p.add_argument("--rtp-timeout", type=_bounded(float, 0.001, 1e7), default=60.0,
                     help="seconds without RTP or SIP after which an answered call without BYE ends (default 60)")
     p.add_argument("--max-call-duration", type=_bounded(float, 0.001, 1e9), default=14400.0,
@@ -274,6 +306,8 @@ def _build_pipeline(args, keep_calls: bool, on_call=None, worker_names=()):
         max_duration=args.max_call_duration,
         max_calls=args.max_calls,
         correlation_header=args.correlation_header,
+        call_id_pattern=args.call_id_pattern,
+        nat_aliases=dict(args.nat_alias),
     )
     try:
         label_config = LabelConfig.load(args.config) if args.config else LabelConfig.default()
@@ -298,7 +332,8 @@ def cmd_replay(args) -> int:
 
     if args.streams_only:
         for flag, given in (("--cdr", args.cdr), ("--write-pcap", getattr(args, "write_pcap", None)),
-                            ("--correlation-header", args.correlation_header)):
+                            ("--correlation-header", args.correlation_header),
+                            ("--call-id-pattern", args.call_id_pattern), ("--nat-alias", args.nat_alias)):
             if given:
                 raise UsageError(f"--streams-only looks for no SIP: {flag} has nothing to work on")
     bad_calls = _bad_call_writer(args, live=False)
