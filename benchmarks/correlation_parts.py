@@ -22,7 +22,7 @@ import os
 import sys
 import time
 
-from benchmarks.run import DEFAULT_DIR
+from benchmarks.run import DEFAULT_DIR, pin_to_last_cpu
 
 CAPTURES = ["synth-v1-c500-p1000000-l0.005-j5-s1.pcap", "synth-v1-c56-p1000000-l0.005-j5-s1-t180.pcap"]
 
@@ -32,8 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("captures", nargs="*")
     ap.add_argument("--repeat", type=int, default=9)
     args = ap.parse_args(argv)
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
+    pin_to_last_cpu()
     paths = args.captures or [os.path.join(DEFAULT_DIR, name) for name in CAPTURES]
 
     import warpsniff.labels as labels

@@ -24,13 +24,7 @@
 #include <time.h>
 
 #include "ws_engine_all.c"
-
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "cpu_clock.h"
 
 int main(int argc, char **argv)
 {

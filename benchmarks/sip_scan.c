@@ -20,13 +20,7 @@
 #include "capture/ws_pcap.c"
 #include "decode/ws_decode.c"
 #include WS_SIP_SOURCE
-
-static double cpu_seconds(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
+#include "cpu_clock.h"
 
 int main(int argc, char **argv)
 {

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks.run import DEFAULT_DIR
+from benchmarks.run import DEFAULT_DIR, pin_to_last_cpu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAPTURES = ["synth-v1-c500-p1000000-l0.005-j5-s1.pcap", "sip-c100000-s2.pcap"]
@@ -47,8 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--source", help="another ws_sip.c to time beside this tree's")
     ap.add_argument("--rounds", type=int, default=20)
     args = ap.parse_args(argv)
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})
+    pin_to_last_cpu()
     paths = args.captures or [os.path.join(DEFAULT_DIR, name) for name in CAPTURES]
     with tempfile.TemporaryDirectory() as tmp:
         builds = [("this tree", build(os.path.join(REPO, "ext", "sip", "ws_sip.c"), os.path.join(tmp, "scan")))]
