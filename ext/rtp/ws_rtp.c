@@ -134,6 +134,7 @@ void ws_rtp_table_free(ws_rtp_table *t)
     free(t->rtcp_index.slots);
     free(t->bind_index.slots);
     free(t->bindings);
+    free(t->bind_gens);
     free(t->bind_free);
     free(t->streams);
     free(t->free_list);
@@ -517,7 +518,7 @@ static uint32_t bind_lookup(const ws_rtp_table *t, const ws_addr *addr, uint16_t
 static void bind_free_slot(ws_rtp_table *t, uint32_t slot, uint32_t pos)
 {
     ix_remove(&t->bind_index, pos);
-    t->bindings[slot].gen = 0; /* streams holding this slot see the change */
+    t->bind_gens[slot] = 0; /* streams holding this slot see the change */
     t->bindings[slot].call_ref = 0;
     t->bind_free[t->bind_free_count++] = slot;
     t->bind_active--;
@@ -525,7 +526,7 @@ static void bind_free_slot(ws_rtp_table *t, uint32_t slot, uint32_t pos)
 
 static int bind_stale(const ws_rtp_table *t, const ws_media_binding *b)
 {
-    return b->latched && t->bindings[b->parent].gen != b->parent_gen;
+    return b->latched && t->bind_gens[b->parent] != b->parent_gen;
 }
 
 /* A live binding at (addr, port); a stale latched one is freed on the way. */
@@ -543,7 +544,7 @@ void ws_rtp_sweep_bindings(ws_rtp_table *t)
 {
     for (uint32_t i = 0; i < t->bind_used && t->latched; i++) {
         ws_media_binding *b = &t->bindings[i];
-        if (b->gen && bind_stale(t, b)) {
+        if (t->bind_gens[i] && bind_stale(t, b)) {
             uint32_t pos;
             if (bind_lookup(t, &b->key.dst, b->key.dport, &pos) == i) bind_free_slot(t, i, pos);
         }
@@ -585,6 +586,9 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
                 ws_media_binding *nb = realloc(t->bindings, (size_t)cap * sizeof *nb);
                 if (!nb) return NULL;
                 t->bindings = nb;
+                uint32_t *ng = realloc(t->bind_gens, (size_t)cap * sizeof *ng);
+                if (!ng) return NULL;
+                t->bind_gens = ng;
                 uint32_t *nf = realloc(t->bind_free, (size_t)cap * sizeof *nf);
                 if (!nf) return NULL;
                 t->bind_free = nf;
@@ -609,7 +613,7 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
     }
     ws_media_binding *b = &t->bindings[slot];
     b->call_ref = call_ref;
-    b->gen = t->bind_gen_next++;
+    t->bind_gens[slot] = t->bind_gen_next++;
     b->latched = (uint8_t)latched;
     b->since_ns = since_ns;
     b->npts = (uint8_t)(npts < WS_BIND_PTS ? npts : WS_BIND_PTS);
@@ -643,12 +647,12 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
     s->flags |= WS_STREAM_BOUND;
     s->call_ref = b->call_ref;
     s->binding = slot;
-    s->bind_gen = b->gen;
+    s->bind_gen = t->bind_gens[slot];
     t->bound_streams++;
     uint32_t rpos;
     if (bind_find(t, &s->key.src, s->key.sport, &rpos) == NOT_FOUND) {
         ws_pt_entry pts[WS_BIND_PTS];
-        uint32_t npts = b->npts, parent_gen = b->gen;
+        uint32_t npts = b->npts, parent_gen = t->bind_gens[slot];
         int64_t since_ns = b->since_ns;
         memcpy(pts, b->pts, npts * sizeof *pts); /* b may move when the table grows */
         ws_media_binding *l = bind_set(t, &s->key.src, s->key.sport, s->call_ref, pts, npts, 1, since_ns);
@@ -715,7 +719,7 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
                     t->adopted += (s->flags & WS_STREAM_BOUND) != 0;
                 }
             }
-        } else if (WS_UNLIKELY(t->bindings[s->binding].gen != s->bind_gen)) {
+        } else if (WS_UNLIKELY(t->bind_gens[s->binding] != s->bind_gen)) {
             /* the destination was re-bound (re-INVITE) or released (call over) */
             ws_key_from_words(&k, kw);
             uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
@@ -723,7 +727,7 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
                 s->flags &= (uint8_t)~WS_STREAM_BOUND; /* keeps its call */
             } else if (t->bindings[b].call_ref == s->call_ref) {
                 s->binding = b;
-                s->bind_gen = t->bindings[b].gen;
+                s->bind_gen = t->bind_gens[b];
                 s->cached_pt.clock_rate = 0;
             } else {
                 /* the port now belongs to the next call: that is a new stream */

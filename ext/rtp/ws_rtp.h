@@ -44,13 +44,12 @@ typedef struct ws_pt_entry {
  * A stream whose destination matches is bound to the call at creation. */
 typedef struct ws_media_binding {
     ws_flow_key key;     /* dst and dport only; the rest zero */
-    uint32_t call_ref;
-    uint32_t gen;        /* unique per (re)binding: streams compare it */
+    uint32_t call_ref;   /* its generation (unique per (re)binding) is bind_gens[slot] */
     uint8_t npts;
     uint8_t latched;     /* learnt from media (NAT), not from SDP */
     uint8_t _pad[2];
     uint32_t parent;     /* latched: the SDP binding it was learnt through */
-    uint32_t parent_gen; /* ... valid while that binding keeps this gen */
+    uint32_t parent_gen; /* ... valid while that binding keeps this generation */
     int64_t since_ns;    /* the call's INVITE: an older unbound stream is not adopted */
     ws_pt_entry pts[WS_BIND_PTS];
 } ws_media_binding;
@@ -247,6 +246,10 @@ typedef struct ws_rtp_table {
     /* SDP media bindings */
     ws_flow_index bind_index;
     ws_media_binding *bindings;
+    /* each binding's generation, 0 when its slot is free: a bound stream compares
+     * it on every packet, so it lives apart, 4 bytes a binding, not in a
+     * binding's few hundred bytes (1,000 calls: 8 KB that stay in L1) */
+    uint32_t *bind_gens;
     uint32_t *bind_free;
     uint32_t bind_used, bind_capacity, bind_max, bind_free_count, bind_active;
     uint32_t bind_gen_next;
