@@ -215,6 +215,21 @@ def test_a_replay_makes_no_reference_cycles():
     assert found == 0
 
 
+def test_replay_turns_the_collector_off_only_when_flat_out():
+    """Flat out, replay() runs without the cyclic collector and restores it;
+    paced (speed), it keeps collecting, less often, beside the exporter."""
+    before = gc.get_threshold()
+    seen = []
+    replay([str(SAMPLE)], output=CallOutput(write_cdr=lambda record: seen.append(gc.isenabled())))
+    assert seen and not any(seen)
+    assert gc.isenabled() and gc.get_threshold() == before
+    seen.clear()
+    replay([str(SAMPLE)], speed=10_000.0,
+           output=CallOutput(write_cdr=lambda record: seen.append((gc.isenabled(), gc.get_threshold()[0]))))
+    assert seen and all(enabled and threshold >= 50_000 for enabled, threshold in seen)
+    assert gc.isenabled() and gc.get_threshold() == before
+
+
 def test_header_values_byte_shortcut_keeps_the_rules():
     msg = (b"INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
            b"P-ASSERTED-IDENTITY : <sip:+13125550100@example.com>\r\n x-more\r\nTo: <sip:2@x>\r\n\r\n")

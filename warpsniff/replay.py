@@ -199,10 +199,13 @@ class CallOutput:
 
 # A replay makes no reference cycles (tests/test_replay_output.py checks it):
 # everything it allocates is freed by reference counting, so CPython's cyclic
-# collector, which would walk the replay's live objects every few thousand
-# allocations, finds nothing to free. Replay switches it off while it runs
-# (at the default threshold it cost a replay of 100,000 calls about a tenth of
-# its time) and back on after.
+# collector, which would walk the replay's live objects every few hundred
+# allocations, finds nothing to free (at its default threshold it cost a
+# replay of 100,000 calls about a tenth of its time). A replay run flat out
+# switches it off and back on after; a paced one (speed) can last hours beside
+# the exporter's threads, whose garbage must still go, so it only runs the
+# collector less often.
+PACED_GC_THRESHOLD = 50_000
 
 
 class Progress:
@@ -253,13 +256,17 @@ def replay(
     p = pipeline or Pipeline(options or EngineOptions(), call_config, label_config, codecs, plc)
     if output is not None:
         p.call_sink = output
-    collecting = gc.isenabled()
-    gc.disable()
+    collecting, thresholds = gc.isenabled(), gc.get_threshold()
+    if speed is None:
+        gc.disable()
+    elif thresholds[0]:   # 0: collection disabled by the caller, leave it so
+        gc.set_threshold(max(thresholds[0], PACED_GC_THRESHOLD), *thresholds[1:])
     try:
         for path in paths:
             p.run_reader(str(path), progress=progress, speed=speed)
         p.finish(close_calls)
     finally:
+        gc.set_threshold(*thresholds)
         if collecting:
             gc.enable()
     if progress:

@@ -6,8 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from warpsniff.quality.codecs import CodecTable
 from warpsniff._engine import emodel_score
+from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.emodel import score
 
 JB_MODES = ("jb50", "jb200", "adaptive")   # order of the engine's jb_* arrays
