@@ -32,7 +32,6 @@ from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext
 from warpsniff.sip.calls import Call, CallConfig, CallTracker
 from warpsniff.sip.correlator import SignallingCorrelator
 
-V4_PREFIX = bytes(10) + b"\xff\xff"
 # Rows of streams that left the table kept for one open call until its media join: a call
 # has a handful; a flood of new SSRCs to a call's port must not grow memory for hours.
 MAX_ENDED_ROWS_PER_CALL = 4096

@@ -24,8 +24,6 @@ from warpsniff._engine import (
     emodel_score,
 )
 
-R_DEFAULT = 93.2
-
 
 def delay_impairment(one_way_ms: float) -> float:
     """Id = 0.024 d + 0.11 (d - 177.3) H(d - 177.3)."""

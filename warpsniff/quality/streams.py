@@ -6,9 +6,8 @@ from typing import Optional
 
 import numpy as np
 
-from warpsniff._engine import emodel_score
 from warpsniff.quality.codecs import CodecTable
-from warpsniff.quality.emodel import score
+from warpsniff.quality.emodel import emodel_score, score
 
 JB_MODES = ("jb50", "jb200", "adaptive")   # order of the engine's jb_* arrays
 DEFAULT_MOS_MODE = "adaptive"              # `mos` is what an adaptive buffer would play
