@@ -7,6 +7,7 @@ all numbers distinct, cold caches); the tests themselves assert no timing."""
 from __future__ import annotations
 
 import random
+import re
 import string
 import sys
 import time
@@ -586,6 +587,107 @@ def test_number_analysis_is_phonenumbers_parse_in_every_region():
             assert got == _reference_number(ref_dial, region), (region, dial)
             checked += 1
     assert checked > 30_000
+
+
+# international prefixes in use; a region takes those its own IDD pattern
+# accepts, and its preferred one ("~" there marks waiting for a second tone)
+_IDD_CANDIDATES = ("00", "000", "001", "0011", "002", "009", "01", "010", "011", "012", "0111", "810",
+                   "119", "99", "16", "1001", "14100", "00195", "99100")
+
+
+def _split_dial_strings(rng: random.Random, region: str):
+    """Digit strings for one default region, built from its metadata so that
+    every step of parse's country code and national prefix logic is taken:
+    its international prefixes, national prefix (and carrier-code or
+    transform-rule shapes after it), its own country code in front of a
+    national number, and "+" strings, with random tails."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    cc = str(meta.country_code)
+    idds = {c.replace("~", "") for c in _IDD_CANDIDATES + (meta.preferred_international_prefix or "",)
+            if meta.international_prefix and re.fullmatch(meta.international_prefix, c.replace("~", ""))}
+    idds = sorted(idds) or [""]
+    prefixes = sorted({meta.national_prefix or "", "0", "1", "8", "90"})
+    all_ccs = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+    lengths = [n for n in meta.general_desc.possible_length + meta.general_desc.possible_length_local_only if n >= 4]
+    examples = []
+    for ntype in range(12):
+        example = phonenumbers.example_number_for_type(region, ntype)
+        if example is not None:
+            examples.append(phonenumbers.national_significant_number(example))
+            # the national dialling format: national prefix, carrier codes, AR's "15" ...
+            examples.append("".join(filter(str.isdigit, phonenumbers.format_number(
+                example, phonenumbers.PhoneNumberFormat.NATIONAL))))
+
+    def digits(n):
+        return "".join(rng.choice(string.digits) for _ in range(n))
+
+    def tail(head, lo=4, hi=17):
+        return head + digits(max(0, rng.randint(lo, hi) - len(head)))
+
+    for _ in range(150):
+        shape = rng.randrange(10)
+        if shape == 0:                                   # a plain national string
+            yield tail("")
+        elif shape == 1:                                 # international prefix, then any country code
+            yield tail(rng.choice(idds) + rng.choice(all_ccs + [cc, "0", ""]), 3, 20)
+        elif shape == 2:                                 # national prefix (maybe a carrier code after it)
+            yield tail(rng.choice(prefixes) + rng.choice(["", digits(1), digits(2), digits(4)]))
+        elif shape == 3:                                 # the region's own country code, maybe its prefix after
+            yield tail(cc + rng.choice(["", meta.national_prefix or "", "0", "1"]))
+        elif shape in (4, 5) and examples:               # around the region's example numbers
+            seed = rng.choice(examples)
+            cut = rng.randint(len(seed) // 2, len(seed))
+            head = rng.choice(["", cc, rng.choice(prefixes), rng.choice(prefixes) + digits(2), rng.choice(idds) + cc])
+            yield (head + seed[:cut] + digits(len(seed) - cut))[:20]
+        elif shape == 6:                                 # "+" then a country code
+            yield "+" + tail(rng.choice(all_ccs + [cc, "1", "44"]), 3, 20)
+        elif shape == 7:                                 # "+" then anything (0, IDD, unknown codes ...)
+            yield "+" + tail(rng.choice(["", "0", rng.choice(idds), rng.choice(idds) + cc, "999"]), 3, 20)
+        elif shape == 8:                                 # a possible or local-only length, maybe after a prefix
+            yield rng.choice(prefixes + [""] * 4) + digits(rng.choice(lengths))
+        else:                                            # any digits, any length
+            yield digits(rng.randint(4, 20))
+
+
+def _parse_split(dial: str, region):
+    try:
+        n = phonenumbers.parse(dial, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return n.country_code, phonenumbers.national_significant_number(n)
+
+
+def test_split_number_is_phonenumbers_parse_in_every_region():
+    """_split_number (parse's country code and national prefix logic on
+    per-region plans) gives exactly parse() + national_significant_number(),
+    with every supported region as the default region, on dial strings made
+    to take each of parse's paths ("+" strings also without a region, as
+    _number asks for them)."""
+    import warpsniff.labels as L
+    rng = random.Random(11)
+    checked, taken = 0, dict.fromkeys(("as dialled", "prefix stripped", "transformed", "own country code",
+                                          "other country code"), 0)
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        cc = phonenumbers.country_code_for_region(region)
+        for dial in _split_dial_strings(rng, region):
+            want = _parse_split(dial, region)
+            assert L._split_number(dial, region) == want, (region, dial)
+            if dial.startswith("+"):
+                assert L._split_number(dial, None) == _parse_split(dial, None), dial
+            elif want is not None:   # which path parse took, roughly
+                if want[0] != cc:
+                    taken["other country code"] += 1
+                elif want[1] == dial:
+                    taken["as dialled"] += 1
+                elif not dial.endswith(want[1]):
+                    taken["transformed"] += 1
+                elif dial.startswith(str(cc)) and len(want[1]) < len(dial) - 1:
+                    taken["own country code"] += 1
+                else:
+                    taken["prefix stripped"] += 1
+            checked += 1
+    assert checked > 30_000
+    assert min(taken.values()) > 100, taken
 
 
 # ------------------------------------------------------------------ zones

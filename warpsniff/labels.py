@@ -473,7 +473,7 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
     if not nsn:
         return None
     region, kind = _region_and_kind(cc, nsn)
-    return _Number(e164=f"+{cc}{nsn}", cc=cc, nsn=nsn, region=region, tollfree=kind == _TOLL_FREE)
+    return _Number(f"+{cc}{nsn}", cc, nsn, region, kind == _TOLL_FREE)   # positional: keywords cost more
 
 
 def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -482,66 +482,195 @@ def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]
     national_significant_number() gives them (None where parse raises).
     Dial strings are only ASCII digits, so parse's normalisation, RFC 3966,
     extension and vanity-letter steps do nothing; what is left is its country
-    code and national prefix logic, done here with phonenumbers' own helpers
-    and metadata, without the generic input handling that made parsing cost
-    most of a call's labelling.  tests/test_labels.py checks it against
-    phonenumbers.parse over every supported region."""
-    digits = dial[1:] if dial.startswith("+") else dial
-    if _pnu is None or len(digits) < 4:   # parse's viability rules for very short input: let it decide
-        try:
-            numobj = phonenumbers.parse(dial, region)
-        except phonenumbers.NumberParseException:
-            return None
-        return numobj.country_code, phonenumbers.national_significant_number(numobj)
-    metadata = None if region is None else phonenumbers.PhoneMetadata.metadata_for_region(region, None)
-    if dial.startswith("+"):
-        cc, rest = _pnu._extract_country_code(digits)
+    code and national prefix logic, done here in straight-line code on a
+    _Plan of each region's metadata: phonenumbers' own helpers look every
+    pattern up again on each call, which made them most of a new number's
+    cost.  tests/test_labels.py checks this against phonenumbers.parse over
+    every supported region."""
+    plus = dial.startswith("+")
+    digits = dial[1:] if plus else dial
+    try:
+        plan = _REGION_PLANS[region]
+    except KeyError:
+        plan = _region_plan(region)
+    if len(digits) < 4 or (plan is None and (region is not None or not plus)):
+        return _parsed_split(dial, region)   # very short input, or a region without a plan: parse decides
+    if plus:
+        cc, rest = _leading_country_code(digits)
+        if cc == 0 and plan is not None:
+            # parse then reads the digits as dialled in the region, and must find a country code there
+            found = _dialled_country_code(digits, plan)
+            if found is None:
+                return None
+            cc, rest = found
         if cc == 0:
-            return None   # unknown country code (parse retries without the "+" and no region: fails too)
+            return None
     else:
-        idd = metadata.international_prefix
-        stripped, rest = _pnu._parse_prefix_as_idd(_pattern("NonMatch" if idd is None else idd), digits)
-        if stripped:
-            if len(rest) <= _pnu._MIN_LENGTH_FOR_NSN:
-                return None
-            cc, rest = _pnu._extract_country_code(rest)
-            if cc == 0:
-                return None
-        else:
-            cc, rest = _default_country_code(digits, metadata)
+        found = _dialled_country_code(digits, plan)
+        if found is None:
+            return None
+        cc, rest = found
     if cc == 0:
         # a national number of the default region, read with that region's metadata
-        cc, rest = metadata.country_code, digits
+        cc, rest, number_plan = plan.country_code, digits, plan
     else:
         # a country code was found: the rest is read with the metadata of its main region
-        main_region = _pnu.region_code_for_country_code(cc)
-        if main_region != region:
-            metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, main_region)
-    if len(rest) < _pnu._MIN_LENGTH_FOR_NSN:
+        try:
+            number_plan = _CC_PLANS[cc]
+        except KeyError:
+            number_plan = _cc_plan(cc)
+        if number_plan is None:
+            return _parsed_split(dial, region)
+    if len(rest) < _MIN_NSN:
         return None
-    _, national, _ = _pnu._maybe_strip_national_prefix_carrier_code(rest, metadata)
-    if _pnu._test_number_length(national, metadata) not in _KEEP_NATIONAL_PREFIX:
-        rest = national
-    if not _pnu._MIN_LENGTH_FOR_NSN <= len(rest) <= _pnu._MAX_LENGTH_FOR_NSN:
+    national = _strip_national_prefix(rest, number_plan)
+    length = len(national)
+    if length in number_plan.possible_lengths or length > number_plan.longest:
+        rest = national   # else parse keeps the prefix: what is left is too short or not a possible length
+    if not _MIN_NSN <= len(rest) <= _MAX_NSN:
         return None
     # the parsed number keeps leading zeros (Italian style) except that an
     # all-zero number keeps its last digit as the number: the text is unchanged
     return cc, rest
 
 
-def _default_country_code(digits: str, metadata) -> Tuple[int, str]:
-    """A national-format number that starts with its own country's code
-    (parse's third way of finding a country code): (cc, rest) or (0, "")."""
-    cc_text = str(metadata.country_code)
-    if not digits.startswith(cc_text):
-        return 0, ""
-    general = metadata.general_desc
-    _, potential, _ = _pnu._maybe_strip_national_prefix_carrier_code(digits[len(cc_text):], metadata)
-    if ((not _pnu._match_national_number(digits, general, False)
-         and _pnu._match_national_number(potential, general, False))
-            or _pnu._test_number_length(digits, metadata) == _pnu.ValidationResult.TOO_LONG):
-        return metadata.country_code, potential
+def _parsed_split(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
+    """_split_number by phonenumbers.parse itself, for what the plans do not cover."""
+    try:
+        numobj = phonenumbers.parse(dial, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return numobj.country_code, phonenumbers.national_significant_number(numobj)
+
+
+def _dialled_country_code(digits: str, plan: "_Plan") -> Optional[Tuple[int, str]]:
+    """The country code parse finds in digits dialled in plan's region without
+    "+" (_maybe_extract_country_code): after the region's international
+    prefix, or the region's own code in front of a national number; (cc, rest),
+    (0, "") when there is none, None where parse raises."""
+    idd = plan.international_prefix
+    m = idd.match(digits) if idd is not None else None
+    if m is not None:
+        rest = digits[m.end():]
+        if not rest.startswith("0"):   # no country code starts with 0: then it was no IDD (_parse_prefix_as_idd)
+            if len(rest) <= _MIN_NSN:
+                return None
+            cc, rest = _leading_country_code(rest)
+            return (cc, rest) if cc else None
+    if digits.startswith(plan.country_code_text):
+        # the region's own country code, kept as one when the number did not
+        # fit the region's general description before and does after, or was too long
+        national = _strip_national_prefix(digits[len(plan.country_code_text):], plan)
+        general = plan.general
+        if ((general.fullmatch(digits) is None and general.fullmatch(national) is not None)
+                or len(digits) > plan.longest):
+            return plan.country_code, national
     return 0, ""
+
+
+def _leading_country_code(number: str) -> Tuple[int, str]:
+    """(cc, rest) for the shortest country code number starts with, else
+    (0, number), as phonenumbers' _extract_country_code."""
+    for size in (1, 2, 3):
+        cc = _COUNTRY_CODES.get(number[:size])
+        if cc is not None:
+            return cc, number[size:]
+    return 0, number
+
+
+def _strip_national_prefix(number: str, plan: "_Plan") -> str:
+    """number without its national prefix (or carrier code), or rewritten by
+    the region's transform rule, as _maybe_strip_national_prefix_carrier_code
+    gives it; unchanged when that would turn a number that fits the general
+    description into one that does not."""
+    prefix = plan.national_prefix
+    if prefix is None or not number:
+        return number
+    m = prefix.match(number)
+    if m is None:
+        return number
+    if plan.transform_rule is not None and m.group(plan.transform_group) is not None:
+        stripped = m.expand(plan.transform_rule) + number[m.end():]   # re.sub(prefix, rule, number, count=1)
+    else:
+        stripped = number[m.end():]
+    general = plan.general
+    if general.fullmatch(stripped) is None and general.fullmatch(number) is not None:
+        return number
+    return stripped
+
+
+class _Plan(NamedTuple):
+    """What parse reads of one region's metadata to split a number, compiled
+    once (phonenumbers' helpers fetch and compile-cache each pattern per call)."""
+    country_code: int
+    country_code_text: str
+    international_prefix: Optional[re.Pattern]   # IDD; None when the region has none
+    national_prefix: Optional[re.Pattern]        # national_prefix_for_parsing
+    transform_rule: Optional[str]                # national_prefix_transform_rule
+    transform_group: int                         # the rule applies when this (last) group matched
+    general: re.Pattern                          # general description, used with fullmatch
+    possible_lengths: frozenset                  # lengths _test_number_length calls IS_POSSIBLE
+    longest: int                                 # a longer number is TOO_LONG
+
+
+def _plan_of(metadata) -> Optional[_Plan]:
+    """The _Plan of one metadata, or None where it would not be exact (then
+    parse decides)."""
+    general = metadata.general_desc
+    lengths = tuple(general.possible_length or ())
+    local_only = frozenset(general.possible_length_local_only or ())
+    npfp = metadata.national_prefix_for_parsing or None
+    national_prefix = _pattern(npfp) if npfp is not None else None
+    transform_rule = (metadata.national_prefix_transform_rule or None) if national_prefix is not None else None
+    # _test_number_length checks local-only lengths first, then takes the
+    # first and last possible lengths as the shortest and longest: the plan's
+    # length tests are that only for sorted lengths, local-only ones shorter
+    # than the longest.  A transform rule without groups makes parse raise.
+    if (not general.national_number_pattern or not lengths or list(lengths) != sorted(lengths)
+            or any(n >= lengths[-1] for n in local_only)
+            or (transform_rule is not None and national_prefix.groups == 0)):
+        return None
+    idd = metadata.international_prefix
+    return _Plan(
+        country_code=metadata.country_code,
+        country_code_text=str(metadata.country_code),
+        international_prefix=_pattern(idd) if idd is not None else None,
+        national_prefix=national_prefix,
+        transform_rule=transform_rule,
+        transform_group=national_prefix.groups if national_prefix is not None else 0,
+        general=_pattern(general.national_number_pattern),
+        possible_lengths=frozenset(lengths) - local_only,
+        longest=lengths[-1])
+
+
+def _region_plan(region: Optional[str]) -> Optional[_Plan]:
+    """The plan of a default region (built on first use); None for no region,
+    one phonenumbers does not know, or one without an exact plan."""
+    if region is None:
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    if metadata is None:
+        return None   # not kept: unknown region strings must not grow the cache
+    plan = _REGION_PLANS[region] = _plan_of(metadata)
+    return plan
+
+
+def _cc_plan(cc: int) -> Optional[_Plan]:
+    """The plan of a country code's main region: parse reads the rest of a
+    number with that metadata, whatever the default region (built on first use)."""
+    main_region = phonenumbers.region_code_for_country_code(cc)
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(cc, main_region)
+    plan = _CC_PLANS[cc] = _plan_of(metadata) if metadata is not None else None
+    return plan
+
+
+_REGION_PLANS: dict = {None: None}
+_CC_PLANS: dict = {}
+_COUNTRY_CODES = {str(cc): cc for cc in phonenumbers.COUNTRY_CODE_TO_REGION_CODE}
+try:   # parse's bounds on a national significant number's length
+    from phonenumbers.phonenumberutil import _MIN_LENGTH_FOR_NSN as _MIN_NSN, _MAX_LENGTH_FOR_NSN as _MAX_NSN
+except ImportError:   # pragma: no cover
+    _MIN_NSN, _MAX_NSN = 2, 17
 
 
 def _region_and_kind(cc: int, nsn: str) -> Tuple[Optional[str], int]:
@@ -699,17 +828,6 @@ try:   # the per-region pattern pass behind number_type(); stable across 8.x/9.x
     from phonenumbers.phonenumberutil import _number_type_helper as _type_helper
 except ImportError:   # pragma: no cover
     _type_helper = None
-try:   # parse()'s building blocks, for _split_number; stable across 8.x/9.x
-    from phonenumbers import phonenumberutil as _pnu
-    for _name in ("_extract_country_code", "_parse_prefix_as_idd", "_maybe_strip_national_prefix_carrier_code",
-                  "_match_national_number", "_test_number_length", "region_code_for_country_code",
-                  "ValidationResult", "_MIN_LENGTH_FOR_NSN", "_MAX_LENGTH_FOR_NSN"):
-        getattr(_pnu, _name)
-    # national prefix stripping is undone when what is left has one of these lengths
-    _KEEP_NATIONAL_PREFIX = (_pnu.ValidationResult.TOO_SHORT, _pnu.ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-                             _pnu.ValidationResult.INVALID_LENGTH)
-except (ImportError, AttributeError):   # pragma: no cover - every number goes through parse()
-    _pnu = None
 
 
 # US states, DC, territories and Canadian provinces as the geocoder names them.
