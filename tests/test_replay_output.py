@@ -230,6 +230,41 @@ def test_replay_turns_the_collector_off_only_when_flat_out():
     assert gc.isenabled() and gc.get_threshold() == before
 
 
+def test_a_flat_out_replay_ends_without_a_collection():
+    """Switched back on after a flat-out replay, the collector would walk every
+    object the replay made (finding nothing: the test above); replay() hands
+    them to the oldest generation instead, so no collection runs within it,
+    and a program's own frozen objects stay frozen."""
+    replay([str(SAMPLE)])   # first use: imports and caches
+    started = []
+
+    def watch(phase, info):
+        if phase == "start":
+            started.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    # the sample twice leaves about 1,100 objects made since the replay began
+    gc.set_threshold(500, *thresholds[1:])
+    gc.callbacks.append(watch)
+    try:
+        result = replay([str(SAMPLE), str(SAMPLE)])
+    finally:
+        gc.callbacks.remove(watch)
+        gc.set_threshold(*thresholds)
+    assert result.calls and started == []
+    assert gc.isenabled()
+    kept = [[i] for i in range(1000)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        replay([str(SAMPLE)])
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+    assert kept
+
+
 def test_header_values_byte_shortcut_keeps_the_rules():
     msg = (b"INVITE sip:1@x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
            b"P-ASSERTED-IDENTITY : <sip:+13125550100@example.com>\r\n x-more\r\nTo: <sip:2@x>\r\n\r\n")

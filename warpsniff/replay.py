@@ -204,8 +204,22 @@ class CallOutput:
 # replay of 100,000 calls about a tenth of its time). A replay run flat out
 # switches it off and back on after; a paced one (speed) can last hours beside
 # the exporter's threads, whose garbage must still go, so it only runs the
-# collector less often.
+# collector less often. Switched back on, the collector would at once walk
+# everything the replay allocated (a young generation of every object made
+# since: 2 ms after the 500-call benchmark, 0.3 s after 60,000 calls) to find
+# nothing; those objects are moved to the oldest generation instead
+# (gc.freeze + gc.unfreeze, two list splices), where the next full
+# collection sees them as it would have.
 PACED_GC_THRESHOLD = 50_000
+
+
+def _promote_young_objects() -> None:
+    """Moves every object the collector tracks to its oldest generation,
+    unless the program froze objects of its own (unfreezing would hand them
+    back to the collector)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
 
 
 class Progress:
@@ -268,6 +282,8 @@ def replay(
     finally:
         gc.set_threshold(*thresholds)
         if collecting:
+            if speed is None:
+                _promote_young_objects()
             gc.enable()
     if progress:
         progress.done()
