@@ -142,9 +142,13 @@ def test_cli_call_table_unchanged_by_streaming(tmp_path):
     assert table.count("\n") == 2 + len(TRUTH["calls"])
 
 
-def test_streams_of_calls_is_the_snapshot_filtered():
+@pytest.mark.parametrize("max_streams", [200000, 5])
+def test_streams_of_calls_is_the_snapshot_filtered(max_streams):
+    """The media join's selection (a compact array of each slot's call) against
+    the snapshot it stands for; with 5 slots, streams are evicted and their
+    slots reused by streams of other calls, or of none."""
     checked = [0]
-    p = Pipeline(EngineOptions())
+    p = Pipeline(EngineOptions(max_streams=max_streams))
     tick = p.tick
 
     def checking_tick(now):
@@ -165,6 +169,8 @@ def test_streams_of_calls_is_the_snapshot_filtered():
     replay([str(SAMPLE)], pipeline=p)
     assert checked[0] > 3
     assert len(p.engine.streams_of_calls([])) == 0
+    if max_streams == 5:
+        assert p.engine.counters()["stream_evictions"] > 0
 
 
 def test_last_rtp_of_calls_is_the_latest_packet_of_each_calls_valid_streams():

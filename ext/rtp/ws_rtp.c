@@ -138,6 +138,7 @@ void ws_rtp_table_free(ws_rtp_table *t)
     free(t->bind_free);
     free(t->streams);
     free(t->free_list);
+    free(t->slot_calls);
     free(t->rtcp);
     free(t->ended);
     memset(t, 0, sizeof *t);
@@ -235,6 +236,7 @@ static void stream_remove(ws_rtp_table *t, uint32_t slot, uint8_t reason)
         ended_push(t, s);
     }
     s->packets = 0; /* marks the slot free */
+    t->slot_calls[slot] = 0;
     t->free_list[t->free_count++] = slot;
     t->active--;
 }
@@ -288,12 +290,14 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
             /* cache-line aligned: the hot part of a stream is three lines */
             ws_rtp_stream *ns = aligned_alloc(64, (size_t)cap * sizeof *ns);
             uint32_t *fl = realloc(t->free_list, (size_t)cap * sizeof *fl);
-            if (ns && t->used) memcpy(ns, t->streams, (size_t)t->used * sizeof *ns);
             if (fl) t->free_list = fl;
-            if (!ns || !fl) {
+            uint32_t *sc = realloc(t->slot_calls, (size_t)cap * sizeof *sc);
+            if (sc) t->slot_calls = sc;
+            if (!ns || !fl || !sc) {
                 free(ns);
                 return NULL;
             }
+            if (t->used) memcpy(ns, t->streams, (size_t)t->used * sizeof *ns);
             free(t->streams);
             t->streams = ns;
             t->free_list = fl;
@@ -311,6 +315,7 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
     ws_rtp_stream *s = &t->streams[slot];
     memset(s, 0, sizeof *s);
     s->key = *k;
+    t->slot_calls[slot] = 0;
     return s;
 }
 
@@ -646,6 +651,7 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
     if (adopting && s->first_ns < b->since_ns) return;
     s->flags |= WS_STREAM_BOUND;
     s->call_ref = b->call_ref;
+    t->slot_calls[s - t->streams] = b->call_ref;
     s->binding = slot;
     s->bind_gen = t->bind_gens[slot];
     t->bound_streams++;

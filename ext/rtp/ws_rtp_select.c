@@ -22,11 +22,14 @@ static int ref_wanted(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
     return i < nrefs && refs[i] == ref;
 }
 
-static int selected(const ws_rtp_stream *s, const uint32_t *refs, uint32_t nrefs, int valid_only)
+/* Slot i holds a live stream of one of the refs: the compact slot_calls
+ * array says which call a slot's stream is bound to (0: free or unbound), so
+ * the stream itself is read only for the calls asked for. */
+static int selected(const ws_rtp_table *t, uint32_t i, const uint32_t *refs, uint32_t nrefs, int valid_only)
 {
-    if (!s->packets || !s->call_ref) return 0;
-    if (valid_only && !(s->flags & WS_STREAM_VALID)) return 0;
-    return ref_wanted(s->call_ref, refs, nrefs);
+    uint32_t ref = t->slot_calls[i];
+    if (!ref || !ref_wanted(ref, refs, nrefs)) return 0;
+    return !valid_only || (t->streams[i].flags & WS_STREAM_VALID);
 }
 
 uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
@@ -34,10 +37,8 @@ uint32_t ws_rtp_snapshot_calls(const ws_rtp_table *t, const uint32_t *refs, uint
 {
     uint32_t n = 0;
     if (!nrefs) return 0;
-    for (uint32_t i = 0; i < t->used && n < max; i++) {
-        const ws_rtp_stream *s = &t->streams[i];
-        if (selected(s, refs, nrefs, valid_only)) ws_rtp_record(s, &out[n++]);
-    }
+    for (uint32_t i = 0; i < t->used && n < max; i++)
+        if (selected(t, i, refs, nrefs, valid_only)) ws_rtp_record(&t->streams[i], &out[n++]);
     return n;
 }
 
@@ -46,7 +47,7 @@ uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_
     uint32_t n = 0;
     if (!nrefs) return 0;
     for (uint32_t i = 0; i < t->used; i++)
-        n += (uint32_t)selected(&t->streams[i], refs, nrefs, valid_only);
+        n += (uint32_t)selected(t, i, refs, nrefs, valid_only);
     return n;
 }
 
@@ -56,8 +57,8 @@ uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint3
     for (uint32_t j = 0; j < nrefs; j++) last_ns[j] = -1;
     if (!nrefs) return 0;
     for (uint32_t i = 0; i < t->used; i++) {
+        if (!selected(t, i, refs, nrefs, 1)) continue;
         const ws_rtp_stream *s = &t->streams[i];
-        if (!selected(s, refs, nrefs, 1)) continue;
         uint32_t j = ref_index(s->call_ref, refs, nrefs);
         if (last_ns[j] < 0) found++;
         if (s->last_ns > last_ns[j]) last_ns[j] = s->last_ns;
