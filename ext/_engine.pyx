@@ -717,3 +717,4 @@ def extract_calls(inputs, calls):
 
 include "quality/emodel.pyx"
 include "sip/dialogs.pyx"
+include "quality/call_media.pyx"

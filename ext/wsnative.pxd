@@ -184,9 +184,17 @@ cdef extern from "rtp/ws_rtp.h":
 
     enum:
         WS_BIND_PTS
+        WS_JB_MODES
 
-    ctypedef struct ws_stream_record:
-        pass
+    ctypedef struct ws_stream_record:   # the fields the media join reads (quality/call_media.pyx)
+        uint8_t src[16]
+        uint8_t dst[16]
+        uint16_t sport, dport
+        uint32_t ssrc, payload_type, call_ref
+        int64_t lost, expected
+        double max_jitter_ms
+        uint32_t jb_late[WS_JB_MODES]
+        uint32_t jb_loss_runs[WS_JB_MODES]
 
     ctypedef struct ws_rtcp_source:
         pass

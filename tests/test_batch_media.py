@@ -1,6 +1,6 @@
-"""The batch path that scores finishing calls' streams (QualityContext.
-default_mos_rows, Pipeline._media_of_calls) must give exactly what the
-per-stream path gives (default_mos, Pipeline._call_media, which live_media and
+"""The batch path that scores finishing calls' streams (Pipeline.
+_media_of_calls: add_call_media, one typed pass in the engine) must give
+exactly what the per-stream path gives (default_mos, Pipeline._call_media, which live_media and
 badcalls still use), on rows covering every branch: unknown and dynamic
 codecs, no PLC, nothing expected, negative loss, late packets, known RTT,
 streams matched by destination, by source, or by neither.
@@ -49,16 +49,39 @@ def quality_for(rng, plc: bool) -> QualityContext:
     return quality
 
 
+def batch_mos(quality, rows) -> list:
+    """Each row's default MOS and codec as the batch path scores it: every row
+    made a call of its own, whose MOS is then its one stream's."""
+    rows = rows.copy()
+    refs = list(rows["call_ref"].tolist())
+    rows["call_ref"] = np.arange(1, len(rows) + 1)
+    quality.payload_names = {i + 1: names for i, ref in enumerate(refs)
+                             if (names := quality.payload_names.get(ref)) is not None}
+    calls = []
+    for ref in rows["call_ref"].tolist():
+        call = Call(call_ref=ref, call_id=f"row-{ref}", from_uri=None, to_uri=None, from_tag="a",
+                    invite_ts=0.0, invite_cseq=1, caller=(V4 + bytes(4), 5060))
+        call.labels = CallLabels()
+        calls.append(call)
+    medias = Pipeline.__new__(Pipeline)._media_of_calls(calls, rows, quality, only_theirs=True)
+    return [(next(iter(medias[c.call_ref].streams))[1], medias[c.call_ref].mos) for c in calls]
+
+
 @pytest.mark.parametrize("plc", [True, False])
-def test_default_mos_rows_equals_default_mos_per_row(plc):
+def test_batch_mos_equals_default_mos_per_row(plc):
     rng = random.Random(7)
     rows = random_rows(rng, [1, 2, 3, 4], 2000)
     quality = quality_for(rng, plc)
-    assert quality.default_mos_rows(rows) == [quality.default_mos(rec) for rec in rows]
-    assert quality.default_mos_rows(rows[:0]) == []
+    want = [((codec or "unknown"), mos) for codec, mos in (quality.default_mos(rec) for rec in rows)]
+    assert batch_mos(quality, rows) == want
+    assert any(mos is None for _, mos in want) and any(mos is not None for _, mos in want)
 
 
-def test_media_of_calls_equals_call_media_per_call():
+@pytest.mark.parametrize("joined", [False, True])
+def test_media_of_calls_equals_call_media_per_call(joined):
+    """joined: the rows as a media join often has them, the table's rows and
+    those of streams that already left it put together (np.concatenate lays
+    the fields out anew, in name order, not as the engine's records)."""
     rng = random.Random(11)
     calls = []
     for ref, direction in zip((1, 2, 3, 4, 5), ("inbound", "outbound", "unknown", "internal", "inbound")):
@@ -69,6 +92,9 @@ def test_media_of_calls_equals_call_media_per_call():
         call.media = {(V4 + bytes([10, 0, 0, 1]), 4000): "caller", (V4 + bytes([10, 0, 0, 2]), 5000): "callee"}
         calls.append(call)
     rows = random_rows(rng, [1, 2, 3, 4, 9], 1500)   # call_ref 9: rows of a call not in the batch
+    if joined:
+        rows = np.concatenate([rows[:900], rows[900:]])
+        assert rows.dtype != STREAM_DTYPE and rows.dtype.names == STREAM_DTYPE.names
     quality = quality_for(rng, plc=True)
     pipeline = Pipeline.__new__(Pipeline)   # the two methods read only their arguments
 
@@ -167,6 +193,6 @@ def test_quality_context_for_some_streams_reads_only_their_rtcp_and_scores_the_s
         whole = QualityContext(codecs, rtcp, names)
         some = QualityContext(codecs, rtcp, names, ssrcs=wanted)
         assert wanted & set(whole.reports) <= set(some.reports) and len(some.reports) < len(whole.reports)
-        assert some.default_mos_rows(rows) == whole.default_mos_rows(rows)
+        assert batch_mos(some, rows) == batch_mos(whole, rows)
         assert [some.assess(rec) for rec in rows] == [whole.assess(rec) for rec in rows]
     assert some.rtt and some.reports and some.xr   # the figures compared did use RTCP

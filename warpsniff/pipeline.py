@@ -23,12 +23,13 @@ from warpsniff._engine import (
     RUN_TICK,
     STREAM_DTYPE,
     CaptureError,
+    add_call_media,
 )
 from warpsniff.capture.workers import EngineGroup, claim_unbound_media, fanout_group_id
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
 from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.emodel import score
-from warpsniff.quality.streams import JB_MODES, DEFAULT_MOS_MODE, QualityContext
+from warpsniff.quality.streams import DEFAULT_JB_MODE, JB_MODES, QualityContext
 from warpsniff.sip.calls import Call, CallConfig, CallTracker
 from warpsniff.sip.correlator import SignallingCorrelator
 
@@ -405,28 +406,13 @@ class Pipeline:
     def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext,
                         only_theirs: bool = False) -> dict:
         """call_ref -> CallMedia for a batch of finishing calls: what _call_media
-        gives for each, from one pass over the batch's rows (columns read once,
-        codecs looked up once per call and payload type). `only_theirs`:
-        `streams` holds only these calls' rows."""
+        gives for each, from one typed pass over the batch's stream records
+        (add_call_media; codecs looked up once per call and payload type).
+        `only_theirs`: `streams` holds only these calls' rows."""
         by_ref = {c.call_ref: c for c in calls}
         rows = streams if only_theirs else rows_of_calls(streams, by_ref)
         medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
-        scores: dict = {}
-        mos_rows = quality.default_mos_rows(rows)
-        for (codec, mos), ref, src, sport, dst, dport, lost, expected, jitter in zip(
-                mos_rows, rows["call_ref"].tolist(), rows["src"].tolist(), rows["sport"].tolist(),
-                rows["dst"].tolist(), rows["dport"].tolist(), rows["lost"].tolist(),
-                rows["expected"].tolist(), rows["max_jitter_ms"].tolist()):
-            media = medias[ref]
-            if mos is not None:
-                scores.setdefault(ref, []).append(mos)
-            direction = media_direction(by_ref[ref], src, sport, dst, dport)
-            row = media.streams.setdefault((direction, codec or "unknown"), [0, 0, 0.0])
-            row[0] += max(lost, 0)
-            row[1] += max(expected, 0)
-            row[2] = max(row[2], jitter)
-        for ref, s in scores.items():
-            medias[ref].mos = min(s)   # a call is as good as its worse direction
+        add_call_media(rows, by_ref, medias, quality, DEFAULT_JB_MODE)
         return medias
 
     def _join_media(self, streams: np.ndarray, only_theirs: bool = False) -> None:
@@ -483,7 +469,7 @@ class Pipeline:
             for rec in self.interval_prev[np.isin(self.interval_prev["call_ref"], refs)]:
                 prev_counts[_ident(rec)] = _counts(rec)
         quality = self.quality_context(active.values())
-        m = JB_MODES.index(DEFAULT_MOS_MODE)
+        m = DEFAULT_JB_MODE
         zero = (0, 0, (0,) * len(JB_MODES), (0,) * len(JB_MODES))
         by_call: dict = {}
         for rec in bound:

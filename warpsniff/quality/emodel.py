@@ -7,8 +7,8 @@ the simplified delay impairment from a one-way delay; 0 when no delay is
 known (listening-quality MOS).
 
 The formula is implemented once, in the engine (ext/quality/ws_emodel.h), so
-that streams are scored without a Python object each (QualityContext.
-default_mos_rows calls emodel_score directly); these functions are its
+that streams are scored without a Python object each (a media join calls
+it from the engine: ext/quality/call_media.pyx); these functions are its
 Python face.
 """
 from __future__ import annotations

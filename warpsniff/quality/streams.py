@@ -7,10 +7,11 @@ from typing import Optional
 import numpy as np
 
 from warpsniff.quality.codecs import CodecTable
-from warpsniff.quality.emodel import emodel_score, score
+from warpsniff.quality.emodel import score
 
 JB_MODES = ("jb50", "jb200", "adaptive")   # order of the engine's jb_* arrays
 DEFAULT_MOS_MODE = "adaptive"              # `mos` is what an adaptive buffer would play
+DEFAULT_JB_MODE = JB_MODES.index(DEFAULT_MOS_MODE)
 
 
 class QualityContext:
@@ -53,44 +54,12 @@ class QualityContext:
         expected = int(rec["expected"])
         if imp is None or expected <= 0:
             return (codec.name if codec else None), None
-        m = JB_MODES.index(DEFAULT_MOS_MODE)
+        m = DEFAULT_JB_MODE
         rtt = self.rtt.get(int(rec["ssrc"]))
         lost = min(expected, max(int(rec["lost"]), 0) + int(rec["jb_late"][m]))
         s = score(imp.ie, imp.bpl, expected, lost, int(rec["jb_loss_runs"][m]),
                   rtt / 2.0 if rtt is not None else None)
         return codec.name, s.mos
-
-    def default_mos_rows(self, rows: np.ndarray) -> list:
-        """default_mos for every row of a stream array, as [(codec name, MOS)...]
-        in row order: the same figures, with the columns read once for the
-        batch, the codec looked up once per (call, payload type) and the
-        E-model in the engine (no Score object per stream). A capture second
-        finishes a call or two: column reads, not array arithmetic, so a
-        batch of two rows costs what two rows do."""
-        if not len(rows):
-            return []
-        m = JB_MODES.index(DEFAULT_MOS_MODE)
-        codecs, plc, payload_names, rtt_of = {}, self.plc, self.payload_names, self.rtt
-        out = []
-        for ref, pt, ssrc, expected, lost, late, runs in zip(
-                rows["call_ref"].tolist(), rows["payload_type"].tolist(), rows["ssrc"].tolist(),
-                rows["expected"].tolist(), rows["lost"].tolist(), rows["jb_late"][:, m].tolist(),
-                rows["jb_loss_runs"][:, m].tolist()):
-            found = codecs.get((ref, pt))
-            if found is None:
-                codec = self.codecs.lookup(pt, payload_names.get(ref, {}).get(pt))
-                imp = None
-                if codec is not None:
-                    imp = codec.plc if plc or codec.no_plc is None else codec.no_plc
-                found = codecs[(ref, pt)] = (codec.name if codec else None, imp)
-            name, imp = found
-            if imp is None or expected <= 0:
-                out.append((name, None))
-                continue
-            rtt = rtt_of.get(ssrc)
-            out.append((name, emodel_score(imp.ie, imp.bpl, expected, min(expected, max(lost, 0) + late), runs,
-                                           rtt / 2.0 if rtt is not None else None)[1]))
-        return out
 
     def assess(self, rec: np.void) -> dict:
         codec = self.codec_of(rec)
