@@ -292,14 +292,15 @@ def table_bytes_per_stream(sizes: dict, streams: int, max_streams: int = 200_000
     """What ws_rtp.c allocates for `streams` live streams: the slab doubles from
     256 (capped at max_streams), the index doubles from 1024 slots to stay at
     most a quarter full (stream_new), plus per slab slot a free-list entry and
-    its call (slot_calls), 4 bytes each."""
+    its call (slot_calls) and when the idle scan may skip it (slot_seen_s), 4
+    bytes each."""
     cap = 256
     while cap < streams:
         cap = min(cap * 2, max_streams)
     idx = 1024
     while (streams + 1) * 4 > idx:
         idx *= 2
-    total = cap * (sizes["ws_rtp_stream"] + 4 + 4) + idx * sizes["index_slot"]
+    total = cap * (sizes["ws_rtp_stream"] + 4 + 4 + 4) + idx * sizes["index_slot"]
     return {"slab_capacity": cap, "index_slots": idx, "bytes": total, "per_stream": total / max(1, streams)}
 
 

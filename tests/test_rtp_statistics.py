@@ -9,6 +9,7 @@ rules written in docs/rtp-statistics.md.
 """
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
 import pytest
@@ -619,3 +620,62 @@ def test_payload_type_mapping_gives_jitter(tmp_path):
     assert seq_stats(s) == expect(300, 300)
     assert s["max_jitter_ms"] > 0
     assert_jitter(s, a8_model(pkts, 48000), 48000)
+
+
+def _idle_expiry_run(plans, driver_phase_s, driver_step_s, idle_s=3.0, horizon_s=14.0):
+    """Feeds the streams of `plans` ((first s, last s, ssrc, port), 20 ms
+    apart or fewer) and a never-quiet stream (every driver_step_s from
+    driver_phase_s) to an engine frame by frame; after each frame checks the
+    engine's expired count against the rule, simulated here: a sweep runs at
+    the first frame one capture second after the last sweep (the first a
+    second after the first frame) and removes every stream whose last packet
+    is more than the idle timeout before that frame. Returns the order in
+    which streams left."""
+    from warpsniff._engine import Engine
+    from capgen import ether_ipv4_udp_fast, rtp_bytes
+
+    engine = Engine(idle_timeout=idle_s)
+    frames = []
+    for first, last, ssrc, port in plans:
+        n = max(2, int((last - first) / 0.02) + 1)
+        frames += [(T0_NS + int((first + i * (last - first) / (n - 1)) * NS), ssrc, port) for i in range(n)]
+    t = driver_phase_s
+    while t < horizon_s:
+        frames.append((T0_NS + int(t * NS), 99, 40100))
+        t += driver_step_s
+    frames.sort()
+    seqs, next_sweep, last_seen, left = {}, 0, {}, []
+    for ts, ssrc, port in frames:
+        if ts >= next_sweep:
+            if next_sweep:
+                for key, last in list(last_seen.items()):
+                    if ts - last > idle_s * NS:
+                        left.append(key)
+                        del last_seen[key]
+            next_sweep = ts + NS
+        last_seen[(ssrc, port)] = ts
+        seq = seqs[(ssrc, port)] = seqs.get((ssrc, port), 999) + 1
+        pkt = Rtp(seq=seq, ts=seq * 160, arrival_ns=ts, ssrc=ssrc)
+        engine.feed(ether_ipv4_udp_fast(rtp_bytes(pkt), sport=port, dport=port + 10000), ts)
+        assert engine.counters()["streams_expired"] == len(left), (ts - T0_NS) / NS
+    assert engine.counters()["streams_active"] == len(last_seen)
+    return left
+
+
+def test_idle_streams_leave_at_the_first_sweep_past_the_timeout():
+    """A stream leaves the table at the first housekeeping sweep at which more
+    than the idle timeout has passed since its last packet: not earlier, not
+    later (the sweep skips slots it looked at recently, by a bound on their
+    last packet; the bound must never make it late). Streams stop at
+    fractions of a second on either side of whole seconds, one comes back
+    after leaving (a new stream), sweeps fall at varied phases."""
+    plans = [(0.0, 0.98, 1, 40000), (0.13, 2.37, 2, 40002), (0.5, 1.999, 3, 40004), (9.4, 10.0, 3, 40004),
+             (1.0, 4.02, 4, 40006)]
+    assert _idle_expiry_run(plans, 0.0, 0.25) == [(1, 40000), (3, 40004), (2, 40002), (4, 40006)]
+    rng = random.Random(3550)
+    for _ in range(40):
+        plans = []
+        for k in range(rng.randint(2, 6)):
+            first = rng.uniform(0.0, 6.0)
+            plans.append((first, first + rng.uniform(0.05, 3.0), 10 + k, 40000 + 2 * k))
+        _idle_expiry_run(plans, rng.uniform(0.0, 0.5), rng.uniform(0.13, 0.61))

@@ -139,6 +139,7 @@ void ws_rtp_table_free(ws_rtp_table *t)
     free(t->streams);
     free(t->free_list);
     free(t->slot_calls);
+    free(t->slot_seen_s);
     free(t->rtcp);
     free(t->ended);
     memset(t, 0, sizeof *t);
@@ -243,11 +244,18 @@ static void stream_remove(ws_rtp_table *t, uint32_t slot, uint8_t reason)
 
 void ws_rtp_expire(ws_rtp_table *t, int64_t now_ns, int64_t idle_ns)
 {
+    const int64_t ns_per_s = 1000000000;
     for (uint32_t i = 0; i < t->used && t->active; i++) {
+        uint32_t seen = t->slot_seen_s[i];
+        if (seen && now_ns - idle_ns < (int64_t)(seen - 1) * ns_per_s) continue; /* cannot be idle yet */
         ws_rtp_stream *s = &t->streams[i];
-        if (s->packets && now_ns - s->last_ns > idle_ns) {
+        if (!s->packets) continue;
+        if (now_ns - s->last_ns > idle_ns) {
             stream_remove(t, i, WS_END_IDLE);
             t->expired++;
+        } else {
+            int64_t last_s = s->last_ns / ns_per_s;
+            t->slot_seen_s[i] = last_s >= 0 && last_s < UINT32_MAX ? (uint32_t)last_s + 1 : 0;
         }
     }
 }
@@ -293,7 +301,9 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
             if (fl) t->free_list = fl;
             uint32_t *sc = realloc(t->slot_calls, (size_t)cap * sizeof *sc);
             if (sc) t->slot_calls = sc;
-            if (!ns || !fl || !sc) {
+            uint32_t *ss = realloc(t->slot_seen_s, (size_t)cap * sizeof *ss);
+            if (ss) t->slot_seen_s = ss;
+            if (!ns || !fl || !sc || !ss) {
                 free(ns);
                 return NULL;
             }
@@ -316,6 +326,7 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
     memset(s, 0, sizeof *s);
     s->key = *k;
     t->slot_calls[slot] = 0;
+    t->slot_seen_s[slot] = 0;
     return s;
 }
 

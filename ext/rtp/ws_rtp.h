@@ -238,6 +238,10 @@ typedef struct ws_rtp_table {
      * few calls (a media join, a timer's RTP probe) walks these 4 bytes a slot,
      * not two lines of every stream (60,000 streams: 240 KB, not 7.7 MB) */
     uint32_t *slot_calls;
+    /* per slot, 1 + the second of the stream's last packet when the idle scan
+     * last looked at it (0: look): last_ns only grows, so until that second
+     * plus the idle timeout the scan skips the slot without reading it */
+    uint32_t *slot_seen_s;
     uint32_t evict_cursor;
     uint64_t evictions, expired;
     /* RTCP */
