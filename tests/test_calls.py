@@ -1208,6 +1208,11 @@ def test_a_flood_into_one_open_call_is_bounded():
     assert tracker.stats.retransmissions == 0
     request("INFO", "z9hG4bK-info-49999", 10 + 49999, to_tag="fork-0")   # the last one again
     assert tracker.stats.retransmissions == 1 and call.retransmissions == 1
+    # 56,002 keys: the current generation holds the last 706, the previous one the 2,048 before
+    request("INFO", "z9hG4bK-info-48999", 10 + 48999, to_tag="fork-0")   # in the previous generation
+    assert tracker.stats.retransmissions == 2
+    request("INFO", "z9hG4bK-info-46999", 10 + 46999, to_tag="fork-0")   # forgotten: taken as new
+    assert tracker.stats.retransmissions == 2
     assert call.final_code == 200 and call.pdd_end == "ringing"
 
 

@@ -44,7 +44,7 @@ cdef class Call:
     cdef public dict media                 # (addr16, port) -> "caller" | "callee" side
     cdef public dict payload_names         # pt -> encoding, from a=rtpmap
     cdef public set seen                   # transaction keys (64-bit hashes), for retransmissions
-    cdef set seen_before                   # the previous generation of keys (KEYS_PER_GENERATION)
+    cdef set seen_before                   # the previous generation of keys (KEYS_PER_GENERATION); None until then
     cdef public list vq_reports            # RFC 6035 PUBLISH reports about this call
     cdef public bint done, evicted
 

@@ -256,11 +256,12 @@ cdef class Call:
     cdef bint remember(self, uint64_t key) except -1:
         """Was this transaction key seen before? If not, it is now (the older
         generation of keys is dropped when the current one is full)."""
-        if key in self.seen or key in self.seen_before:
+        k = key   # one int object for the lookups and the insert
+        if k in self.seen or (self.seen_before is not None and k in self.seen_before):
             return True
         if len(self.seen) >= KEYS_PER_GENERATION:
             self.seen_before, self.seen = self.seen, set()
-        self.seen.add(key)
+        self.seen.add(k)
         return False
 
     @property
@@ -296,7 +297,6 @@ cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri
     c.media = {}
     c.payload_names = {}
     c.seen = set()
-    c.seen_before = set()
     c.vq_reports = []
     return c
 
