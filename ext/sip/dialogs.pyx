@@ -757,17 +757,15 @@ cdef class CallTracker:
             self._offer_answer(call, x)
         return 0
 
-    def _invite_info(self, _Message x):
+    cdef object _invite_info(self, _Message x):
         cdef ws_sip_msg *m = &x.m
         names = self.label_config.header_names
         headers = {}
         if names and _may_have_headers(x.data, m.header_len, names):
             headers = _header_values(x.payload(), m.header_len, names)
-        return _InviteInfo(
-            src=_ip_text_of(x.src), sport=x.sport, dst=_ip_text_of(x.dst), dport=x.dport,
-            request_uri=x.text(m.request_uri), from_uri=x.text(m.from_uri), to_uri=x.text(m.to_uri),
-            headers=headers,
-        )
+        # positional, in InviteInfo's field order: keywords cost a dict per INVITE
+        return _InviteInfo(_ip_text_of(x.src), x.sport, _ip_text_of(x.dst), x.dport,
+                           x.text(m.request_uri), x.text(m.from_uri), x.text(m.to_uri), headers)
 
     cdef int _initial_invite(self, Call call, _Message x, str cid) except -1:
         cdef ws_sip_msg *m = &x.m
@@ -789,7 +787,8 @@ cdef class CallTracker:
         call.last_sip_ts = x.ts
         self.next_ref += 1
         call.session_expires = _session_expires(x.text(m.session_expires))
-        self._correlate(call, x)
+        if self.corr_name is not None or self._call_id_re is not None:
+            self._correlate(call, x)
         if self.label_config is not None:
             call.labels = self.label_config.labels(self._invite_info(x))
         self.calls[cid] = call
@@ -810,7 +809,7 @@ cdef class CallTracker:
         self._offer_answer(call, x)
         return 0
 
-    def _correlate(self, Call call, _Message x):
+    cdef int _correlate(self, Call call, _Message x) except -1:
         key = None
         if self.config.correlation_header and x.m.correlation.len:
             key = x.text(x.m.correlation).strip()
@@ -819,13 +818,14 @@ cdef class CallTracker:
             if found:
                 key = found.group(1)
         if key is None:
-            return
+            return 0
         call.correlation_id = key
         call.leg = self.legs.get(key, 0) + 1
         self.legs[key] = call.leg
         self.legs.move_to_end(key)
         if len(self.legs) > self.config.max_calls:
             self.legs.popitem(last=False)
+        return 0
 
     def _refresh(self, Call call, _Message x):
         call.refreshed_ts = x.ts
