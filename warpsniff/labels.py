@@ -1273,7 +1273,22 @@ def _header_has(headers: Mapping, header: Tuple[str, frozenset]) -> bool:
     return False
 
 
+# The URI shapes nearly every INVITE has, whose user part is a dial string as
+# it stands: "sip:DIGITS@host..." with no other "@" (the user part ends at
+# the last one) and no "<", or "<sip:DIGITS@host>" after anything but a "<"
+# (a display name), with no "@" before the ">".  For these _uri_user and
+# _dial_string give DIGITS back unchanged (nothing to unescape, strip, split
+# off or prefix), so one match does their work; anything else (upper-case
+# scheme, separators, escapes, parameters on the user, tel:, leading
+# whitespace) does not match and takes the general parser.
+_PLAIN_URI = re.compile(r"sips?:(\+?[0-9]{1,20})@[^@<]*\Z|[^<]*<sips?:(\+?[0-9]{1,20})@[^@>]*(?:>|\Z)")
+
+
 def _number_of(uri: Optional[str], region: str, cc: int) -> Optional[_Number]:
+    """The number in a Request-URI, To, From or PAI value, or None."""
+    m = _PLAIN_URI.match(uri) if uri.__class__ is str else None
+    if m is not None:
+        return _number(m[1] or m[2], region, cc)
     dial = _dial_string(_uri_user(uri))
     if dial is None:
         return None
