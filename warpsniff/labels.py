@@ -451,8 +451,11 @@ _NANP_FAST = re.compile(r"1?([2-9][0-9]{9})\Z")
 @functools.lru_cache(maxsize=65536)
 def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number]:
     """Parse and classify a dial string; cached (numbers repeat)."""
-    if dial.startswith("+"):
+    first = dial[:1]
+    if first == "+":
         international = dial[1:]
+    elif first != "0":
+        international = None   # a national number (the common case: one test)
     elif dial.startswith("00"):
         international = dial[2:]
     elif dial.startswith("011") and default_cc == 1:
@@ -465,7 +468,7 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
         m = _NANP_FAST.match(international) if international.startswith("1") else None
         split = (1, m.group(1)) if m else _split_number("+" + international, None)
     else:
-        m = _NANP_FAST.match(dial) if default_cc == 1 else None
+        m = _NANP_FAST.match(dial) if default_cc == 1 and len(dial) >= 10 else None
         split = (1, m.group(1)) if m else _split_number(dial, default_region)
     if split is None:
         return None
@@ -473,7 +476,11 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
     if not nsn:
         return None
     region, kind = _region_and_kind(cc, nsn)
-    return _Number(f"+{cc}{nsn}", cc, nsn, region, kind == _TOLL_FREE)   # positional: keywords cost more
+    # _Number(...) without its Python-level __new__ (which only calls this)
+    return _tuple_new(_Number, (f"+{cc}{nsn}", cc, nsn, region, kind == _TOLL_FREE))
+
+
+_tuple_new = tuple.__new__
 
 
 def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -681,24 +688,36 @@ def _region_and_kind(cc: int, nsn: str) -> Tuple[Optional[str], int]:
     one per number type, and none for a region whose numbers never have this
     length."""
     if _type_helper is None:   # pragma: no cover - phonenumbers without the helper
-        if not _CC_REGIONS.get(cc):
-            return None, _INVALID
-        numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
-        region = phonenumbers.region_code_for_number(numobj)
-        kind = _kind_of_type(phonenumbers.number_type(numobj))
-    else:
-        region, kind = None, _INVALID
-        length = len(nsn)
-        for candidate, meta, leading, possible in _candidates(cc, length):
-            if leading is not None:
-                if leading.match(nsn):   # this region owns the number, valid or not
-                    region, kind = candidate, _number_kind(nsn, meta, length) if possible else _INVALID
-                    break
-            else:
-                k = _number_kind(nsn, meta, length)
-                if k != _INVALID:
-                    region, kind = candidate, k
-                    break
+        return _region_and_kind_parsed(cc, nsn)
+    length = len(nsn)
+    for entry in _candidates(cc, length):
+        region, meta, leading, possible, kinds = entry
+        if leading is not None:
+            if leading.match(nsn) is None:
+                continue
+            if not possible:
+                return None, _INVALID   # this region owns the number, and no number of its length
+        if kinds is _UNCOMPILED:
+            kinds = entry[4] = _kinds_pattern(meta, length)
+        kind = _INVALID   # _number_kind(nsn, meta, length), inline: this runs for every new number
+        if kinds is not None:
+            m = kinds[0].fullmatch(nsn)
+            if m is not None:
+                kind = _TOLL_FREE if kinds[1] and m.group(kinds[1]) is not None else _VALID
+        if kind != _INVALID:
+            return region, kind   # region None for "001" (non-geographic, e.g. +800)
+        if leading is not None:
+            return None, _INVALID   # this region owns the number, valid or not
+    return None, _INVALID
+
+
+def _region_and_kind_parsed(cc: int, nsn: str) -> Tuple[Optional[str], int]:   # pragma: no cover
+    """_region_and_kind by phonenumbers' public API."""
+    if not _CC_REGIONS.get(cc):
+        return None, _INVALID
+    numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
+    region = phonenumbers.region_code_for_number(numobj)
+    kind = _kind_of_type(phonenumbers.number_type(numobj))
     if region is None or kind == _INVALID or region not in phonenumbers.SUPPORTED_REGIONS:
         return None, kind   # invalid, or "001" (non-geographic, e.g. +800)
     return region, kind
@@ -716,7 +735,7 @@ def _kind_of_type(ntype: int) -> int:
 
 def _number_kind(nsn: str, meta, length: int) -> int:
     """_kind_of_type(_number_type_helper(nsn, meta)), in one regular expression
-    match (_kinds_pattern)."""
+    match (_kinds_pattern); _region_and_kind has it inline."""
     found = _kinds_pattern(meta, length)
     if found is None:
         return _INVALID
@@ -776,9 +795,11 @@ def _kinds_pattern(meta, length: int):
 @functools.lru_cache(maxsize=None)
 def _candidates(cc: int, length: int) -> tuple:
     """The regions of a country code in region_code_for_number()'s order that
-    can decide a number of this length, as (region, metadata, leading-digits
-    pattern or None, whether the length is possible there).  number_type()
-    first checks the general description, which refuses a length outside its
+    can decide a number of this length, as [region (None when not one of
+    SUPPORTED_REGIONS), metadata, leading-digits pattern or None, whether the
+    length is possible there, its _kinds_pattern (_UNCOMPILED until first
+    needed: a list, so that it is kept there)].  number_type() first
+    checks the general description, which refuses a length outside its
     possible lengths, so such a region's type is UNKNOWN: it is left out
     unless its leading digits would claim the number, and nothing after the
     last region where the length is possible can make the number valid.  With
@@ -812,9 +833,12 @@ def _candidates(cc: int, length: int) -> tuple:
             merged[-1] = (prev[0], prev[1], either, False)
         else:
             merged.append(entry)
-    return tuple(merged)
+    supported = phonenumbers.SUPPORTED_REGIONS
+    return tuple([region if region in supported else None, meta, leading, possible,
+                  _UNCOMPILED if possible else None] for region, meta, leading, possible in merged)
 
 
+_UNCOMPILED = object()
 _ALWAYS = re.compile("")
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _leading_re = functools.lru_cache(maxsize=None)(re.compile)
