@@ -49,6 +49,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import unquote
 
@@ -1015,6 +1016,7 @@ class LabelConfig:
         # set, not a new object per call; cleared if a flood of sets fills it
         self._label_sets: dict = {}
         self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
+        self._need_remotes = bool(self.platform_networks or self.trunks or self.providers)
         # addresses are parsed only when a rule looks at them
         self._need_addresses = bool(self.platform_networks) or any(
             c.nets is not None for r in self.trunks + self.providers for c in r.conds)
@@ -1192,24 +1194,23 @@ class LabelConfig:
     # ------------------------------------------------------------ labelling
 
     def labels(self, info: InviteInfo) -> CallLabels:
-        headers = info.headers or {}
-        src_ip, dst_ip = (_ip(info.src), _ip(info.dst)) if self._need_addresses else (None, None)
-
-        direction = UNKNOWN
-        if self.platform_networks:
-            if _in_nets(src_ip, self.platform_networks):
-                direction = "outbound"
-            elif _in_nets(dst_ip, self.platform_networks):
-                direction = "inbound"
-        if direction == "inbound":
-            remotes = ((src_ip, info.sport),)
-        elif direction == "outbound":
-            remotes = ((dst_ip, info.dport),)
-        else:
-            remotes = ((src_ip, info.sport), (dst_ip, info.dport))
-
-        trunk = self._match_remote(self.trunks, remotes, headers)
-        provider = self._match_remote(self.providers, remotes, headers)
+        headers = info.headers or _NO_HEADERS
+        direction = trunk = provider = UNKNOWN
+        if self._need_remotes:   # else direction, trunk and provider are all unknown
+            src_ip, dst_ip = (_ip(info.src), _ip(info.dst)) if self._need_addresses else (None, None)
+            if self.platform_networks:
+                if _in_nets(src_ip, self.platform_networks):
+                    direction = "outbound"
+                elif _in_nets(dst_ip, self.platform_networks):
+                    direction = "inbound"
+            if direction == "inbound":
+                remotes = ((src_ip, info.sport),)
+            elif direction == "outbound":
+                remotes = ((dst_ip, info.dport),)
+            else:
+                remotes = ((src_ip, info.sport), (dst_ip, info.dport))
+            trunk = self._match_remote(self.trunks, remotes, headers)
+            provider = self._match_remote(self.providers, remotes, headers)
 
         region, cc = self.default_country, self._default_cc
         dest = _number_of(info.request_uri, region, cc) or _number_of(info.to_uri, region, cc)
@@ -1232,8 +1233,11 @@ class LabelConfig:
 
         account = UNKNOWN
         for rule in self.accounts:
-            if any(self._account_cond(c, trunk, headers, pai_host, orig) for c in rule.conds):
-                account = rule.name
+            for c in rule.conds:   # any of them (a loop: any() over a generator costs more)
+                if self._account_cond(c, trunk, headers, pai_host, orig):
+                    account = rule.name
+                    break
+            if account != UNKNOWN:
                 break
 
         key = (account, trunk, provider, _zone(dest, orig), direction,
@@ -1282,6 +1286,9 @@ class LabelConfig:
         return (f"LabelConfig(source={self.source!r}, default_country={self.default_country!r}, "
                 f"trunks={len(self.trunks)}, accounts={len(self.accounts)}, providers={len(self.providers)}, "
                 f"platform_networks={[str(n) for n in self.platform_networks]})")
+
+
+_NO_HEADERS: Mapping = MappingProxyType({})
 
 
 def _header_has(headers: Mapping, header: Tuple[str, frozenset]) -> bool:
