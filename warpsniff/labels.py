@@ -49,6 +49,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 from urllib.parse import unquote
 
@@ -451,8 +452,11 @@ _NANP_FAST = re.compile(r"1?([2-9][0-9]{9})\Z")
 @functools.lru_cache(maxsize=65536)
 def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number]:
     """Parse and classify a dial string; cached (numbers repeat)."""
-    if dial.startswith("+"):
+    first = dial[:1]
+    if first == "+":
         international = dial[1:]
+    elif first != "0":
+        international = None   # a national number (the common case: one test)
     elif dial.startswith("00"):
         international = dial[2:]
     elif dial.startswith("011") and default_cc == 1:
@@ -465,7 +469,7 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
         m = _NANP_FAST.match(international) if international.startswith("1") else None
         split = (1, m.group(1)) if m else _split_number("+" + international, None)
     else:
-        m = _NANP_FAST.match(dial) if default_cc == 1 else None
+        m = _NANP_FAST.match(dial) if default_cc == 1 and len(dial) >= 10 else None
         split = (1, m.group(1)) if m else _split_number(dial, default_region)
     if split is None:
         return None
@@ -473,7 +477,11 @@ def _number(dial: str, default_region: str, default_cc: int) -> Optional[_Number
     if not nsn:
         return None
     region, kind = _region_and_kind(cc, nsn)
-    return _Number(f"+{cc}{nsn}", cc, nsn, region, kind == _TOLL_FREE)   # positional: keywords cost more
+    # _Number(...) without its Python-level __new__ (which only calls this)
+    return _tuple_new(_Number, (f"+{cc}{nsn}", cc, nsn, region, kind == _TOLL_FREE))
+
+
+_tuple_new = tuple.__new__
 
 
 def _split_number(dial: str, region: Optional[str]) -> Optional[Tuple[int, str]]:
@@ -681,24 +689,36 @@ def _region_and_kind(cc: int, nsn: str) -> Tuple[Optional[str], int]:
     one per number type, and none for a region whose numbers never have this
     length."""
     if _type_helper is None:   # pragma: no cover - phonenumbers without the helper
-        if not _CC_REGIONS.get(cc):
-            return None, _INVALID
-        numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
-        region = phonenumbers.region_code_for_number(numobj)
-        kind = _kind_of_type(phonenumbers.number_type(numobj))
-    else:
-        region, kind = None, _INVALID
-        length = len(nsn)
-        for candidate, meta, leading, possible in _candidates(cc, length):
-            if leading is not None:
-                if leading.match(nsn):   # this region owns the number, valid or not
-                    region, kind = candidate, _number_kind(nsn, meta, length) if possible else _INVALID
-                    break
-            else:
-                k = _number_kind(nsn, meta, length)
-                if k != _INVALID:
-                    region, kind = candidate, k
-                    break
+        return _region_and_kind_parsed(cc, nsn)
+    length = len(nsn)
+    for entry in _candidates(cc, length):
+        region, meta, leading, possible, kinds = entry
+        if leading is not None:
+            if leading.match(nsn) is None:
+                continue
+            if not possible:
+                return None, _INVALID   # this region owns the number, and no number of its length
+        if kinds is _UNCOMPILED:
+            kinds = entry[4] = _kinds_pattern(meta, length)
+        kind = _INVALID   # _number_kind(nsn, meta, length), inline: this runs for every new number
+        if kinds is not None:
+            m = kinds[0].fullmatch(nsn)
+            if m is not None:
+                kind = _TOLL_FREE if kinds[1] and m.group(kinds[1]) is not None else _VALID
+        if kind != _INVALID:
+            return region, kind   # region None for "001" (non-geographic, e.g. +800)
+        if leading is not None:
+            return None, _INVALID   # this region owns the number, valid or not
+    return None, _INVALID
+
+
+def _region_and_kind_parsed(cc: int, nsn: str) -> Tuple[Optional[str], int]:   # pragma: no cover
+    """_region_and_kind by phonenumbers' public API."""
+    if not _CC_REGIONS.get(cc):
+        return None, _INVALID
+    numobj = phonenumbers.parse(f"+{cc}{nsn}", None)
+    region = phonenumbers.region_code_for_number(numobj)
+    kind = _kind_of_type(phonenumbers.number_type(numobj))
     if region is None or kind == _INVALID or region not in phonenumbers.SUPPORTED_REGIONS:
         return None, kind   # invalid, or "001" (non-geographic, e.g. +800)
     return region, kind
@@ -716,7 +736,7 @@ def _kind_of_type(ntype: int) -> int:
 
 def _number_kind(nsn: str, meta, length: int) -> int:
     """_kind_of_type(_number_type_helper(nsn, meta)), in one regular expression
-    match (_kinds_pattern)."""
+    match (_kinds_pattern); _region_and_kind has it inline."""
     found = _kinds_pattern(meta, length)
     if found is None:
         return _INVALID
@@ -776,9 +796,11 @@ def _kinds_pattern(meta, length: int):
 @functools.lru_cache(maxsize=None)
 def _candidates(cc: int, length: int) -> tuple:
     """The regions of a country code in region_code_for_number()'s order that
-    can decide a number of this length, as (region, metadata, leading-digits
-    pattern or None, whether the length is possible there).  number_type()
-    first checks the general description, which refuses a length outside its
+    can decide a number of this length, as [region (None when not one of
+    SUPPORTED_REGIONS), metadata, leading-digits pattern or None, whether the
+    length is possible there, its _kinds_pattern (_UNCOMPILED until first
+    needed: a list, so that it is kept there)].  number_type() first
+    checks the general description, which refuses a length outside its
     possible lengths, so such a region's type is UNKNOWN: it is left out
     unless its leading digits would claim the number, and nothing after the
     last region where the length is possible can make the number valid.  With
@@ -812,9 +834,12 @@ def _candidates(cc: int, length: int) -> tuple:
             merged[-1] = (prev[0], prev[1], either, False)
         else:
             merged.append(entry)
-    return tuple(merged)
+    supported = phonenumbers.SUPPORTED_REGIONS
+    return tuple([region if region in supported else None, meta, leading, possible,
+                  _UNCOMPILED if possible else None] for region, meta, leading, possible in merged)
 
 
+_UNCOMPILED = object()
 _ALWAYS = re.compile("")
 _CC_REGIONS = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
 _leading_re = functools.lru_cache(maxsize=None)(re.compile)
@@ -991,6 +1016,7 @@ class LabelConfig:
         # set, not a new object per call; cleared if a flood of sets fills it
         self._label_sets: dict = {}
         self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
+        self._need_remotes = bool(self.platform_networks or self.trunks or self.providers)
         # addresses are parsed only when a rule looks at them
         self._need_addresses = bool(self.platform_networks) or any(
             c.nets is not None for r in self.trunks + self.providers for c in r.conds)
@@ -1168,24 +1194,23 @@ class LabelConfig:
     # ------------------------------------------------------------ labelling
 
     def labels(self, info: InviteInfo) -> CallLabels:
-        headers = info.headers or {}
-        src_ip, dst_ip = (_ip(info.src), _ip(info.dst)) if self._need_addresses else (None, None)
-
-        direction = UNKNOWN
-        if self.platform_networks:
-            if _in_nets(src_ip, self.platform_networks):
-                direction = "outbound"
-            elif _in_nets(dst_ip, self.platform_networks):
-                direction = "inbound"
-        if direction == "inbound":
-            remotes = ((src_ip, info.sport),)
-        elif direction == "outbound":
-            remotes = ((dst_ip, info.dport),)
-        else:
-            remotes = ((src_ip, info.sport), (dst_ip, info.dport))
-
-        trunk = self._match_remote(self.trunks, remotes, headers)
-        provider = self._match_remote(self.providers, remotes, headers)
+        headers = info.headers or _NO_HEADERS
+        direction = trunk = provider = UNKNOWN
+        if self._need_remotes:   # else direction, trunk and provider are all unknown
+            src_ip, dst_ip = (_ip(info.src), _ip(info.dst)) if self._need_addresses else (None, None)
+            if self.platform_networks:
+                if _in_nets(src_ip, self.platform_networks):
+                    direction = "outbound"
+                elif _in_nets(dst_ip, self.platform_networks):
+                    direction = "inbound"
+            if direction == "inbound":
+                remotes = ((src_ip, info.sport),)
+            elif direction == "outbound":
+                remotes = ((dst_ip, info.dport),)
+            else:
+                remotes = ((src_ip, info.sport), (dst_ip, info.dport))
+            trunk = self._match_remote(self.trunks, remotes, headers)
+            provider = self._match_remote(self.providers, remotes, headers)
 
         region, cc = self.default_country, self._default_cc
         dest = _number_of(info.request_uri, region, cc) or _number_of(info.to_uri, region, cc)
@@ -1208,8 +1233,11 @@ class LabelConfig:
 
         account = UNKNOWN
         for rule in self.accounts:
-            if any(self._account_cond(c, trunk, headers, pai_host, orig) for c in rule.conds):
-                account = rule.name
+            for c in rule.conds:   # any of them (a loop: any() over a generator costs more)
+                if self._account_cond(c, trunk, headers, pai_host, orig):
+                    account = rule.name
+                    break
+            if account != UNKNOWN:
                 break
 
         key = (account, trunk, provider, _zone(dest, orig), direction,
@@ -1260,6 +1288,9 @@ class LabelConfig:
                 f"platform_networks={[str(n) for n in self.platform_networks]})")
 
 
+_NO_HEADERS: Mapping = MappingProxyType({})
+
+
 def _header_has(headers: Mapping, header: Tuple[str, frozenset]) -> bool:
     values = headers.get(header[0])
     if not values:
@@ -1273,7 +1304,22 @@ def _header_has(headers: Mapping, header: Tuple[str, frozenset]) -> bool:
     return False
 
 
+# The URI shapes nearly every INVITE has, whose user part is a dial string as
+# it stands: "sip:DIGITS@host..." with no other "@" (the user part ends at
+# the last one) and no "<", or "<sip:DIGITS@host>" after anything but a "<"
+# (a display name), with no "@" before the ">".  For these _uri_user and
+# _dial_string give DIGITS back unchanged (nothing to unescape, strip, split
+# off or prefix), so one match does their work; anything else (upper-case
+# scheme, separators, escapes, parameters on the user, tel:, leading
+# whitespace) does not match and takes the general parser.
+_PLAIN_URI = re.compile(r"sips?:(\+?[0-9]{1,20})@[^@<]*\Z|[^<]*<sips?:(\+?[0-9]{1,20})@[^@>]*(?:>|\Z)")
+
+
 def _number_of(uri: Optional[str], region: str, cc: int) -> Optional[_Number]:
+    """The number in a Request-URI, To, From or PAI value, or None."""
+    m = _PLAIN_URI.match(uri) if uri.__class__ is str else None
+    if m is not None:
+        return _number(m[1] or m[2], region, cc)
     dial = _dial_string(_uri_user(uri))
     if dial is None:
         return None
