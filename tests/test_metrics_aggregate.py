@@ -16,6 +16,7 @@ import pytest
 
 from warpsniff.labels import CallLabels, LabelConfig
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
+from warpsniff.metrics.windows import WindowedSums
 from warpsniff.sip.calls import Call
 
 DURATION = (1, 3, 6, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -297,3 +298,36 @@ def test_label_objects_freed_and_their_ids_reused():
         model.finished(c, None)
         del call, lb, c              # free the labels (unless something holds them)
     _compare(agg, model, [1003.0 + i * 1.5 for i in range(300)])
+
+
+def test_windowed_sums_add_matches_add_packed_and_float_rows():
+    """WindowedSums.add (values per field) against a float row per bucket, the
+    original layout, on random whole counts and measures."""
+    rng = random.Random(7)
+    fields, value_field = 7, 3
+    ws = WindowedSums(fields, value_field)
+    rows = {w: {} for w in RINGS}
+    ts = 5000.0
+    for _ in range(4000):
+        ts += rng.uniform(-200, 260)
+        values = [rng.randrange(3) for _ in range(fields)]
+        values[value_field] = rng.choice([0.0, rng.uniform(0, 3000)])
+        ws.add(ts, values)
+        for w, (width, slots) in RINGS.items():
+            epoch = math.floor(ts / width)
+            b = rows[w].get(epoch % slots)
+            if b is None or b[0] != epoch:
+                b = rows[w][epoch % slots] = [epoch, [0.0] * fields]
+            b[1] = [x + v for x, v in zip(b[1], values)]
+        if rng.random() < 0.05:
+            now = ts + rng.uniform(-100, 5000)
+            for w, (width, slots) in RINGS.items():
+                cur = math.floor(now / width)
+                want = None
+                for slot in range(slots):
+                    b = rows[w].get(slot)
+                    if b is not None and cur - slots < b[0] <= cur:
+                        want = list(b[1]) if want is None else [x + y for x, y in zip(want, b[1])]
+                assert ws.total(w, now) == (want or [0.0] * fields)
+    with pytest.raises(ValueError):
+        ws.add(ts, [0.5] + [0] * (fields - 1))

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Optional
 
-from warpsniff.metrics.windows import WINDOWS, WindowedSums
+from warpsniff.metrics.windows import WINDOWS, WindowedSums, count_unit
 
 UNKNOWN = "unknown"
 OTHER = "other"
@@ -110,6 +110,12 @@ class CallAggregator:
         self.mos: dict = {}            # (account, trunk, zone) -> Histogram of call MOS
         self.media: "OrderedDict[int, CallMedia]" = OrderedDict()  # call_ref -> ended calls' media
         self.call_series_dropped = 0   # ended calls' series let go early (max_label_sets)
+        # window counts of an event, packed (windows.count_unit)
+        self._failed = count_unit(F_ATTEMPTS)
+        self._failed_ner = count_unit(F_ATTEMPTS) + count_unit(F_NER)
+        self._answered = self._failed_ner + count_unit(F_ANSWERED)   # answered: always an NER success
+        self._timed = self._answered + count_unit(F_TIMED)
+        self._short_units = tuple(count_unit(F_TIMED + 1 + i) for i in range(len(self.thresholds)))
 
     # -- events ---------------------------------------------------------------
 
@@ -170,16 +176,19 @@ class CallAggregator:
         row[3] += seconds
         row[4] += timed
         if timed:
-            shorts = [1 if duration < t else 0 for t in self.thresholds]
-            for t, is_short in zip(self.thresholds, shorts):
-                if is_short:
+            counts = self._timed
+            for i, t in enumerate(self.thresholds):
+                if duration < t:
+                    counts += self._short_units[i]
                     self._count("warp_short_calls_total", self.short_calls, (lb.account, lb.trunk, str(t)))
+        elif answered:
+            counts = self._answered
         else:
-            shorts = self.no_shorts
+            counts = self._failed_ner if ner else self._failed
         win = self.windows.get(key4)
         if win is None:
-            win = self.windows[key4] = WindowedSums(5 + len(self.thresholds))
-        win.add(ts, [1, int(answered), int(ner), seconds, timed, *shorts])
+            win = self.windows[key4] = WindowedSums(5 + len(self.thresholds), F_SECONDS)
+        win.add_packed(ts, counts, seconds)
         if answered and duration is not None:
             billable = "true" if duration >= self.cfg.min_billable_seconds else "false"
             self._count("warp_minutes_used_total", self.minutes, (lb.account, lb.trunk, lb.zone, billable),
