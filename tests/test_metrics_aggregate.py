@@ -14,6 +14,7 @@ import random
 
 import pytest
 
+import warpsniff.metrics.aggregate as aggregate
 from warpsniff.labels import CallLabels, LabelConfig
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
 from warpsniff.metrics.windows import WindowedSums
@@ -104,7 +105,7 @@ class Model:
                 self.count("warp_short_calls_total", "short_calls", (lb.account, lb.trunk, str(th)))
         values = [1, int(answered), int(ner), seconds, int(timed)] + shorts
         for window, (width, slots) in RINGS.items():
-            epoch = math.floor(ended / width)
+            epoch = int(ended // width)
             ring = self.buckets.setdefault(key4, {}).setdefault(window, {})
             bucket = ring.get(epoch % slots)
             if bucket is None or bucket[0] != epoch:      # a bucket keeps only its latest epoch
@@ -131,7 +132,7 @@ class Model:
     def window_total(self, key4, window, now):
         """Sum over the ring's buckets inside the window, slot by slot."""
         width, slots = RINGS[window]
-        current = math.floor(now / width)
+        current = int(now // width)
         total = None
         for slot in range(slots):
             bucket = self.buckets.get(key4, {}).get(window, {}).get(slot)
@@ -280,6 +281,28 @@ def test_aggregator_matches_reference_model(seed, limit, thresholds, min_billabl
     _compare(agg, model, ends)
 
 
+def test_aggregator_matches_reference_model_with_a_tiny_label_cache(monkeypatch):
+    """The per-label-set cache emptied every few label sets: same results."""
+    monkeypatch.setattr(aggregate, "MAX_CACHED_LABEL_SETS", 3)
+    agg, model, ends = _run(6, 15, (6, 10), n_calls=2000)
+    _compare(agg, model, ends)
+    assert len(agg._resolved) <= 3
+
+
+def test_label_cache_stays_bounded():
+    """A flood of label sets (each its own object) does not grow the cache
+    beyond MAX_CACHED_LABEL_SETS."""
+    agg = CallAggregator(LabelConfig(max_label_sets=50))
+    for i in range(aggregate.MAX_CACHED_LABEL_SETS + 500):
+        call = Call(call_ref=i + 1, call_id=f"f{i}", from_uri=None, to_uri=None, from_tag="a", invite_ts=float(i),
+                    invite_cseq=1, caller=(bytes(16), 5060))
+        call.labels = CallLabels(account=f"a{i}")
+        agg.attempt_started(call)
+        assert len(agg._resolved) <= aggregate.MAX_CACHED_LABEL_SETS
+    assert len(agg.attempts) == 51
+    assert agg.guard.overflows == {"warp_call_attempts_total": aggregate.MAX_CACHED_LABEL_SETS + 450}
+
+
 def test_label_objects_freed_and_their_ids_reused():
     """A label set's object may die and a different set's object be made at
     the same address (LabelConfig clears its cache): the aggregator must not
@@ -314,7 +337,7 @@ def test_windowed_sums_add_matches_add_packed_and_float_rows():
         values[value_field] = rng.choice([0.0, rng.uniform(0, 3000)])
         ws.add(ts, values)
         for w, (width, slots) in RINGS.items():
-            epoch = math.floor(ts / width)
+            epoch = int(ts // width)
             b = rows[w].get(epoch % slots)
             if b is None or b[0] != epoch:
                 b = rows[w][epoch % slots] = [epoch, [0.0] * fields]
@@ -322,7 +345,7 @@ def test_windowed_sums_add_matches_add_packed_and_float_rows():
         if rng.random() < 0.05:
             now = ts + rng.uniform(-100, 5000)
             for w, (width, slots) in RINGS.items():
-                cur = math.floor(now / width)
+                cur = int(now // width)
                 want = None
                 for slot in range(slots):
                     b = rows[w].get(slot)
