@@ -325,14 +325,28 @@ def test_label_objects_freed_and_their_ids_reused():
 
 def test_windowed_sums_add_matches_add_packed_and_float_rows():
     """WindowedSums.add (values per field) against a float row per bucket, the
-    original layout, on random whole counts and measures."""
+    original layout, on random whole counts and measures; time stamps on and
+    next to bucket bounds, far from them, huge and negative (a bucket is
+    int(ts // width))."""
     rng = random.Random(7)
     fields, value_field = 7, 3
     ws = WindowedSums(fields, value_field)
     rows = {w: {} for w in RINGS}
-    ts = 5000.0
-    for _ in range(4000):
-        ts += rng.uniform(-200, 260)
+
+    def stamps():
+        ts = 5000.0
+        for _ in range(4000):
+            ts += rng.uniform(-200, 260)
+            yield ts
+        for base in (0.0, 60.0, 3600.0 * 24 * 365, 1_700_000_040.0, 2.0 ** 40, 2.0 ** 40 - 60, 2.0 ** 52,
+                     2.0 ** 54 + 60, 1e17, -120.0):
+            for _ in range(30):
+                k = math.floor(base / 60) + rng.randrange(-2, 3)
+                edge = k * 60.0
+                yield rng.choice([edge, math.nextafter(edge, -math.inf), math.nextafter(edge, math.inf),
+                                  edge + rng.uniform(0, 60), edge - 1e-9])
+
+    for ts in stamps():
         values = [rng.randrange(3) for _ in range(fields)]
         values[value_field] = rng.choice([0.0, rng.uniform(0, 3000)])
         ws.add(ts, values)
@@ -342,8 +356,8 @@ def test_windowed_sums_add_matches_add_packed_and_float_rows():
             if b is None or b[0] != epoch:
                 b = rows[w][epoch % slots] = [epoch, [0.0] * fields]
             b[1] = [x + v for x, v in zip(b[1], values)]
-        if rng.random() < 0.05:
-            now = ts + rng.uniform(-100, 5000)
+        if rng.random() < 0.1:
+            now = ts + rng.choice([rng.uniform(-100, 5000), 0.0, 60.0])
             for w, (width, slots) in RINGS.items():
                 cur = int(now // width)
                 want = None
@@ -351,6 +365,6 @@ def test_windowed_sums_add_matches_add_packed_and_float_rows():
                     b = rows[w].get(slot)
                     if b is not None and cur - slots < b[0] <= cur:
                         want = list(b[1]) if want is None else [x + y for x, y in zip(want, b[1])]
-                assert ws.total(w, now) == (want or [0.0] * fields)
+                assert ws.total(w, now) == (want or [0.0] * fields), (ts, now, w)
     with pytest.raises(ValueError):
         ws.add(ts, [0.5] + [0] * (fields - 1))

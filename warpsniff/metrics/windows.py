@@ -23,6 +23,29 @@ WINDOWS = (("5m", 60.0, 5), ("1h", 300.0, 12), ("24h", 3600.0, 24))
 COUNT_BITS = 64
 COUNT_MASK = (1 << COUNT_BITS) - 1
 
+# The buckets a time stamp falls in, remembered for the last minute asked
+# about (events come in time order, many a minute): (lo, hi, ((epoch, slot)
+# per window)) holds for every ts with lo <= ts < hi.  Every width is a whole
+# number of the first one's, so one bucket of the first window lies inside one
+# bucket of each other; and for 0 <= ts < 2**40, ts // width is the exact
+# floor of ts / width (ts - fmod(ts, width) is a whole multiple of width that
+# floats hold exactly), so the bounds lo = epoch * width are exact too.
+# Replaced whole (one assignment), so threads never see half of one.
+_BASE = WINDOWS[0][1]
+assert len(WINDOWS) == 3 and all(w % _BASE == 0 for _, w, _ in WINDOWS)   # add_packed is written for these
+_MEMO_LIMIT = 2.0 ** 40
+_memo = (1.0, 0.0, None)        # matches nothing
+
+
+def _places(ts) -> tuple:
+    """((epoch, slot) per window) for ts, remembered for its minute when exact."""
+    global _memo
+    places = tuple((int(ts // width), int(ts // width) % slots) for _, width, slots in WINDOWS)
+    if 0.0 <= ts < _MEMO_LIMIT:
+        epoch = places[0][0]
+        _memo = (epoch * _BASE, (epoch + 1) * _BASE, places)
+    return places
+
 
 def count_unit(field: int) -> int:
     """What adds one to count field `field` in a packed count."""
@@ -70,7 +93,7 @@ class WindowedSums:
         self.fields = fields
         self.value_field = value_field
         self.rings = {name: Ring(width, slots) for name, width, slots in WINDOWS}
-        self._rings = tuple((r.epochs, r.counts, r.sums, r.width, r.slots) for r in self.rings.values())
+        self._rings = tuple((r.epochs, r.counts, r.sums) for r in self.rings.values())
 
     def add(self, ts: float, values: Sequence[float]) -> None:
         """Adds values[k] to field k; count fields take whole numbers >= 0."""
@@ -86,17 +109,32 @@ class WindowedSums:
 
     def add_packed(self, ts: float, counts: int, value: float = 0.0) -> None:
         """add() with the counts already packed (sums of count_unit(k)):
-        Ring.add on each ring, inlined."""
-        for epochs, bucket_counts, sums, width, slots in self._rings:
-            epoch = int(ts // width)
-            i = epoch % slots
-            if epochs[i] != epoch:
-                epochs[i] = epoch
-                bucket_counts[i] = counts
-                sums[i] = 0.0 + value
-            else:
-                bucket_counts[i] += counts
-                sums[i] += value
+        Ring.add on each of the three rings, written out."""
+        memo = _memo
+        places = memo[2] if memo[0] <= ts < memo[1] else _places(ts)
+        (e0, i0), (e1, i1), (e2, i2) = places
+        (epochs, bucket_counts, sums), (epochs1, bucket_counts1, sums1), (epochs2, bucket_counts2, sums2) = self._rings
+        if epochs[i0] != e0:
+            epochs[i0] = e0
+            bucket_counts[i0] = counts
+            sums[i0] = 0.0 + value
+        else:
+            bucket_counts[i0] += counts
+            sums[i0] += value
+        if epochs1[i1] != e1:
+            epochs1[i1] = e1
+            bucket_counts1[i1] = counts
+            sums1[i1] = 0.0 + value
+        else:
+            bucket_counts1[i1] += counts
+            sums1[i1] += value
+        if epochs2[i2] != e2:
+            epochs2[i2] = e2
+            bucket_counts2[i2] = counts
+            sums2[i2] = 0.0 + value
+        else:
+            bucket_counts2[i2] += counts
+            sums2[i2] += value
 
     def total(self, window: str, now: float) -> list:
         t = self.rings[window].total(now)
