@@ -1,0 +1,370 @@
+"""CallAggregator against a reference model written here from the metric
+definitions (docs/metrics.md): plain dicts and lists, every event counted the
+obvious way, fed the same random stream of call events.  The stream has more
+label sets than `limits.max_label_sets` (so the guard folds into "other"),
+label sets given by several distinct but equal CallLabels objects, answered,
+short, failed, interrupted and timed-out calls, odd SIP codes, media with and
+without streams and MOS, and end times out of order (ring buckets reused).
+Every table is compared with ==, floats included (the model adds them in
+event order), and in insertion order (it is the scrape's order)."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+import warpsniff.metrics.aggregate as aggregate
+from warpsniff.labels import CallLabels, LabelConfig
+from warpsniff.metrics.aggregate import CallAggregator, CallMedia
+from warpsniff.metrics.windows import WindowedSums
+from warpsniff.sip.calls import Call
+
+DURATION = (1, 3, 6, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+PDD = (100, 250, 500, 1000, 2000, 3000, 5000, 8000, 12000, 20000, 30000)
+JITTER = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
+MOS = (1.0, 2.0, 2.5, 3.0, 3.5, 3.8, 4.0, 4.2, 4.3, 4.4, 4.5)
+REASONS = {"normal", "busy", "no_answer", "cancelled", "failed", "timeout"}
+RINGS = {"5m": (60.0, 5), "1h": (300.0, 12), "24h": (3600.0, 24)}
+
+
+class Model:
+    """The reference: one method per event, following the definitions."""
+
+    def __init__(self, limit, thresholds, ner_codes, min_billable):
+        self.limit, self.thresholds = limit, thresholds
+        self.ner_codes, self.min_billable = ner_codes, min_billable
+        self.tables = {name: {} for name in ("attempts", "durations", "pdd", "terminations", "minutes",
+                                             "outcomes", "short_calls", "jitter", "mos")}
+        self.overflows = {}
+        self.buckets = {}      # key4 -> window -> slot -> [epoch, [field sums]]
+        self.media = []        # [call_ref, media], oldest first
+        self.dropped = 0
+
+    def key(self, metric, table, key):
+        if key in self.tables[table] or len(self.tables[table]) < self.limit:
+            return key
+        self.overflows[metric] = self.overflows.get(metric, 0) + 1
+        return tuple("other" for _ in key)
+
+    def count(self, metric, table, key, amount=1):
+        key = self.key(metric, table, key)
+        self.tables[table][key] = self.tables[table].get(key, 0) + amount
+
+    def observe(self, metric, table, key, bounds, value):
+        key = self.key(metric, table, key)
+        counts, total = self.tables[table].get(key, ([0] * (len(bounds) + 1), 0.0))
+        bucket = len(bounds)          # +Inf
+        for i, bound in enumerate(bounds):
+            if value <= bound:
+                bucket = i
+                break
+        counts = list(counts)
+        counts[bucket] += 1
+        self.tables[table][key] = (counts, total + value)
+
+    def attempt(self, lb):
+        self.count("warp_call_attempts_total", "attempts", (lb.account, lb.trunk, lb.direction, lb.zone,
+                                                            lb.destination_country, lb.origination_country))
+
+    def pdd(self, lb, ms):
+        self.observe("warp_pdd_milliseconds", "pdd", (lb.account, lb.trunk, lb.provider, lb.zone), PDD, ms)
+
+    def finished(self, c, media):
+        lb = c["labels"]
+        ended = c["end"] if c["end"] is not None else c["last_sip"]
+        if c["reason"] == "interrupted":
+            if media is not None:
+                self.remember(c["ref"], media, ended)
+            return
+        answered = c["answer"] is not None
+        duration = None
+        if answered and c["end"] is not None:
+            duration = max(0.0, c["end"] - c["answer"])
+        if not answered:
+            status = "failed"
+        elif duration is not None and duration < self.thresholds[0]:
+            status = "short"
+        else:
+            status = "completed"
+        self.observe("warp_call_duration_seconds", "durations", (lb.account, lb.trunk, lb.direction, lb.zone, status),
+                     DURATION, duration if duration is not None else 0.0)
+        code = c["code"]
+        if c["reason"] in REASONS:
+            label = str(code) if code is not None and 100 <= code <= 699 else "unknown"
+            self.count("warp_call_terminations_total", "terminations", (lb.account, lb.trunk, c["reason"], label))
+        ner = answered or (code is not None and (code in self.ner_codes or (code == 487 and c["ringing"])))
+        timed = duration is not None
+        seconds = duration if duration is not None else 0.0
+        key4 = self.key("warp_asr_ratio", "outcomes", (lb.account, lb.trunk, lb.provider, lb.zone))
+        n, a, e, s, t = self.tables["outcomes"].get(key4, (0, 0, 0, 0.0, 0))
+        self.tables["outcomes"][key4] = (n + 1, a + answered, e + ner, s + seconds, t + timed)
+        shorts = [1 if timed and duration < th else 0 for th in self.thresholds]
+        for th, short in zip(self.thresholds, shorts):
+            if short:
+                self.count("warp_short_calls_total", "short_calls", (lb.account, lb.trunk, str(th)))
+        values = [1, int(answered), int(ner), seconds, int(timed)] + shorts
+        for window, (width, slots) in RINGS.items():
+            epoch = int(ended // width)
+            ring = self.buckets.setdefault(key4, {}).setdefault(window, {})
+            bucket = ring.get(epoch % slots)
+            if bucket is None or bucket[0] != epoch:      # a bucket keeps only its latest epoch
+                bucket = ring[epoch % slots] = [epoch, [0.0] * len(values)]
+            for k, v in enumerate(values):
+                bucket[1][k] = bucket[1][k] + v
+        if timed:
+            billable = "true" if duration >= self.min_billable else "false"
+            self.count("warp_minutes_used_total", "minutes", (lb.account, lb.trunk, lb.zone, billable), duration / 60.0)
+        if media is not None:
+            for lost, expected, jitter_ms in media.streams.values():
+                self.observe("warp_rtp_jitter_seconds", "jitter", (lb.account, lb.trunk, lb.zone), JITTER,
+                             jitter_ms / 1000.0)
+            if media.mos is not None:
+                self.observe("warp_call_mos", "mos", (lb.account, lb.trunk, lb.zone), MOS, media.mos)
+            self.remember(c["ref"], media, ended)
+
+    def remember(self, ref, media, ended):
+        self.media = [m for m in self.media if m[0] != ref] + [[ref, media, ended]]
+        if len(self.media) > self.limit:
+            self.media.pop(0)
+            self.dropped += 1
+
+    def window_total(self, key4, window, now):
+        """Sum over the ring's buckets inside the window, slot by slot."""
+        width, slots = RINGS[window]
+        current = int(now // width)
+        total = None
+        for slot in range(slots):
+            bucket = self.buckets.get(key4, {}).get(window, {}).get(slot)
+            if bucket is not None and current - slots < bucket[0] <= current:
+                total = list(bucket[1]) if total is None else [x + y for x, y in zip(total, bucket[1])]
+        return total if total is not None else [0.0] * (5 + len(self.thresholds))
+
+
+def _stream(seed, n_sets, n_calls):
+    """(kind, call facts, media) events in time order; a call's facts are
+    plain values, turned into a Call by _call()."""
+    rng = random.Random(seed)
+    values = [CallLabels(account=f"acc{i % 7}", trunk=f"trunk{i % 5}", provider=rng.choice(["p1", "p2", "unknown"]),
+                         zone=rng.choice(["LOCAL", "INTL", "TOLLFREE"]), direction=rng.choice(["inbound", "outbound"]),
+                         destination_country=rng.choice(["US", "GB", "unknown"]),
+                         origination_country=rng.choice(["US", "DE"]))
+              for i in range(n_sets)]
+    # a few label sets handed out as several distinct objects with equal values
+    # (LabelConfig makes new ones after it clears its cache)
+    pool = list(values) + [CallLabels(*(getattr(v, f) for f in ("account", "trunk", "provider", "zone", "direction",
+                                                                  "destination_country", "origination_country")))
+                           for v in values[:4]]
+    weights = [1.0 / (1 + i % 11) for i in range(len(pool))]
+    events, now = [], 1_700_000_000.0 + rng.uniform(0, 3600)
+    for ref in range(1, n_calls + 1):
+        now += rng.expovariate(1 / 9.0)
+        lb = rng.choices(pool, weights)[0]
+        c = {"ref": ref, "labels": lb, "invite": now, "answer": None, "end": None, "code": None, "ringing": False,
+             "pdd": None, "last_sip": now + rng.uniform(0, 5)}
+        events.append(("attempt", c, None))
+        kind = rng.random()
+        if rng.random() < 0.8:
+            c["pdd"] = rng.choice([rng.uniform(50, 40000), 100.0, 30000.0, 0.0])
+            c["ringing"] = rng.random() < 0.7
+            events.append(("pdd", c, None))
+        if kind < 0.45:        # answered and ended: short, long, zero length
+            c["answer"] = now + rng.uniform(0.1, 10)
+            c["end"] = c["answer"] + rng.choice([0.0, rng.uniform(0, 12), rng.uniform(0, 4000), 6.0, 10.0])
+            c["code"], c["reason"] = 200, rng.choice(["normal", "normal", "timeout"])
+        elif kind < 0.5:       # answered, no end seen
+            c["answer"] = now + 1.0
+            c["code"], c["reason"] = 200, rng.choice(["timeout", "interrupted"])
+        elif kind < 0.9:       # failed
+            c["code"] = rng.choice([486, 487, 480, 408, 503, 404, 600, 603, 302, None, 99, 700, 487])
+            c["reason"] = rng.choice(["busy", "no_answer", "cancelled", "failed", "timeout", "evicted"])
+            c["end"] = None if rng.random() < 0.3 else now + rng.uniform(0, 30)
+        else:                  # still up when the input ended
+            c["answer"] = now + 2.0 if rng.random() < 0.5 else None
+            c["reason"] = "interrupted"
+        media = None
+        if rng.random() < 0.7:
+            streams = {(d, codec): [rng.randrange(5), rng.randrange(1, 500), rng.choice([0.0, rng.uniform(0, 700)])]
+                       for d in ("inbound", "outbound") for codec in ("PCMU", "G729") if rng.random() < 0.6}
+            media = CallMedia(account=lb.account, call_id=f"c{ref}", streams=streams,
+                              mos=rng.choice([None, rng.uniform(1, 4.5), 4.5]))
+        # finish a little later; sometimes before calls that started earlier
+        events.append(("finish", c, media))
+    finished = [e for e in events if e[0] == "finish"]
+    others = [e for e in events if e[0] != "finish"]
+    # keep attempts and PDDs in order, slot each finish in some way after its attempt
+    order = []
+    pending = []
+    for e in others:
+        order.append(e)
+        if e[0] == "attempt":
+            pending.append(next(f for f in finished if f[1] is e[1]))
+        while pending and rng.random() < 0.5:
+            order.append(pending.pop(rng.randrange(len(pending))))
+    order.extend(pending)
+    return order
+
+
+def _call(c):
+    call = Call(call_ref=c["ref"], call_id=f"c{c['ref']}", from_uri=None, to_uri=None, from_tag="a",
+                invite_ts=c["invite"], invite_cseq=1, caller=(bytes(16), 5060))
+    call.labels = c["labels"]
+    call.pdd_ms = c["pdd"]
+    call.ringing = c["ringing"]
+    call.answer_ts, call.end_ts, call.final_code = c["answer"], c["end"], c["code"]
+    call.reason = c.get("reason")
+    call.last_sip_ts = c["last_sip"]
+    return call
+
+
+def _hists(table):
+    return [(k, (h.counts, h.sum)) for k, h in table.items()]
+
+
+def _run(seed, limit, thresholds, ner_codes=frozenset({200, 486, 600, 603, 480}), min_billable=0.0,
+         n_sets=40, n_calls=3000):
+    cfg = LabelConfig(max_label_sets=limit, short_call_thresholds=thresholds, ner_codes=ner_codes,
+                      min_billable_seconds=min_billable)
+    agg = CallAggregator(cfg)
+    model = Model(limit, thresholds, ner_codes, min_billable)
+    calls = {}
+    ends = []
+    for kind, c, media in _stream(seed, n_sets, n_calls):
+        call = calls.get(c["ref"])
+        if call is None:
+            call = calls[c["ref"]] = _call(c)
+        if kind == "attempt":
+            agg.attempt_started(call)
+            model.attempt(c["labels"])
+        elif kind == "pdd":
+            agg.pdd_measured(call)
+            model.pdd(c["labels"], c["pdd"])
+        else:
+            agg.call_finished(call, media)
+            model.finished(c, media)
+            ends.append(c["end"] if c["end"] is not None else c["last_sip"])
+    return agg, model, ends
+
+
+def _compare(agg, model, ends):
+    t = model.tables
+    assert list(agg.attempts.items()) == list(t["attempts"].items())
+    assert list(agg.terminations.items()) == list(t["terminations"].items())
+    assert list(agg.short_calls.items()) == list(t["short_calls"].items())
+    assert list(agg.minutes.items()) == list(t["minutes"].items())
+    assert [(k, tuple(v)) for k, v in agg.outcomes.items()] == list(t["outcomes"].items())
+    for name in ("durations", "pdd", "jitter", "mos"):
+        assert _hists(getattr(agg, name)) == list(t[name].items()), name
+    assert list(agg.guard.overflows.items()) == list(model.overflows.items())
+    assert list(agg.windows) == list(agg.outcomes)
+    nows = [min(ends) + 10, ends[len(ends) // 2], max(ends), max(ends) + 59, max(ends) + 600, max(ends) + 7200]
+    for key4 in agg.windows:
+        for window in RINGS:
+            for now in nows:
+                assert agg.windows[key4].total(window, now) == model.window_total(key4, window, now), \
+                    (key4, window, now)
+    assert [(ref, m.ended_at) for ref, m in agg.media.items()] == [(ref, ended) for ref, _, ended in model.media]
+    assert all(agg.media[ref] is m for ref, m, _ in model.media)
+    assert agg.call_series_dropped == model.dropped
+
+
+@pytest.mark.parametrize("seed,limit,thresholds,min_billable", [
+    (1, 12, (6,), 0.0),          # 40 label sets, 12 kept per metric: most tables fold
+    (2, 25, (6, 10, 30), 5.0),
+    (3, 10_000, (6,), 0.0),      # nothing folds
+    (4, 3, (10, 6, 30), 0.0),    # thresholds as given (status uses the first), almost everything folds
+    (5, 60, (30,), 60.0),        # the attempts table (6 labels) folds, the 3-label ones do not
+])
+def test_aggregator_matches_reference_model(seed, limit, thresholds, min_billable):
+    agg, model, ends = _run(seed, limit, thresholds, min_billable=min_billable)
+    assert model.overflows or limit >= 60     # the guard did fold where meant to
+    _compare(agg, model, ends)
+
+
+def test_aggregator_matches_reference_model_with_a_tiny_label_cache(monkeypatch):
+    """The per-label-set cache emptied every few label sets: same results."""
+    monkeypatch.setattr(aggregate, "MAX_CACHED_LABEL_SETS", 3)
+    agg, model, ends = _run(6, 15, (6, 10), n_calls=2000)
+    _compare(agg, model, ends)
+    assert len(agg._resolved) <= 3
+
+
+def test_label_cache_stays_bounded():
+    """A flood of label sets (each its own object) does not grow the cache
+    beyond MAX_CACHED_LABEL_SETS."""
+    agg = CallAggregator(LabelConfig(max_label_sets=50))
+    for i in range(aggregate.MAX_CACHED_LABEL_SETS + 500):
+        call = Call(call_ref=i + 1, call_id=f"f{i}", from_uri=None, to_uri=None, from_tag="a", invite_ts=float(i),
+                    invite_cseq=1, caller=(bytes(16), 5060))
+        call.labels = CallLabels(account=f"a{i}")
+        agg.attempt_started(call)
+        assert len(agg._resolved) <= aggregate.MAX_CACHED_LABEL_SETS
+    assert len(agg.attempts) == 51
+    assert agg.guard.overflows == {"warp_call_attempts_total": aggregate.MAX_CACHED_LABEL_SETS + 450}
+
+
+def test_label_objects_freed_and_their_ids_reused():
+    """A label set's object may die and a different set's object be made at
+    the same address (LabelConfig clears its cache): the aggregator must not
+    take one for the other."""
+    cfg = LabelConfig(max_label_sets=100)
+    agg = CallAggregator(cfg)
+    model = Model(100, (6,), cfg.ner_codes, 0.0)
+    for i in range(300):
+        lb = CallLabels(account=f"a{i % 9}", trunk=f"t{i % 4}", zone="LOCAL")
+        c = {"ref": i + 1, "labels": lb, "invite": 1000.0 + i, "answer": 1001.0 + i, "end": 1003.0 + i * 1.5,
+             "code": 200, "ringing": True, "pdd": 120.0, "last_sip": 1003.0 + i, "reason": "normal"}
+        call = _call(c)
+        agg.attempt_started(call)
+        model.attempt(lb)
+        agg.call_finished(call, None)
+        model.finished(c, None)
+        del call, lb, c              # free the labels (unless something holds them)
+    _compare(agg, model, [1003.0 + i * 1.5 for i in range(300)])
+
+
+def test_windowed_sums_add_matches_add_packed_and_float_rows():
+    """WindowedSums.add (values per field) against a float row per bucket, the
+    original layout, on random whole counts and measures; time stamps on and
+    next to bucket bounds, far from them, huge and negative (a bucket is
+    int(ts // width))."""
+    rng = random.Random(7)
+    fields, value_field = 7, 3
+    ws = WindowedSums(fields, value_field)
+    rows = {w: {} for w in RINGS}
+
+    def stamps():
+        ts = 5000.0
+        for _ in range(4000):
+            ts += rng.uniform(-200, 260)
+            yield ts
+        for base in (0.0, 60.0, 3600.0 * 24 * 365, 1_700_000_040.0, 2.0 ** 40, 2.0 ** 40 - 60, 2.0 ** 52,
+                     2.0 ** 54 + 60, 1e17, -120.0):
+            for _ in range(30):
+                k = math.floor(base / 60) + rng.randrange(-2, 3)
+                edge = k * 60.0
+                yield rng.choice([edge, math.nextafter(edge, -math.inf), math.nextafter(edge, math.inf),
+                                  edge + rng.uniform(0, 60), edge - 1e-9])
+
+    for ts in stamps():
+        values = [rng.randrange(3) for _ in range(fields)]
+        values[value_field] = rng.choice([0.0, rng.uniform(0, 3000)])
+        ws.add(ts, values)
+        for w, (width, slots) in RINGS.items():
+            epoch = int(ts // width)
+            b = rows[w].get(epoch % slots)
+            if b is None or b[0] != epoch:
+                b = rows[w][epoch % slots] = [epoch, [0.0] * fields]
+            b[1] = [x + v for x, v in zip(b[1], values)]
+        if rng.random() < 0.1:
+            now = ts + rng.choice([rng.uniform(-100, 5000), 0.0, 60.0])
+            for w, (width, slots) in RINGS.items():
+                cur = int(now // width)
+                want = None
+                for slot in range(slots):
+                    b = rows[w].get(slot)
+                    if b is not None and cur - slots < b[0] <= cur:
+                        want = list(b[1]) if want is None else [x + y for x, y in zip(want, b[1])]
+                assert ws.total(w, now) == (want or [0.0] * fields), (ts, now, w)
+    with pytest.raises(ValueError):
+        ws.add(ts, [0.5] + [0] * (fields - 1))
