@@ -32,7 +32,7 @@ import shutil
 import sys
 import tempfile
 
-from benchmarks.run import DEFAULT_DIR, PY, capture, compile_native, fresh_copy, run_child, summarize
+from benchmarks.run import DEFAULT_DIR, PY, capture, compile_native, fresh_copy, print_table, run_child, summarize
 
 MIXES = [
     # name, calls, stagger (s)
@@ -55,29 +55,48 @@ def measure(pcap: str, repeat: int, core) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.correlation_cost",
-                                 description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=7)
+def measuring_core():
+    """The last CPU, kept for the timed children (this process moves off it);
+    None on a single CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    os.sched_setaffinity(0, set(cpus[:-1]))
+    return cpus[-1]
+
+
+def mix_copies(keep: str, packets: int):
+    """(mix name, generator truth, freshly written copy) per mix of MIXES; the
+    copy goes once the caller moves on."""
+    for name, calls, stagger in MIXES:
+        cached, truth = capture(keep, calls, packets, 0.005, 5.0, 1, stagger=stagger)
+        pcap = fresh_copy(cached, keep)
+        try:
+            yield name, truth, pcap
+        finally:
+            os.unlink(pcap)
+
+
+def mix_arguments(argv, prog: str, doc: str, repeat: int) -> argparse.Namespace:
+    """The options of a benchmark over MIXES: rounds, capture size, where the
+    captures are cached, Markdown output."""
+    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=repeat)
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--keep", default=DEFAULT_DIR)
     ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args(argv)
-    cpus = sorted(os.sched_getaffinity(0))
-    core = cpus[-1] if len(cpus) > 1 else None
-    if core is not None:
-        os.sched_setaffinity(0, {c for c in cpus if c != core})
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = mix_arguments(argv, "python -m benchmarks.correlation_cost", __doc__, 7)
+    core = measuring_core()
     tmp = tempfile.mkdtemp(prefix="warpsniff-corr-")
     rows, failed = [], []
     try:
         compile_native(tmp)
-        for name, calls, stagger in MIXES:
-            cached, truth = capture(args.keep, calls, args.packets, 0.005, 5.0, 1, stagger=stagger)
-            pcap = fresh_copy(cached, args.keep)
-            try:
-                m = measure(pcap, args.repeat, core)
-            finally:
-                os.unlink(pcap)
+        for name, truth, pcap in mix_copies(args.keep, args.packets):
+            m = measure(pcap, args.repeat, core)
             tt = truth["totals"]
             rtp = tt["rtp_packets"]
             with_sip, without = m["replay"]["cpu"], m["streams_only"]["cpu"]
@@ -114,14 +133,7 @@ def main(argv=None) -> int:
               f"{r['extra_us_per_sip_message']:.1f} us",
               f"{r['native_loop_streams_only'] * 1e3:.1f} / {r['native_loop_with_sip'] * 1e3:.1f} ms "
               f"({100 * r['native_loop_rate_drop']:.0f} %)"] for r in rows]
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for t in table:
-            print("| " + " | ".join(t) + " |")
-    else:
-        for t in [head] + table:
-            print("  ".join(f"{c:>18}" for c in t))
+    print_table(head, table, args.markdown)
     for f in failed:
         print("MISMATCH: " + f, file=sys.stderr)
     return 1 if failed else 0

@@ -20,7 +20,6 @@ streams.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,8 +27,8 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks.correlation_cost import MIXES
-from benchmarks.run import BENCH, DEFAULT_DIR, REPO, capture, fresh_copy
+from benchmarks.correlation_cost import measuring_core, mix_arguments, mix_copies
+from benchmarks.run import BENCH, REPO, print_table
 
 MODES = ("off", "engine", "correlate")
 CFLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing"]   # setup.py's, for the extension
@@ -56,27 +55,14 @@ def measure(exe: str, pcap: str, repeat: int, core) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.correlation_floor", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=9)
-    ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--keep", default=DEFAULT_DIR)
-    ap.add_argument("--markdown", action="store_true")
-    args = ap.parse_args(argv)
-    cpus = sorted(os.sched_getaffinity(0))
-    core = cpus[-1] if len(cpus) > 1 else None
-    if core is not None:
-        os.sched_setaffinity(0, {c for c in cpus if c != core})
+    args = mix_arguments(argv, "python -m benchmarks.correlation_floor", __doc__, 9)
+    core = measuring_core()
     tmp = tempfile.mkdtemp(prefix="warpsniff-floor-")
     rows, failed = [], []
     try:
         exe = build(tmp)
-        for name, calls, stagger in MIXES:
-            cached, truth = capture(args.keep, calls, args.packets, 0.005, 5.0, 1, stagger=stagger)
-            pcap = fresh_copy(cached, args.keep)
-            try:
-                m = measure(exe, pcap, args.repeat, core)
-            finally:
-                os.unlink(pcap)
+        for name, truth, pcap in mix_copies(args.keep, args.packets):
+            m = measure(exe, pcap, args.repeat, core)
             tt = truth["totals"]
             for mode in MODES:
                 if m[mode]["rtp_packets"] != tt["rtp_packets"]:
@@ -108,14 +94,7 @@ def main(argv=None) -> int:
               f"{r['engine_ms']:.1f} ms", f"{r['correlate_ms']:.1f} ms",
               f"{100 * r['engine_drop']:.1f} % / {100 * r['correlate_drop']:.1f} %",
               f"{r['correlate_us_per_call']:.1f} us"] for r in rows]
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-        for t in table:
-            print("| " + " | ".join(t) + " |")
-    else:
-        for t in [head] + table:
-            print("  ".join(f"{c:>16}" for c in t))
+    print_table(head, table, args.markdown)
     for f in failed:
         print("MISMATCH: " + f, file=sys.stderr)
     return 1 if failed else 0

@@ -565,7 +565,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def _table(head: list, rows: list, markdown: bool) -> None:
+def print_table(head: list, rows: list, markdown: bool) -> None:
+    """A table on stdout: aligned columns, or Markdown (for BENCHMARKS.md)."""
     if markdown:
         print("| " + " | ".join(head) + " |")
         print("|---|" + "---:|" * (len(head) - 1))
@@ -590,7 +591,7 @@ def print_report(doc: dict, markdown: bool) -> None:
     head = ["tool", "wall s", "CPU s", "Mpps (CPU)", "peak RSS MB", "peak private MB", "CPU / warpsniff"]
     rows = [[name, f"{r['seconds']:.3f}", f"{r['cpu']:.3f}", f"{r['mpps']:.2f}", f"{r['maxrss_mb']:.1f}",
              f"{r['peak_private_mb']:.1f}", f"{r['cpu'] / ws:.2f}x"] for name, r in res.items()]
-    _table(head, rows, markdown)
+    print_table(head, rows, markdown)
     print()
     print(f"warpsniff vs C loop : {ratios['vs_c']:.2f}x the C loop's speed on CPU time, "
           f"{ratios['vs_c_wall']:.2f}x on wall time (target >= {TARGET_VS_C}); "
@@ -614,7 +615,7 @@ def print_report(doc: dict, markdown: bool) -> None:
         head = ["warpsniff on", "frames", "streams", "CPU s", "peak RSS MB", "peak private MB", "stream table KiB"]
         rows = [[r["label"], f"{r['frames']:,}", str(r["streams"]), f"{r['cpu']:.3f}", f"{r['maxrss_mb']:.1f}",
                  f"{r['peak_private_mb']:.1f}", f"{r['table']['bytes'] / 1024:.0f}"] for r in mem["runs"]]
-        _table(head, rows, markdown)
+        print_table(head, rows, markdown)
     print()
     for c in doc["checks"]:
         mark = "ok  " if c["ok"] else ("info" if c.get("informational") else "FAIL")

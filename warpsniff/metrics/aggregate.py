@@ -61,10 +61,17 @@ class LabelGuard:
         self.overflows: dict = {}
 
     def key(self, metric: str, table: dict, key: tuple) -> tuple:
-        if key in table or len(table) < self.limit:
-            return key
+        placed = self.place(table, key)
+        if placed is not key:
+            self.overflowed(metric)
+        return placed
+
+    def place(self, table: dict, key: tuple) -> tuple:
+        """The key itself while the table has it or has room, else "other"s."""
+        return key if key in table or len(table) < self.limit else (OTHER,) * len(key)
+
+    def overflowed(self, metric: str) -> None:
         self.overflows[metric] = self.overflows.get(metric, 0) + 1
-        return (OTHER,) * len(key)
 
 
 @dataclass
@@ -98,28 +105,24 @@ _STATUS = ("failed", "short", "completed")
 
 
 class _Resolved:
-    """One label set's places in the tables, found (and checked by the guard)
-    the first time an event of that kind uses them.  Each is (target, folded):
-    target is a table key (counters) or the Histogram / outcome row itself;
-    folded is the metric's name when the guard folded the label set into
-    "other", so later events count in overflows as the guard would, else None.
-    Tables never shrink: a key in one stays in it, a key folded because the
-    table was full stays folded, so a resolution holds for good."""
+    """One label set's places in the tables, found the first time an event of
+    that kind needs them. A place is (target, folded): the table key (a
+    counter) or the Histogram, and the metric's name when the guard folded
+    the label set into "other" (every event then counts an overflow, as the
+    guard would count it), else None. Tables never shrink: a key in one stays
+    there, a key folded because its table was full stays folded, so a place
+    holds for good."""
 
     __slots__ = ("labels", "attempt", "pdd", "durations", "terminations", "outcome", "shorts", "minutes",
                  "jitter", "mos")
 
     def __init__(self, labels, thresholds: int):
         self.labels = labels              # keeps the object alive: its id() stays its own while cached
-        self.attempt = None
-        self.pdd = None
+        self.attempt = self.pdd = self.outcome = self.jitter = self.mos = None   # outcome: (row, window, folded)
         self.durations = [None, None, None]   # by _STATUS index
-        self.terminations: dict = {}      # reason -> {final_code (int 100-699 or None) -> (key, folded)}
-        self.outcome = None               # (row, WindowedSums, folded)
+        self.terminations: dict = {}      # (reason, final_code (None or an int 100-699)) -> place
         self.shorts = [None] * thresholds
         self.minutes = [None, None]       # billable "false", "true"
-        self.jitter = None
-        self.mos = None
 
 
 class CallAggregator:
@@ -156,61 +159,53 @@ class CallAggregator:
     # -- events ---------------------------------------------------------------
 
     def _resolved_for(self, lb) -> _Resolved:
-        cache = self._resolved
-        if len(cache) >= MAX_CACHED_LABEL_SETS:
-            cache.clear()
-        r = cache[id(lb)] = _Resolved(lb, len(self.thresholds))
+        r = self._resolved.get(id(lb))
+        if r is None:
+            if len(self._resolved) >= MAX_CACHED_LABEL_SETS:
+                self._resolved.clear()
+            r = self._resolved[id(lb)] = _Resolved(lb, len(self.thresholds))
         return r
 
-    def _folded(self, metric: str) -> None:
-        overflows = self.guard.overflows
-        overflows[metric] = overflows.get(metric, 0) + 1
+    def _place(self, metric: str, table: dict, key: tuple, bounds=None) -> tuple:
+        """A label set's place in one table (see _Resolved), its Histogram made
+        when `bounds` is given; the event itself counts any overflow."""
+        placed = self.guard.place(table, key)
+        target = placed
+        if bounds is not None:
+            target = table.get(placed)
+            if target is None:
+                target = table[placed] = Histogram(bounds)
+        return target, (metric if placed is not key else None)
 
-    def _key_slot(self, metric: str, table: dict, key: tuple):
-        """(key the guard gives, folded) for a first use; counts the overflow."""
-        got = self.guard.key(metric, table, key)
-        return got, (metric if got != key else None)
+    def _count(self, place: tuple, table: dict, amount=1) -> None:
+        key, folded = place
+        if folded is not None:
+            self.guard.overflowed(folded)
+        table[key] = table.get(key, 0) + amount
 
-    def _hist_slot(self, metric: str, table: dict, key: tuple, bounds):
-        got = self.guard.key(metric, table, key)
-        h = table.get(got)
-        if h is None:
-            h = table[got] = Histogram(bounds)
-        return h, (metric if got != key else None)
+    def _observe(self, place: tuple, value: float) -> None:
+        histogram, folded = place
+        if folded is not None:
+            self.guard.overflowed(folded)
+        histogram.observe(value)
 
     def attempt_started(self, call) -> None:
         lb = call.labels
-        r = self._resolved.get(id(lb))
-        if r is None:
-            r = self._resolved_for(lb)
-        slot = r.attempt
-        if slot is None:
-            slot = r.attempt = self._key_slot(
-                "warp_call_attempts_total", self.attempts,
-                (lb.account, lb.trunk, lb.direction, lb.zone, lb.destination_country, lb.origination_country))
-            key = slot[0]
-        else:
-            key, folded = slot
-            if folded is not None:
-                self._folded(folded)
-        attempts = self.attempts
-        attempts[key] = attempts.get(key, 0) + 1
+        r = self._resolved_for(lb)
+        if r.attempt is None:
+            r.attempt = self._place("warp_call_attempts_total", self.attempts,
+                                    (lb.account, lb.trunk, lb.direction, lb.zone, lb.destination_country,
+                                     lb.origination_country))
+        self._count(r.attempt, self.attempts)
 
     def pdd_measured(self, call) -> None:
         """PDD is observed the moment it ends (first 18x or 2xx), not at hang-up."""
         lb = call.labels
-        r = self._resolved.get(id(lb))
-        if r is None:
-            r = self._resolved_for(lb)
-        slot = r.pdd
-        if slot is None:
-            slot = r.pdd = self._hist_slot("warp_pdd_milliseconds", self.pdd,
-                                           (lb.account, lb.trunk, lb.provider, lb.zone), PDD_BUCKETS_MS)
-        elif slot[1] is not None:
-            self._folded(slot[1])
-        h, v = slot[0], call.pdd_ms
-        h.counts[bisect_left(h.bounds, v) if v == v else len(h.bounds)] += 1   # h.observe(v), inlined
-        h.sum += v
+        r = self._resolved_for(lb)
+        if r.pdd is None:
+            r.pdd = self._place("warp_pdd_milliseconds", self.pdd, (lb.account, lb.trunk, lb.provider, lb.zone),
+                                PDD_BUCKETS_MS)
+        self._observe(r.pdd, call.pdd_ms)
 
     def call_finished(self, call, media: Optional[CallMedia] = None) -> None:
         reason = call.reason
@@ -220,152 +215,80 @@ class CallAggregator:
                 self._remember_media(call, media)
             return
         lb = call.labels
-        r = self._resolved.get(id(lb))
-        if r is None:
-            r = self._resolved_for(lb)
-        ts = call.end_ts
-        if ts is None:
-            ts = call.last_sip_ts
+        r = self._resolved_for(lb)
+        ts = call.end_ts if call.end_ts is not None else call.last_sip_ts
         answered = call.answered
         duration = call.duration_s
-        if not answered:
-            status = 0
-        elif duration is not None and duration < self.thresholds[0]:
-            status = 1
-        else:
-            status = 2
         seconds = duration or 0.0
-
-        slot = r.durations[status]
-        if slot is None:
-            slot = r.durations[status] = self._hist_slot(
+        status = 0 if not answered else 1 if duration is not None and duration < self.thresholds[0] else 2
+        place = r.durations[status]
+        if place is None:
+            place = r.durations[status] = self._place(
                 "warp_call_duration_seconds", self.durations,
                 (lb.account, lb.trunk, lb.direction, lb.zone, _STATUS[status]), DURATION_BUCKETS)
-        elif slot[1] is not None:
-            self._folded(slot[1])
-        h = slot[0]
-        h.counts[bisect_left(h.bounds, seconds) if seconds == seconds else len(h.bounds)] += 1   # h.observe(seconds)
-        h.sum += seconds
+        self._observe(place, seconds)
 
         code = call.final_code
         if reason in TERMINATION_REASONS:
-            codes = r.terminations.get(reason)
-            if codes is None:
-                codes = r.terminations[reason] = {}
-            slot = codes.get(code)
-            if slot is None:
-                slot = self._key_slot("warp_call_terminations_total", self.terminations,
-                                      (lb.account, lb.trunk, reason, sip_code_label(code)))
-                if code is None or (type(code) is int and 100 <= code <= 699):   # a bounded set
-                    codes[code] = slot
-                key = slot[0]
-            else:
-                key, folded = slot
-                if folded is not None:
-                    self._folded(folded)
-            terminations = self.terminations
-            terminations[key] = terminations.get(key, 0) + 1
+            place = r.terminations.get((reason, code))
+            if place is None:
+                place = self._place("warp_call_terminations_total", self.terminations,
+                                    (lb.account, lb.trunk, reason, sip_code_label(code)))
+                if code is None or (type(code) is int and 100 <= code <= 699):   # a bounded set to keep
+                    r.terminations[(reason, code)] = place
+            self._count(place, self.terminations)
 
-        if answered:                   # ner_success(), inlined
-            ner = 1
-        elif code is None:
-            ner = 0
-        else:
-            ner = 1 if code in self.cfg.ner_codes or (code == 487 and call.ringing) else 0
-        timed = 1 if answered and duration is not None else 0
-
-        slot = r.outcome
-        if slot is None:
+        ner = ner_success(call, self.cfg.ner_codes)
+        timed = answered and duration is not None
+        if r.outcome is None:
             key4 = (lb.account, lb.trunk, lb.provider, lb.zone)
-            got = self.guard.key("warp_asr_ratio", self.outcomes, key4)
-            row = self.outcomes.setdefault(got, [0, 0, 0, 0.0, 0])
-            win = self.windows.get(got)
-            if win is None:
-                win = self.windows[got] = WindowedSums(5 + len(self.thresholds), F_SECONDS)
-            r.outcome = (row, win, "warp_asr_ratio" if got != key4 else None)
-        else:
-            row, win, folded = slot
-            if folded is not None:
-                self._folded(folded)
+            placed = self.guard.place(self.outcomes, key4)
+            window = self.windows.get(placed)
+            if window is None:
+                window = self.windows[placed] = WindowedSums(5 + len(self.thresholds), F_SECONDS)
+            r.outcome = (self.outcomes.setdefault(placed, [0, 0, 0, 0.0, 0]), window,
+                         "warp_asr_ratio" if placed is not key4 else None)
+        row, window, folded = r.outcome
+        if folded is not None:
+            self.guard.overflowed(folded)
         row[0] += 1
         row[1] += answered
         row[2] += ner
         row[3] += seconds
         row[4] += timed
 
+        # the window fields of this event, packed (windows.count_unit)
         if timed:
             counts = self._timed
-            i = 0
-            for t in self.thresholds:
-                if duration < t:
+            for i, threshold in enumerate(self.thresholds):
+                if duration < threshold:
                     counts += self._short_units[i]
-                    slot = r.shorts[i]
-                    if slot is None:
-                        slot = r.shorts[i] = self._key_slot("warp_short_calls_total", self.short_calls,
-                                                            (lb.account, lb.trunk, self._short_strs[i]))
-                        key = slot[0]
-                    else:
-                        key, folded = slot
-                        if folded is not None:
-                            self._folded(folded)
-                    short_calls = self.short_calls
-                    short_calls[key] = short_calls.get(key, 0) + 1
-                i += 1
-        elif answered:
-            counts = self._answered
+                    place = r.shorts[i]
+                    if place is None:
+                        place = r.shorts[i] = self._place("warp_short_calls_total", self.short_calls,
+                                                          (lb.account, lb.trunk, self._short_strs[i]))
+                    self._count(place, self.short_calls)
+            billable = duration >= self.cfg.min_billable_seconds
+            place = r.minutes[billable]
+            if place is None:
+                place = r.minutes[billable] = self._place("warp_minutes_used_total", self.minutes,
+                                                          (lb.account, lb.trunk, lb.zone, str(billable).lower()))
+            self._count(place, self.minutes, duration / 60.0)
         else:
-            counts = self._failed_ner if ner else self._failed
-        win.add_packed(ts, counts, seconds)
-
-        if timed:
-            billable = 1 if duration >= self.cfg.min_billable_seconds else 0
-            slot = r.minutes[billable]
-            if slot is None:
-                slot = r.minutes[billable] = self._key_slot(
-                    "warp_minutes_used_total", self.minutes,
-                    (lb.account, lb.trunk, lb.zone, "true" if billable else "false"))
-                key = slot[0]
-            else:
-                key, folded = slot
-                if folded is not None:
-                    self._folded(folded)
-            minutes = self.minutes
-            minutes[key] = minutes.get(key, 0) + duration / 60.0
+            counts = self._answered if answered else self._failed_ner if ner else self._failed
+        window.add_packed(ts, counts, seconds)
 
         if media is not None:
-            streams = media.streams
-            if streams:
-                slot = r.jitter
-                for lost, expected, jitter_ms in streams.values():
-                    if slot is None:
-                        slot = r.jitter = self._hist_slot("warp_rtp_jitter_seconds", self.jitter,
-                                                          (lb.account, lb.trunk, lb.zone), JITTER_BUCKETS_S)
-                    elif slot[1] is not None:
-                        self._folded(slot[1])
-                    h = slot[0]
-                    v = jitter_ms / 1000.0
-                    h.counts[bisect_left(h.bounds, v) if v == v else len(h.bounds)] += 1   # h.observe(v), inlined
-                    h.sum += v
-            mos = media.mos
-            if mos is not None:
-                slot = r.mos
-                if slot is None:
-                    slot = r.mos = self._hist_slot("warp_call_mos", self.mos, (lb.account, lb.trunk, lb.zone),
-                                                   MOS_BUCKETS)
-                elif slot[1] is not None:
-                    self._folded(slot[1])
-                h = slot[0]
-                h.counts[bisect_left(h.bounds, mos) if mos == mos else len(h.bounds)] += 1   # h.observe(mos)
-                h.sum += mos
-            # _remember_media, inlined
-            media.ended_at = ts
-            ref = call.call_ref
-            kept = self.media
-            kept[ref] = media
-            kept.move_to_end(ref)
-            if len(kept) > self.cfg.max_label_sets:
-                kept.popitem(last=False)
-                self.call_series_dropped += 1
+            for lost, expected, jitter_ms in media.streams.values():
+                if r.jitter is None:
+                    r.jitter = self._place("warp_rtp_jitter_seconds", self.jitter, (lb.account, lb.trunk, lb.zone),
+                                           JITTER_BUCKETS_S)
+                self._observe(r.jitter, jitter_ms / 1000.0)
+            if media.mos is not None:
+                if r.mos is None:
+                    r.mos = self._place("warp_call_mos", self.mos, (lb.account, lb.trunk, lb.zone), MOS_BUCKETS)
+                self._observe(r.mos, media.mos)
+            self._remember_media(call, media)
 
     def _remember_media(self, call, media: CallMedia) -> None:
         """Keeps an ended call's per-call series for the retention time; at most

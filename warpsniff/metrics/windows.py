@@ -32,7 +32,7 @@ COUNT_MASK = (1 << COUNT_BITS) - 1
 # floats hold exactly), so the bounds lo = epoch * width are exact too.
 # Replaced whole (one assignment), so threads never see half of one.
 _BASE = WINDOWS[0][1]
-assert len(WINDOWS) == 3 and all(w % _BASE == 0 for _, w, _ in WINDOWS)   # add_packed is written for these
+assert all(w % _BASE == 0 for _, w, _ in WINDOWS)   # the memo's bounds hold for every window
 _MEMO_LIMIT = 2.0 ** 40
 _memo = (1.0, 0.0, None)        # matches nothing
 
@@ -61,17 +61,6 @@ class Ring:
         self.epochs = [-1] * slots
         self.counts = [0] * slots      # packed counts per bucket
         self.sums = [0.0] * slots      # the measure per bucket
-
-    def add(self, ts: float, counts: int, value: float) -> None:
-        epoch = int(ts // self.width)
-        i = epoch % self.slots
-        if self.epochs[i] != epoch:
-            self.epochs[i] = epoch
-            self.counts[i] = counts
-            self.sums[i] = 0.0 + value
-        else:
-            self.counts[i] += counts
-            self.sums[i] += value
 
     def total(self, now: float) -> Optional[tuple]:
         """(packed counts, measure) over the buckets in the window, None if none is."""
@@ -108,33 +97,17 @@ class WindowedSums:
         self.add_packed(ts, counts, value)
 
     def add_packed(self, ts: float, counts: int, value: float = 0.0) -> None:
-        """add() with the counts already packed (sums of count_unit(k)):
-        Ring.add on each of the three rings, written out."""
+        """add() with the counts already packed (sums of count_unit(k))."""
         memo = _memo
         places = memo[2] if memo[0] <= ts < memo[1] else _places(ts)
-        (e0, i0), (e1, i1), (e2, i2) = places
-        (epochs, bucket_counts, sums), (epochs1, bucket_counts1, sums1), (epochs2, bucket_counts2, sums2) = self._rings
-        if epochs[i0] != e0:
-            epochs[i0] = e0
-            bucket_counts[i0] = counts
-            sums[i0] = 0.0 + value
-        else:
-            bucket_counts[i0] += counts
-            sums[i0] += value
-        if epochs1[i1] != e1:
-            epochs1[i1] = e1
-            bucket_counts1[i1] = counts
-            sums1[i1] = 0.0 + value
-        else:
-            bucket_counts1[i1] += counts
-            sums1[i1] += value
-        if epochs2[i2] != e2:
-            epochs2[i2] = e2
-            bucket_counts2[i2] = counts
-            sums2[i2] = 0.0 + value
-        else:
-            bucket_counts2[i2] += counts
-            sums2[i2] += value
+        for (epoch, i), (epochs, bucket_counts, sums) in zip(places, self._rings):
+            if epochs[i] != epoch:   # the bucket's previous epoch has left every window
+                epochs[i] = epoch
+                bucket_counts[i] = counts
+                sums[i] = 0.0 + value
+            else:
+                bucket_counts[i] += counts
+                sums[i] += value
 
     def total(self, window: str, now: float) -> list:
         t = self.rings[window].total(now)
