@@ -5,8 +5,8 @@ what correlation costs when it is all C, with no Python at all.
 
 On the two captures of benchmarks.correlation_cost, `correlation_floor.c`
 (compiled here with the extension's flags) runs the engine three ways, in
-interleaved rounds on one pinned core over a freshly written copy, least CPU
-of each counting:
+interleaved children (each the best of ROUNDS_PER_RUN passes) on one pinned
+core over a freshly written copy, least CPU of each mode counting:
   off        SIP not looked for (the engine of `replay --streams-only`)
   engine     SIP spotted and copied out, the batches thrown away
   correlate  plus a minimal dialog table in C: every message scanned, every
@@ -31,6 +31,7 @@ from benchmarks.correlation_cost import measuring_core, mix_arguments, mix_copie
 from benchmarks.run import BENCH, REPO, print_table
 
 MODES = ("off", "engine", "correlate")
+ROUNDS_PER_RUN = 5   # passes per child, best counts: the modes differ by less than a child's noise
 CFLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing"]   # setup.py's, for the extension
 
 
@@ -45,7 +46,7 @@ def measure(exe: str, pcap: str, repeat: int, core) -> dict:
     best: dict = {}
     for _ in range(repeat):
         for mode in MODES:
-            argv = [exe, pcap, mode, "1"]
+            argv = [exe, pcap, mode, str(ROUNDS_PER_RUN)]
             if core is not None:
                 argv = ["taskset", "-c", str(core)] + argv
             out = json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)

@@ -312,3 +312,23 @@ def test_streams_only_refuses_what_needs_sip(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "warpsniff", "replay", str(SAMPLE), "--streams-only",
                            "--cdr", str(tmp_path / "c.jsonl")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--streams-only" in proc.stderr and "--cdr" in proc.stderr
+
+
+@pytest.mark.parametrize("given", [None, "2"])
+def test_the_command_starts_no_blas_threads(given):
+    """numpy's OpenBLAS would start a thread per CPU at import, spinning about
+    0.1 s of CPU per run; the command does no linear algebra and asks for
+    none (a value the user set is kept). Threads counted from /proc."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    probe = ("import os, warpsniff.cli, numpy; "
+             "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60,
+                         check=True).stdout.split()
+    if given is None:
+        assert out == ["1", "1"]
+    else:
+        assert out[0] == given

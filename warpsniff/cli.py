@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from typing import Optional, Sequence
+
+# warpsniff does no linear algebra, but numpy's OpenBLAS starts a thread per
+# CPU at import that spins for a while: about 0.1 s of CPU per run, more than
+# replaying the bundled sample takes. Set before numpy is first imported (the
+# command imports it lazily); a value of the user's own is kept.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
