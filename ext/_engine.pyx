@@ -8,7 +8,7 @@ sources, ended streams, signalling records), never one call per packet.
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 from wsnative cimport *
 
@@ -323,28 +323,45 @@ cdef class Engine:
         """Active streams bound to any of the call_refs `refs`, as streams()
         would list them (valid_only=False: also those still on probation),
         without copying the rest of the table."""
-        cdef uint32_t[::1] wanted = _sorted_refs(refs)
-        cdef uint32_t nrefs = wanted.shape[0]
+        cdef uint32_t few[_FEW_REFS]
+        cdef uint32_t[::1] many
+        cdef const uint32_t *wanted = few
+        cdef uint32_t nrefs = _few_sorted_refs(refs, few)
+        if nrefs > _FEW_REFS:
+            many = _sorted_refs(refs)
+            nrefs = many.shape[0]
+            wanted = &many[0] if nrefs else few
         if nrefs == 0:
             return np.zeros(0, dtype=STREAM_DTYPE)
-        cdef uint32_t n = ws_rtp_count_calls(&self.e.rtp, &wanted[0], nrefs, valid_only)
+        cdef uint32_t n = ws_rtp_count_calls(&self.e.rtp, wanted, nrefs, valid_only)
         out = np.zeros(n, dtype=STREAM_DTYPE)
         cdef uint8_t[::1] buf
         if n:
             buf = out.view(np.uint8).reshape(-1)
-            n = ws_rtp_snapshot_calls(&self.e.rtp, &wanted[0], nrefs, <ws_stream_record *>&buf[0], n, valid_only)
+            n = ws_rtp_snapshot_calls(&self.e.rtp, wanted, nrefs, <ws_stream_record *>&buf[0], n, valid_only)
         return out[:n]
 
     def last_rtp_of_calls(self, refs):
         """call_ref -> latest packet time (s) of its valid streams in the table,
         for the refs in `refs` that have one (what streams_of_calls would give
         as each call's largest last_ns, without building the records)."""
-        cdef uint32_t[::1] wanted = _sorted_refs(refs)
-        cdef uint32_t j, nrefs = wanted.shape[0]
+        cdef uint32_t few[_FEW_REFS]
+        cdef int64_t few_last[_FEW_REFS]
+        cdef uint32_t[::1] many
+        cdef int64_t[::1] many_last
+        cdef const uint32_t *wanted = few
+        cdef int64_t *last = few_last
+        cdef uint32_t j, nrefs = _few_sorted_refs(refs, few)
+        if nrefs > _FEW_REFS:
+            many = _sorted_refs(refs)
+            nrefs = many.shape[0]
+            if nrefs == 0:
+                return {}
+            many_last = np.empty(nrefs, dtype=np.int64)
+            wanted, last = &many[0], &many_last[0]
         if nrefs == 0:
             return {}
-        cdef int64_t[::1] last = np.empty(nrefs, dtype=np.int64)
-        ws_rtp_last_of_calls(&self.e.rtp, &wanted[0], nrefs, &last[0])
+        ws_rtp_last_of_calls(&self.e.rtp, wanted, nrefs, last)
         return {wanted[j]: last[j] / 1e9 for j in range(nrefs) if last[j] >= 0}
 
     def drain_ended(self):
@@ -403,6 +420,30 @@ cdef class Engine:
 
     def decode_errors(self):
         return {name: self.e.decoder.errors[i] for i, name in enumerate(DECODE_ERROR_NAMES)}
+
+
+cdef enum:
+    _FEW_REFS = 16   # a capture second's joins and timer probes ask for a call or two
+
+
+cdef uint32_t _few_sorted_refs(object refs, uint32_t *out) except? 0xFFFFFFFF:
+    """_sorted_refs into out, without numpy, when refs holds at most
+    _FEW_REFS values (an insertion sort); more: returns _FEW_REFS + 1 and
+    leaves out to _sorted_refs."""
+    cdef uint32_t n = 0, i, v
+    if len(refs) > _FEW_REFS:
+        return _FEW_REFS + 1
+    for ref in refs:
+        v = ref
+        i = n
+        while i > 0 and out[i - 1] > v:
+            i -= 1
+        if i > 0 and out[i - 1] == v:
+            continue   # already there
+        memmove(&out[i + 1], &out[i], (n - i) * sizeof(uint32_t))
+        out[i] = v
+        n += 1
+    return n
 
 
 cdef _sorted_refs(refs):

@@ -153,15 +153,18 @@ def test_streams_of_calls_is_the_snapshot_filtered(max_streams):
 
     def checking_tick(now):
         refs = np.array([c.call_ref for c in p.tracker.calls.values()] + [1, 2, 3], dtype=np.uint32)
-        for valid_only in (True, False):
-            got = p.engine.streams_of_calls(refs, valid_only=valid_only)
-            if valid_only:
-                snap = p.engine.streams()
-                want = snap[np.isin(snap["call_ref"], refs)]
-                assert got.tobytes() == want.tobytes()
-            else:
-                assert set(got["call_ref"].tolist()) <= set(refs.tolist())
-                assert len(got) >= len(p.engine.streams_of_calls(refs))
+        # a few refs (no numpy on the way in) and many, unsorted and repeated
+        for asked in (refs, refs[::-1].tolist() * 2, refs[:4][::-1].tolist() + refs[:2].tolist()):
+            chosen = np.array(sorted(set(np.asarray(asked, dtype=np.int64).tolist())), dtype=np.uint32)
+            for valid_only in (True, False):
+                got = p.engine.streams_of_calls(asked, valid_only=valid_only)
+                if valid_only:
+                    snap = p.engine.streams()
+                    want = snap[np.isin(snap["call_ref"], chosen)]
+                    assert got.tobytes() == want.tobytes()
+                else:
+                    assert set(got["call_ref"].tolist()) <= set(chosen.tolist())
+                    assert len(got) >= len(p.engine.streams_of_calls(asked))
         checked[0] += 1
         tick(now)
 
@@ -190,6 +193,7 @@ def test_last_rtp_of_calls_is_the_latest_packet_of_each_calls_valid_streams():
                 want[ref] = max(want.get(ref, 0), last)
         got = p.engine.last_rtp_of_calls(refs)
         assert got == {ref: last / 1e9 for ref, last in want.items()}
+        assert p.engine.last_rtp_of_calls(refs[::-1] * 3) == got   # unsorted, repeated, more than a few
         checked[0] += bool(got)
         tick(now)
 
