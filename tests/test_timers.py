@@ -184,3 +184,19 @@ def test_many_calls_end_at_their_documented_ticks_in_last_message_order(rtp):
         for tick, call in finished:
             life = tick - call.invite_ts
             assert asked.get(call.call_ref, 0) <= life / CONFIG.rtp_timeout + 2, call.call_id
+
+
+def test_a_config_set_later_brings_its_limits():
+    """The tracker keeps its config's limits as C numbers (the timers read them
+    for every due call): a config assigned after the tracker was made must
+    bring its own."""
+    ended = []
+    tracker = CallTracker(NoEngine(), CallConfig(invite_timeout=32.0), on_call=ended.append)
+    tracker.config = CallConfig(invite_timeout=2.0)
+    tracker.message(Headers(call_id="late-config@test", is_request=True, method="INVITE", cseq=1,
+                            cseq_method="INVITE", via_branch="z9hG4bK1", from_tag="a"), b"", 10.0, CALLER, CALLEE)
+    tracker.tick(11.0)
+    assert ended == []
+    tracker.tick(13.0)
+    assert [(c.call_id, c.reason, c.end_ts) for c in ended] == [("late-config@test", "timeout", 12.0)]
+    assert tracker.config.invite_timeout == 2.0

@@ -77,7 +77,10 @@ cdef class _Message:
 
 
 cdef class CallTracker:
-    cdef public object config, on_call, on_attempt, on_pdd, label_config
+    cdef public object on_call, on_attempt, on_pdd, label_config
+    cdef object _config                    # CallConfig (the config property), its limits as C numbers:
+    cdef double _bye_linger, _invite_timeout, _ring_timeout, _rtp_timeout, _sip_only_timeout, _max_duration
+    cdef Py_ssize_t _max_calls
     cdef public list observers             # f(h, ts, src, dst) per parsed message (proxy health)
     cdef public list taps                  # f(h, ts, src, dst) per message handed in, any status
     cdef public object calls               # OrderedDict call_id -> Call, least recently active first

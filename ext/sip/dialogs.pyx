@@ -13,7 +13,7 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
-from libc.math cimport llrint
+from libc.math cimport isnan, llrint
 from libc.stdlib cimport malloc
 from libc.string cimport memcmp, memset
 
@@ -26,7 +26,6 @@ cdef extern from *:
     const int WS_EXACT_COPIES   # set by the sanitizer build (setup.py, WARPSNIFF_SANITIZE)
 
 import heapq
-import math
 import socket
 from collections import OrderedDict
 
@@ -508,7 +507,7 @@ cdef class CallTracker:
     def __init__(self, engine, config=None, on_call=None, on_attempt=None, label_config=None, on_pdd=None):
         _load_python_side()
         self.engine = engine
-        self.config = config or _CallConfig()
+        self.config = config or _CallConfig()   # the property below keeps its limits as C numbers
         self.on_call = on_call or (lambda call: None)
         self.on_attempt = on_attempt or (lambda call: None)
         self.on_pdd = on_pdd or (lambda call: None)
@@ -546,6 +545,19 @@ cdef class CallTracker:
         header = self.config.correlation_header
         self.corr_name = header.lower().encode() if header else None
         self._msg = _Message.__new__(_Message)
+
+    @property
+    def config(self):
+        """CallConfig; its limits are read when it is set (assign a new one to change them)."""
+        return self._config
+
+    @config.setter
+    def config(self, config):
+        self._config = config
+        self._bye_linger, self._invite_timeout = config.bye_linger, config.invite_timeout
+        self._ring_timeout, self._rtp_timeout = config.ring_timeout, config.rtp_timeout
+        self._sip_only_timeout, self._max_duration = config.sip_only_timeout, config.max_duration
+        self._max_calls = config.max_calls
 
     @property
     def engine(self):
@@ -796,7 +808,7 @@ cdef class CallTracker:
         call.timer_rank = self._seq
         self._timed[call.call_ref] = [call, -1, _INF]   # no heap entry until the next tick
         self._dirty[call.call_ref] = call
-        if len(self.calls) > self.config.max_calls:
+        if len(self.calls) > self._max_calls:
             _, oldest = self.calls.popitem(last=False)
             oldest.evicted = True
             self._stats.evicted += 1
@@ -823,7 +835,7 @@ cdef class CallTracker:
         call.leg = self.legs.get(key, 0) + 1
         self.legs[key] = call.leg
         self.legs.move_to_end(key)
-        if len(self.legs) > self.config.max_calls:
+        if len(self.legs) > self._max_calls:
             self.legs.popitem(last=False)
         return 0
 
@@ -1107,41 +1119,45 @@ cdef class CallTracker:
     cdef double _deadline(self, Call call) except? -1:
         """The capture time after which _expired(call) holds if nothing else
         happens to the call; with media_probe, the first time it may hold given
-        RTP the tracker has not been told of yet."""
-        cfg = self.config
+        RTP the tracker has not been told of yet. (C arithmetic on what
+        _expired reads; max and min compare as Python's do, so a NaN stays
+        where Python's would leave it.)"""
+        cdef double limit, answer, since_media, renewed, activity, due, asked
         if call.end_ts is not None:
-            return call.end_ts + cfg.bye_linger
+            return <double>call.end_ts + self._bye_linger
         if call.answer_ts is None:
-            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            limit = self._ring_timeout if (call.proceeding or call.challenged) else self._invite_timeout
             if call.cancelled and not call.proceeding:
-                limit = cfg.invite_timeout
+                limit = self._invite_timeout
             return call.invite_ts + limit
-        since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
-        activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
-        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
-        due = min(activity + idle_limit, call.answer_ts + cfg.max_duration)
+        answer = call.answer_ts
+        since_media = <double>call.last_rtp_ts if call.last_rtp_ts is not None else answer
+        renewed = <double>call.refreshed_ts if call.refreshed_ts else answer   # `refreshed_ts or answer_ts`
+        activity = _larger(_larger(since_media, renewed), call.last_sip_ts)
+        due = _smaller(activity + (self._rtp_timeout if call.last_rtp_ts is not None else self._sip_only_timeout),
+                       answer + self._max_duration)
         if self.media_probe is not None:
             # RTP is learnt only when asked: wake when media first seen after the last
             # answer (which saw every packet until then) could have gone idle
-            asked = call.media_asked_ts
-            due = min(due, (activity if asked is None or asked < activity else asked) + cfg.rtp_timeout)
+            asked = activity if call.media_asked_ts is None or call.media_asked_ts < activity \
+                else <double>call.media_asked_ts
+            due = _smaller(due, asked + self._rtp_timeout)
         if call.session_expires:
-            due = min(due, (call.refreshed_ts or call.answer_ts) + call.session_expires)
-        return due if not math.isnan(due) else -_INF   # never skip a call whose test cannot be bounded
+            due = _smaller(due, renewed + <double>call.session_expires)
+        return due if not isnan(due) else -_INF   # never skip a call whose test cannot be bounded
 
     cdef bint _expired(self, Call call, double now) except -1:
         """The timer test for one open call at capture time `now`; a call that
         timed out gets its end time and reason here."""
-        cfg = self.config
         if call.end_ts is not None:
-            return now - call.end_ts > cfg.bye_linger
+            return now - call.end_ts > self._bye_linger
         if call.answer_ts is None:
             waited = now - call.invite_ts
             # Timer B until any provisional; then Timer C. A challenged
             # attempt waits as long for its retry with credentials.
-            limit = cfg.ring_timeout if (call.proceeding or call.challenged) else cfg.invite_timeout
+            limit = self._ring_timeout if (call.proceeding or call.challenged) else self._invite_timeout
             if call.cancelled and not call.proceeding:
-                limit = cfg.invite_timeout
+                limit = self._invite_timeout
             if waited > limit:
                 call.end_ts = call.challenge_ts if call.challenged else call.invite_ts + limit
                 if call.challenged:
@@ -1154,15 +1170,15 @@ cdef class CallTracker:
         since_media = call.last_rtp_ts if call.last_rtp_ts is not None else call.answer_ts
         activity = max(since_media, call.refreshed_ts or call.answer_ts, call.last_sip_ts)
         # without any RTP the tap may simply not see the media: wait longer
-        idle_limit = cfg.rtp_timeout if call.last_rtp_ts is not None else cfg.sip_only_timeout
+        idle_limit = self._rtp_timeout if call.last_rtp_ts is not None else self._sip_only_timeout
         if now - activity > idle_limit:
             _time_out(call, max(since_media, call.answer_ts))
             return True
         if call.session_expires and now - (call.refreshed_ts or call.answer_ts) > call.session_expires:
             _time_out(call, (call.refreshed_ts or call.answer_ts) + call.session_expires)
             return True
-        if now - call.answer_ts > cfg.max_duration:
-            _time_out(call, call.answer_ts + cfg.max_duration)
+        if now - call.answer_ts > self._max_duration:
+            _time_out(call, call.answer_ts + self._max_duration)
             return True
         return False
 
@@ -1201,6 +1217,14 @@ cdef class CallTracker:
             self.recent.popitem(last=False)
         self.on_call(call)
         return 0
+
+
+cdef inline double _larger(double a, double b) noexcept:
+    return b if b > a else a   # max(a, b): the first unless the second is larger
+
+
+cdef inline double _smaller(double a, double b) noexcept:
+    return b if b < a else a   # min(a, b)
 
 
 def _timer_rank(Call call):
