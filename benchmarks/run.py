@@ -610,7 +610,8 @@ def print_report(doc: dict, markdown: bool) -> None:
     print()
     print(f"native state per stream: sizeof(ws_rtp_stream) = {s['ws_rtp_stream']} bytes (limit 256); the stream "
           f"table allocates {mem['table']['per_stream']:.0f} bytes/stream at {cap['streams']} streams "
-          f"(slab of {mem['table']['slab_capacity']} + 4-byte free list + {mem['table']['index_slots']} x 8-byte index)")
+          f"(slab of {mem['table']['slab_capacity']}, 12 bytes a slot of free list, calls and idle seconds, "
+          f"{mem['table']['index_slots']} x 8-byte index)")
     if "runs" in mem:
         head = ["warpsniff on", "frames", "streams", "CPU s", "peak RSS MB", "peak private MB", "stream table KiB"]
         rows = [[r["label"], f"{r['frames']:,}", str(r["streams"]), f"{r['cpu']:.3f}", f"{r['maxrss_mb']:.1f}",
