@@ -323,46 +323,33 @@ cdef class Engine:
         """Active streams bound to any of the call_refs `refs`, as streams()
         would list them (valid_only=False: also those still on probation),
         without copying the rest of the table."""
-        cdef uint32_t few[_FEW_REFS]
-        cdef uint32_t[::1] many
-        cdef const uint32_t *wanted = few
-        cdef uint32_t nrefs = _few_sorted_refs(refs, few)
-        if nrefs > _FEW_REFS:
-            many = _sorted_refs(refs)
-            nrefs = many.shape[0]
-            wanted = &many[0] if nrefs else few
-        if nrefs == 0:
+        cdef _CallRefs wanted = _CallRefs(refs)
+        if wanted.n == 0:
             return np.zeros(0, dtype=STREAM_DTYPE)
-        cdef uint32_t n = ws_rtp_count_calls(&self.e.rtp, wanted, nrefs, valid_only)
+        cdef uint32_t n = ws_rtp_count_calls(&self.e.rtp, wanted.p, wanted.n, valid_only)
         out = np.zeros(n, dtype=STREAM_DTYPE)
         cdef uint8_t[::1] buf
         if n:
             buf = out.view(np.uint8).reshape(-1)
-            n = ws_rtp_snapshot_calls(&self.e.rtp, wanted, nrefs, <ws_stream_record *>&buf[0], n, valid_only)
+            n = ws_rtp_snapshot_calls(&self.e.rtp, wanted.p, wanted.n, <ws_stream_record *>&buf[0], n, valid_only)
         return out[:n]
 
     def last_rtp_of_calls(self, refs):
         """call_ref -> latest packet time (s) of its valid streams in the table,
         for the refs in `refs` that have one (what streams_of_calls would give
         as each call's largest last_ns, without building the records)."""
-        cdef uint32_t few[_FEW_REFS]
-        cdef int64_t few_last[_FEW_REFS]
-        cdef uint32_t[::1] many
-        cdef int64_t[::1] many_last
-        cdef const uint32_t *wanted = few
-        cdef int64_t *last = few_last
-        cdef uint32_t j, nrefs = _few_sorted_refs(refs, few)
-        if nrefs > _FEW_REFS:
-            many = _sorted_refs(refs)
-            nrefs = many.shape[0]
-            if nrefs == 0:
-                return {}
-            many_last = np.empty(nrefs, dtype=np.int64)
-            wanted, last = &many[0], &many_last[0]
-        if nrefs == 0:
+        cdef _CallRefs wanted = _CallRefs(refs)
+        if wanted.n == 0:
             return {}
-        ws_rtp_last_of_calls(&self.e.rtp, wanted, nrefs, last)
-        return {wanted[j]: last[j] / 1e9 for j in range(nrefs) if last[j] >= 0}
+        cdef int64_t few_last[_FEW_REFS]
+        cdef int64_t[::1] many_last
+        cdef int64_t *last = few_last
+        cdef uint32_t j
+        if wanted.n > _FEW_REFS:
+            many_last = np.empty(wanted.n, dtype=np.int64)
+            last = &many_last[0]
+        ws_rtp_last_of_calls(&self.e.rtp, wanted.p, wanted.n, last)
+        return {wanted.p[j]: last[j] / 1e9 for j in range(wanted.n) if last[j] >= 0}
 
     def drain_ended(self):
         """Streams that left the table (idle or evicted) since the last call."""
@@ -426,24 +413,33 @@ cdef enum:
     _FEW_REFS = 16   # a capture second's joins and timer probes ask for a call or two
 
 
-cdef uint32_t _few_sorted_refs(object refs, uint32_t *out) except? 0xFFFFFFFF:
-    """_sorted_refs into out, without numpy, when refs holds at most
-    _FEW_REFS values (an insertion sort); more: returns _FEW_REFS + 1 and
-    leaves out to _sorted_refs."""
-    cdef uint32_t n = 0, i, v
-    if len(refs) > _FEW_REFS:
-        return _FEW_REFS + 1
-    for ref in refs:
-        v = ref
-        i = n
-        while i > 0 and out[i - 1] > v:
-            i -= 1
-        if i > 0 and out[i - 1] == v:
-            continue   # already there
-        memmove(&out[i + 1], &out[i], (n - i) * sizeof(uint32_t))
-        out[i] = v
-        n += 1
-    return n
+cdef class _CallRefs:
+    """call_refs ascending, each once (_sorted_refs), as a C array: sorted in
+    place, without numpy, when there are at most _FEW_REFS of them."""
+    cdef uint32_t few[_FEW_REFS]
+    cdef uint32_t[::1] many
+    cdef const uint32_t *p
+    cdef uint32_t n
+
+    def __cinit__(self, refs):
+        cdef uint32_t i, v
+        self.p = self.few
+        if len(refs) > _FEW_REFS:
+            self.many = _sorted_refs(refs)
+            self.n = self.many.shape[0]
+            if self.n:
+                self.p = &self.many[0]
+            return
+        for ref in refs:   # insertion sort, duplicates dropped
+            v = ref
+            i = self.n
+            while i > 0 and self.few[i - 1] > v:
+                i -= 1
+            if i > 0 and self.few[i - 1] == v:
+                continue
+            memmove(&self.few[i + 1], &self.few[i], (self.n - i) * sizeof(uint32_t))
+            self.few[i] = v
+            self.n += 1
 
 
 cdef _sorted_refs(refs):

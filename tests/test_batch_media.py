@@ -1,9 +1,10 @@
-"""The batch path that scores finishing calls' streams (Pipeline.
-_media_of_calls: add_call_media, one typed pass in the engine) must give
-exactly what the per-stream path gives (default_mos, Pipeline._call_media, which live_media and
-badcalls still use), on rows covering every branch: unknown and dynamic
-codecs, no PLC, nothing expected, negative loss, late packets, known RTT,
-streams matched by destination, by source, or by neither.
+"""The pass that scores and sums calls' streams (Pipeline._media_of_calls:
+add_call_media, one typed pass in the engine; media joins and live_media)
+must give what the rules give stream by stream: QualityContext.default_mos
+(the E-model per stream, which badcalls also uses) and docs/metrics.md's
+direction rule, written out in this file, on rows covering every branch:
+unknown and dynamic codecs, no PLC, nothing expected, negative loss, late
+packets, known RTT, streams matched by destination, by source, or by neither.
 """
 from __future__ import annotations
 
@@ -77,8 +78,40 @@ def test_batch_mos_equals_default_mos_per_row(plc):
     assert any(mos is None for _, mos in want) and any(mos is not None for _, mos in want)
 
 
+def direction_of(call, rec) -> str:
+    """A stream's direction as docs/metrics.md states it: inbound/outbound
+    from the platform's view when the call's direction is known, else from
+    the caller's (its own media is outbound); the sender is the party whose
+    SDP address the stream did not go to, or failing that came from, and the
+    caller when neither is known."""
+    to = call.media.get((bytes(rec["dst"]), int(rec["dport"])))
+    if to is not None:
+        sender = "callee" if to == "caller" else "caller"
+    else:
+        sender = call.media.get((bytes(rec["src"]), int(rec["sport"]))) or "caller"
+    view = call.labels.direction if call.labels.direction in ("inbound", "outbound") else "outbound"
+    if sender == "caller":
+        return view
+    return "inbound" if view == "outbound" else "outbound"
+
+
+def media_by_rule(call, rows, quality) -> tuple:
+    """(MOS, {(direction, codec): [lost, expected, max jitter ms]}) of one call,
+    stream by stream: the worse direction's MOS, losses and jitter summed."""
+    streams, scores = {}, []
+    for rec in rows:
+        codec, mos = quality.default_mos(rec)
+        if mos is not None:
+            scores.append(mos)
+        row = streams.setdefault((direction_of(call, rec), codec or "unknown"), [0, 0, 0.0])
+        row[0] += max(int(rec["lost"]), 0)
+        row[1] += max(int(rec["expected"]), 0)
+        row[2] = max(row[2], float(rec["max_jitter_ms"]))
+    return (min(scores) if scores else None), streams
+
+
 @pytest.mark.parametrize("joined", [False, True])
-def test_media_of_calls_equals_call_media_per_call(joined):
+def test_media_of_calls_follows_the_rules_stream_by_stream(joined):
     """joined: the rows as a media join often has them, the table's rows and
     those of streams that already left it put together (np.concatenate lays
     the fields out anew, in name order, not as the engine's records)."""
@@ -102,11 +135,10 @@ def test_media_of_calls_equals_call_media_per_call(joined):
 
     assert set(batch) == {1, 2, 3, 4, 5}
     for call in calls:
-        mine = rows[rows["call_ref"] == call.call_ref]
-        want = pipeline._call_media(call, mine, quality)
+        mos, streams = media_by_rule(call, rows[rows["call_ref"] == call.call_ref], quality)
         got = batch[call.call_ref]
-        assert (got.account, got.call_id, got.mos) == (want.account, want.call_id, want.mos)
-        assert list(got.streams.items()) == list(want.streams.items())   # same rows, same order
+        assert (got.account, got.call_id, got.mos) == (call.labels.account, call.call_id, mos)
+        assert list(got.streams.items()) == list(streams.items())   # same rows, same order
     assert batch[5].streams == {} and batch[5].mos is None
 
 

@@ -67,24 +67,6 @@ def streams_by_call(streams: np.ndarray, refs: set) -> dict:
     return {int(k): wanted[a:b] for k, a, b in zip(keys, starts, bounds)}
 
 
-def media_direction(call: Call, src: bytes, sport: int, dst: bytes, dport: int) -> str:
-    """inbound/outbound of one of the call's streams, from the platform's view
-    when the call's direction is known, else from the caller's (its own media
-    is outbound). The sender is the party whose SDP address the stream did not
-    go to (or, failing that, came from); the caller when neither is known."""
-    side = call.media.get((dst, dport))
-    if side is not None:
-        side = "callee" if side == "caller" else "caller"
-    else:
-        side = call.media.get((src, sport)) or "caller"
-    call_dir = call.labels.direction if call.labels is not None else "unknown"
-    if call_dir not in ("inbound", "outbound"):
-        call_dir = "outbound"
-    if side == "caller":
-        return call_dir
-    return "inbound" if call_dir == "outbound" else "outbound"
-
-
 class Pipeline:
     def __init__(self, engine_options, call_config: Optional[CallConfig] = None, label_config=None,
                  codecs: Optional[CodecTable] = None, plc: bool = True, keep_calls: bool = True,
@@ -383,30 +365,10 @@ class Pipeline:
         ssrcs = set(rows["ssrc"].tolist()) if rows is not None else None
         return QualityContext(self.codecs, self.engine.rtcp_sources(), names, plc=self.plc, ssrcs=ssrcs)
 
-    def _call_media(self, call: Call, streams, quality: QualityContext,
-                    mos_override: Optional[float] = None) -> CallMedia:
-        """The call's media figures from its stream rows (live_media; finished
-        calls go through _media_of_calls, which must agree with this)."""
-        media = CallMedia(account=call.labels.account, call_id=call.call_id)
-        scores = []
-        for rec in streams:
-            codec, mos = quality.default_mos(rec)
-            if mos is not None:
-                scores.append(mos)
-            key = (media_direction(call, bytes(rec["src"]), int(rec["sport"]), bytes(rec["dst"]), int(rec["dport"])),
-                   codec or "unknown")
-            row = media.streams.setdefault(key, [0, 0, 0.0])
-            row[0] += max(int(rec["lost"]), 0)
-            row[1] += max(int(rec["expected"]), 0)
-            row[2] = max(row[2], float(rec["max_jitter_ms"]))
-        # a call is as good as its worse direction
-        media.mos = mos_override if mos_override is not None else (min(scores) if scores else None)
-        return media
-
     def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext,
                         only_theirs: bool = False) -> dict:
-        """call_ref -> CallMedia for a batch of finishing calls: what _call_media
-        gives for each, from one typed pass over the batch's stream records
+        """call_ref -> CallMedia for a batch of calls (finishing ones, or those
+        up for live_media), from one typed pass over their stream records
         (add_call_media; codecs looked up once per call and payload type).
         `only_theirs`: `streams` holds only these calls' rows."""
         by_ref = {c.call_ref: c for c in calls}
@@ -485,12 +447,10 @@ class Pipeline:
             s = score(imp.ie, imp.bpl, expected, max(0, min(lost, expected)), max(runs, 0))
             ref = int(rec["call_ref"])
             by_call[ref] = min(by_call.get(ref, 5.0), s.mos)
-        rows = streams_by_call(bound, set(active))
-        empty = bound[:0]
-        self._live_cache = {
-            ref: self._call_media(call, rows.get(ref, empty), quality, by_call.get(ref))
-            for ref, call in active.items()
-        }
+        medias = self._media_of_calls(list(active.values()), bound, quality, only_theirs=True)
+        for ref, mos in by_call.items():
+            medias[ref].mos = mos   # the last interval's, not the whole call's so far
+        self._live_cache = medias
         return self._live_cache
 
 

@@ -1,7 +1,8 @@
 # Included by _engine.pyx, after sip/dialogs.pyx (it reads Call's fields).
-# The finishing calls' media figures from their stream records in one typed
-# pass over the records: Pipeline._media_of_calls' loop, which must give what
-# Pipeline._call_media gives call by call (tests/test_batch_media.py).
+# Calls' media figures from their stream records in one typed pass
+# (Pipeline._media_of_calls: media joins and live_media), stream by stream as
+# QualityContext.default_mos scores and docs/metrics.md directs them
+# (tests/test_batch_media.py).
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.math cimport NAN

@@ -823,7 +823,7 @@ cdef class CallTracker:
 
     cdef int _correlate(self, Call call, _Message x) except -1:
         key = None
-        if self.config.correlation_header and x.m.correlation.len:
+        if self.corr_name is not None and x.m.correlation.len:
             key = x.text(x.m.correlation).strip()
         elif self._call_id_re is not None:
             found = self._call_id_re.search(call.call_id)
