@@ -249,6 +249,7 @@ cdef extern from "sip/ws_sip.h":
         WS_SIP_SUBSCRIBE
         WS_SIP_MESSAGE
         WS_SIP_PUBLISH
+        WS_SIP_METHOD_COUNT
 
     ctypedef enum ws_sip_status:
         WS_SIP_OK

@@ -13,10 +13,60 @@
 # them (answered = answer_ts set; ending = end_ts set; challenged; cancelled).
 
 
+
+from cpython.ref cimport PyObject
+
+
+# A call's transaction keys (64-bit hashes of a message's transaction fields),
+# one generation of them: open addressing, 0 marks an empty slot. The table is
+# allocated at the ninth key; until then the keys sit in `few`.
+cdef enum:
+    FEW_KEYS = 8
+
+cdef struct KeySet:
+    uint64_t few[FEW_KEYS]
+    uint64_t *slots                        # NULL while count <= FEW_KEYS
+    uint32_t cap                           # slots' size, a power of two
+    uint32_t count
+    bint has_zero                          # the key 0 itself (it would read as empty)
+
+
+# An SDP destination bound to the call, and whose SDP announced it.
+cdef enum MediaSide:
+    SIDE_CALLER = 0
+    SIDE_CALLEE = 1
+
+cdef struct MediaEntry:
+    uint8_t addr[16]
+    uint16_t port
+    uint8_t side                           # MediaSide
+
+
+# The open calls by Call-ID bytes: open addressing (linear probing, deletion
+# by backward shift); each slot holds one reference to its Call.
+cdef enum:
+    MIN_CALL_SLOTS = 1024                  # the table's first size; it doubles at half full
+
+cdef struct CallSlot:
+    uint64_t hash                          # 0: empty (hashes are made odd)
+    PyObject *call
+
+
+# Timers: a binary heap on (due, seq); each entry holds one reference to its
+# Call. An entry is current while its seq is the call's timer_seq.
+cdef struct TimerEntry:
+    double due
+    uint64_t seq
+    PyObject *call
+
+
 cdef class Call:
     # identity
     cdef public uint32_t call_ref          # the engine's key for this call's media bindings
     cdef public object call_id, from_uri, to_uri, from_tag
+    cdef bytes cid_raw                     # the Call-ID as on the wire (the table's key), and its hash
+    cdef uint64_t cid_hash
+    cdef bytes from_tag_raw                # the From-tag as on the wire, for from_caller's compare
     cdef public object caller              # (addr16, port) the first INVITE came from
     cdef public object correlation_id      # B2BUA: the legs' shared id, or None
     cdef public int leg
@@ -25,30 +75,40 @@ cdef class Call:
     cdef public long long invite_cseq
     cdef public object pdd_ms, pdd_end     # None until the first 18x or 2xx
     cdef public bint ringing, proceeding   # proceeding: any 1xx came, Timer B no longer applies
-    cdef public set early_dialogs          # To-tags of forks
+    cdef set _early_dialogs                # To-tags of forks (early_dialogs); None until the first
     cdef public object final_code
     cdef public bint challenged, cancelled
     cdef public object challenge_ts
     # answer and end
     cdef public object answer_ts, answer_to_tag
-    cdef public dict answer_tags           # top Via branch -> To-tag of its first 2xx
+    cdef dict _answer_tags                 # top Via branch -> To-tag of its first 2xx (answer_tags); None until then
     cdef public object end_ts, ended_by, reason, bye_code, bye_ts
     cdef public object session_expires, refreshed_ts
     # activity, for the timers
     cdef public double last_sip_ts
     cdef public object last_rtp_ts, media_asked_ts
     cdef public long long timer_rank       # recency order in CallTracker.calls
+    cdef uint64_t timer_seq                # seq of its current heap entry (0: none)
+    cdef double timer_due                  # that entry's due time (inf: none)
+    cdef bint dirty                        # changed since the last tick: its timer is looked at then
+    # the tracker's table of open calls
+    cdef bint in_table
+    cdef PyObject *older                   # neighbours in recency order (borrowed: the table holds them)
+    cdef PyObject *newer
     # media and counters
     cdef public int holds, retransmissions
     cdef public object labels              # warpsniff.labels.CallLabels; None until labelled
-    cdef public dict media                 # (addr16, port) -> "caller" | "callee" side
+    cdef MediaEntry *media_entries         # the destinations bound to it (media), in binding order
+    cdef uint32_t n_media, media_cap
+    cdef dict _media_view                  # media as a dict, made when read, dropped on change
     cdef public dict payload_names         # pt -> encoding, from a=rtpmap
-    cdef public set seen                   # transaction keys (64-bit hashes), for retransmissions
-    cdef set seen_before                   # the previous generation of keys (KEYS_PER_GENERATION); None until then
-    cdef public list vq_reports            # RFC 6035 PUBLISH reports about this call
+    cdef KeySet keys                       # transaction keys (seen), KEYS_PER_GENERATION at most
+    cdef KeySet keys_before                # the previous generation
+    cdef list _vq_reports                  # RFC 6035 PUBLISH reports about this call (vq_reports); None until one
     cdef public bint done, evicted
 
     cdef bint remember(self, uint64_t key) except -1
+    cdef int add_media(self, const uint8_t *a16, uint16_t port, uint8_t side) except -1
 
 
 cdef class _Message:
@@ -83,44 +143,63 @@ cdef class CallTracker:
     cdef Py_ssize_t _max_calls
     cdef public list observers             # f(h, ts, src, dst) per parsed message (proxy health)
     cdef public list taps                  # f(h, ts, src, dst) per message handed in, any status
-    cdef public object calls               # OrderedDict call_id -> Call, least recently active first
+    # the open calls (calls: a CallTable view), least recently active first
+    cdef CallSlot *slots                   # by Call-ID
+    cdef uint32_t slot_mask                # slots' size - 1 (a power of two)
+    cdef Py_ssize_t n_open
+    cdef PyObject *oldest                  # ends of the recency list (Call.older/newer)
+    cdef PyObject *newest
+    cdef public dict open_by_ref           # call_ref -> Call, the same calls (tracks, media_activity)
     cdef public object seen_other          # OrderedDict of transaction keys outside any call
     cdef public object legs                # OrderedDict correlation id -> legs seen
     cdef public object recent              # OrderedDict of finished calls, for stragglers
     cdef public long long next_ref
     cdef public double now
-    cdef public list _timers               # heap of (due, seq, call_ref)
-    cdef public dict _timed                # call_ref -> [call, seq of its valid heap entry, due]
-    cdef public dict _dirty                # call_ref -> call changed since the last tick
-    cdef public long long _seq
+    # timers (tick): a heap of TimerEntry, never later than the first capture time its
+    # call can time out at; calls changed since the last tick are looked at then
+    cdef TimerEntry *timers
+    cdef uint32_t n_timers, timers_cap
+    cdef list _dirty                       # calls with Call.dirty set, in the order they were marked
+    cdef uint64_t _seq
     cdef public object media_probe
     cdef public uint64_t records_fed       # signalling records taken from engines (feed)
     cdef object _engine
     cdef Engine _native                    # _engine when it is one native Engine: binds without Python
     cdef object _stats
-    cdef dict _by_method                   # _stats.by_method, updated per request
+    cdef uint64_t n_by_method[WS_SIP_METHOD_COUNT]   # requests by the scan's method (stats.by_method)
+    cdef dict _other_methods               # requests by name, for methods the scan does not know
+    cdef list _method_order                # method names in the order first seen (by_method's order)
     cdef uint64_t n_messages, n_requests, n_responses, n_retransmissions
     cdef object _call_id_re
     cdef readonly bytes corr_name          # the correlation header, lower case, for the scan
     cdef _Message _msg                     # reused for every message
     cdef ws_sdp *_sdp                      # one body's scan
 
+    cdef Call _lookup(self, const uint8_t *cid, uint32_t n, uint64_t h)
+    cdef int _insert(self, Call call) except -1
+    cdef int _remove(self, Call call) except -1
+    cdef void _to_newest(self, Call call) noexcept
+    cdef int _grow_slots(self) except -1
+    cdef int _push_timer(self, Call call, double due) except -1
+    cdef Call _pop_timer(self, double *due, uint64_t *seq)
+    cdef int _mark_dirty(self, Call call) except -1
+    cdef int _count_method(self, _Message x) except -1
     cdef int _take(self, _Message x) except -1
-    cdef void _touch(self, Call call, str cid, double ts) except *
-    cdef bint _retransmitted(self, _Message x, Call open_call, str cid, uint64_t key,
-                             bint remember_outside) except -1
+    cdef void _touch(self, Call call, double ts) except *
+    cdef bint _retransmitted(self, _Message x, Call open_call, uint64_t key, bint remember_outside) except -1
     cdef void _count_retransmission(self, Call open_call) noexcept
-    cdef int _request(self, _Message x, str cid, Call call) except -1
-    cdef int _initial_invite(self, Call call, _Message x, str cid) except -1
+    cdef int _request(self, _Message x, Call call) except -1
+    cdef int _initial_invite(self, Call call, _Message x) except -1
     cdef object _invite_info(self, _Message x)
     cdef int _correlate(self, Call call, _Message x) except -1
-    cdef int _response(self, _Message x, str cid, Call call) except -1
+    cdef int _response(self, _Message x, Call call) except -1
     cdef int _invite_response(self, Call call, _Message x) except -1
     cdef int _offer_answer(self, Call call, _Message x) except -1
-    cdef int _bind(self, Call call, const uint8_t *base, str side, bint in_dialog) except -1
-    cdef bint _bind_one(self, Call call, bytes a16, uint16_t port, str side, list pts, const ws_pt_entry *cpts,
-                        uint32_t npts, int64_t since_ns) except -1
+    cdef int _bind(self, Call call, const uint8_t *base, uint8_t side, bint in_dialog) except -1
+    cdef bint _bind_one(self, Call call, const uint8_t *a16, uint16_t port, uint8_t side, list pts,
+                        const ws_pt_entry *cpts, uint32_t npts, int64_t since_ns) except -1
     cdef int _finish(self, Call call, bint pop=*) except -1
     cdef int _schedule(self, Call call, bint reschedule) except -1
+    cdef void _sift_up(self, uint32_t i) noexcept
     cdef double _deadline(self, Call call) except? -1
     cdef bint _expired(self, Call call, double now) except -1

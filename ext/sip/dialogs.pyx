@@ -12,9 +12,9 @@
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.dict cimport PyDict_GetItem
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, PyObject
 from libc.math cimport isnan, llrint
-from libc.stdlib cimport malloc
+from libc.stdlib cimport malloc, realloc
 from libc.string cimport memcmp, memset
 
 cdef extern from *:
@@ -78,11 +78,18 @@ cdef _load_python_side():
 
 
 def termination_reason(code):
+    return _termination_reason(code)
+
+
+cdef dict _REASON_BY_CODE = REASON_BY_CODE
+
+
+cdef str _termination_reason(object code):
     if code is None:
         return "timeout"
     if 200 <= code < 300:
         return "normal"
-    return REASON_BY_CODE.get(code, "failed")
+    return _REASON_BY_CODE.get(code, "failed")
 
 
 def addr16(str text):
@@ -243,6 +250,90 @@ cdef inline bint _is(const uint8_t *p, uint32_t n, const char *lit, uint32_t k) 
     return n == k and memcmp(p, lit, k) == 0
 
 
+# -- a call's transaction keys (KeySet, dialogs.pxd) -------------------------
+
+cdef bint _keys_has(const KeySet *s, uint64_t k) noexcept:
+    cdef uint32_t i, mask
+    if k == 0:
+        return s.has_zero
+    if s.slots == NULL:
+        for i in range(s.count - s.has_zero):
+            if s.few[i] == k:
+                return True
+        return False
+    mask = s.cap - 1
+    i = <uint32_t>(k ^ (k >> 32)) & mask
+    while s.slots[i] != 0:
+        if s.slots[i] == k:
+            return True
+        i = (i + 1) & mask
+    return False
+
+
+cdef inline void _keys_put(uint64_t *slots, uint32_t mask, uint64_t k) noexcept:
+    cdef uint32_t i = <uint32_t>(k ^ (k >> 32)) & mask
+    while slots[i] != 0:
+        i = (i + 1) & mask
+    slots[i] = k
+
+
+cdef int _keys_resize(KeySet *s, uint32_t cap) except -1:
+    cdef uint64_t *slots = <uint64_t *>calloc(cap, sizeof(uint64_t))
+    cdef uint32_t i
+    if slots == NULL:
+        raise MemoryError()
+    if s.slots == NULL:
+        for i in range(s.count - s.has_zero):
+            _keys_put(slots, cap - 1, s.few[i])
+    else:
+        for i in range(s.cap):
+            if s.slots[i] != 0:
+                _keys_put(slots, cap - 1, s.slots[i])
+        free(s.slots)
+    s.slots = slots
+    s.cap = cap
+    return 0
+
+
+cdef int _keys_add(KeySet *s, uint64_t k) except -1:
+    """Adds k (not in s)."""
+    cdef uint32_t n = s.count - s.has_zero   # keys other than 0
+    if k == 0:
+        s.has_zero = True
+    elif s.slots == NULL and n < FEW_KEYS:
+        s.few[n] = k
+    else:
+        if s.slots == NULL:
+            _keys_resize(s, 4 * FEW_KEYS)
+        elif 2 * (n + 1) > s.cap:
+            _keys_resize(s, 2 * s.cap)
+        _keys_put(s.slots, s.cap - 1, k)
+    s.count += 1
+    return 0
+
+
+cdef void _keys_clear(KeySet *s) noexcept:
+    free(s.slots)
+    memset(s, 0, sizeof(KeySet))
+
+
+cdef list _keys_list(const KeySet *s):
+    cdef uint32_t i
+    out = [0] if s.has_zero else []
+    if s.slots == NULL:
+        for i in range(s.count - s.has_zero):
+            out.append(s.few[i])
+    else:
+        for i in range(s.cap):
+            if s.slots[i] != 0:
+                out.append(s.slots[i])
+    return out
+
+
+cdef str _side_name(uint8_t side):
+    return "caller" if side == SIDE_CALLER else "callee"
+
+
 cdef class Call:
     """One INVITE attempt (state in sip/dialogs.pxd)."""
 
@@ -252,16 +343,107 @@ cdef class Call:
         for name, value in fields.items():
             setattr(self, name, value)
 
+    def __dealloc__(self):
+        _keys_clear(&self.keys)
+        _keys_clear(&self.keys_before)
+        free(self.media_entries)
+
     cdef bint remember(self, uint64_t key) except -1:
         """Was this transaction key seen before? If not, it is now (the older
         generation of keys is dropped when the current one is full)."""
-        k = key   # one int object for the lookups and the insert
-        if k in self.seen or (self.seen_before is not None and k in self.seen_before):
+        if _keys_has(&self.keys, key) or _keys_has(&self.keys_before, key):
             return True
-        if len(self.seen) >= KEYS_PER_GENERATION:
-            self.seen_before, self.seen = self.seen, set()
-        self.seen.add(k)
+        if self.keys.count >= KEYS_PER_GENERATION:
+            _keys_clear(&self.keys_before)
+            self.keys_before = self.keys
+            memset(&self.keys, 0, sizeof(KeySet))
+        _keys_add(&self.keys, key)
         return False
+
+    cdef int add_media(self, const uint8_t *a16, uint16_t port, uint8_t side) except -1:
+        """A destination bound to the call (a dict's semantics: a known one
+        keeps its place and takes the new side)."""
+        cdef uint32_t i
+        cdef MediaEntry *e
+        self._media_view = None
+        for i in range(self.n_media):
+            e = &self.media_entries[i]
+            if e.port == port and memcmp(e.addr, a16, 16) == 0:
+                e.side = side
+                return 0
+        if self.n_media == self.media_cap:
+            e = <MediaEntry *>realloc(self.media_entries, (2 * self.media_cap + 2) * sizeof(MediaEntry))
+            if e == NULL:
+                raise MemoryError()
+            self.media_entries = e
+            self.media_cap = 2 * self.media_cap + 2
+        e = &self.media_entries[self.n_media]
+        memcpy(e.addr, a16, 16)
+        e.port = port
+        e.side = side
+        self.n_media += 1
+        return 0
+
+    @property
+    def media(self):
+        """(addr16, port) -> "caller" | "callee": the SDP destinations bound to
+        the call, and whose SDP announced each."""
+        cdef uint32_t i
+        cdef MediaEntry *e
+        if self._media_view is None:
+            view = {}
+            for i in range(self.n_media):
+                e = &self.media_entries[i]
+                view[(PyBytes_FromStringAndSize(<const char *>e.addr, 16), e.port)] = _side_name(e.side)
+            self._media_view = view
+        return self._media_view
+
+    @media.setter
+    def media(self, value):
+        self.n_media = 0
+        view = dict(value)
+        for (a16, port), side in view.items():
+            if isinstance(a16, bytes) and len(a16) == 16:
+                self.add_media(a16, port, SIDE_CALLER if side == "caller" else SIDE_CALLEE)
+        self._media_view = view
+
+    @property
+    def seen(self):
+        """The transaction keys of the current generation."""
+        return set(_keys_list(&self.keys))
+
+    @property
+    def early_dialogs(self):
+        """To-tags of the early dialogs (forks)."""
+        if self._early_dialogs is None:
+            self._early_dialogs = set()
+        return self._early_dialogs
+
+    @early_dialogs.setter
+    def early_dialogs(self, value):
+        self._early_dialogs = value
+
+    @property
+    def answer_tags(self):
+        """Top Via branch -> To-tag of its first 2xx."""
+        if self._answer_tags is None:
+            self._answer_tags = {}
+        return self._answer_tags
+
+    @answer_tags.setter
+    def answer_tags(self, value):
+        self._answer_tags = value
+
+    @property
+    def vq_reports(self):
+        """RFC 6035 quality reports about this call."""
+        if self._vq_reports is None:
+            self._vq_reports = []
+        return self._vq_reports
+
+    @vq_reports.setter
+    def vq_reports(self, value):
+        self._vq_reports = value
 
     @property
     def answered(self):
@@ -281,7 +463,7 @@ cdef class Call:
 
 cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri, object to_uri, object from_tag,
                       double invite_ts, long long invite_cseq, object caller):
-    """A call's identity and its empty tables (Call() and the tracker's new calls)."""
+    """A call's identity (Call() and the tracker's new calls; its tables start empty)."""
     c.call_ref = call_ref
     c.call_id = call_id
     c.from_uri = from_uri
@@ -291,13 +473,17 @@ cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri
     c.invite_cseq = invite_cseq
     c.caller = caller
     c.leg = 1
-    c.early_dialogs = set()
-    c.answer_tags = {}
-    c.media = {}
     c.payload_names = {}
-    c.seen = set()
-    c.vq_reports = []
+    c.timer_due = _INF
     return c
+
+
+cdef inline bint _is_ascii(const uint8_t *p, uint32_t n) noexcept:
+    cdef uint32_t i
+    cdef uint8_t seen = 0
+    for i in range(n):
+        seen |= p[i]
+    return seen < 0x80
 
 
 cdef class _Message:
@@ -343,8 +529,17 @@ cdef class _Message:
         return self._headers
 
     cdef bint from_caller(self, Call call) except -1:
-        """The message's From-tag is the caller's."""
-        return self.text(self.m.from_tag) == call.from_tag
+        """The message's From-tag is the caller's (as text: raw bytes that differ
+        only where UTF-8 decoding replaced them compare as the text does)."""
+        cdef ws_span sp = self.m.from_tag
+        cdef bytes raw = call.from_tag_raw
+        cdef const uint8_t *tag = self.base + sp.off
+        if raw is not None:
+            if <uint32_t>len(raw) == sp.len and memcmp(<const char *>raw, tag, sp.len) == 0:
+                return True
+            if _is_ascii(tag, sp.len) and _is_ascii(<const uint8_t *>(<const char *>raw), <uint32_t>len(raw)):
+                return False
+        return self.text(sp) == call.from_tag
 
 
 PT_KIND_NAMES = {kind: name for name, kind in PT_KINDS.items()}
@@ -493,16 +688,87 @@ cdef object _sdp_from_description(object sd, ws_sdp *s):
     return bytes(buf)
 
 
+cdef inline bint _timer_before(const TimerEntry *a, const TimerEntry *b) noexcept:
+    return a.due < b.due or (a.due == b.due and a.seq < b.seq)
+
+
+cdef inline uint64_t _cid_hash(const uint8_t *cid, uint32_t n) noexcept:
+    return _fnv_bytes(FNV_OFFSET, cid, n) | 1   # odd: 0 marks an empty CallSlot
+
+
+cdef class CallTable:
+    """CallTracker.calls: the open calls, Call-ID -> Call, least recently
+    active first. A read-only view of the tracker's table; keys(), values()
+    and items() are lists (snapshots)."""
+    cdef CallTracker tracker
+
+    def __len__(self):
+        return self.tracker.n_open
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __contains__(self, call_id):
+        return self.get(call_id) is not None
+
+    def __getitem__(self, call_id):
+        call = self.get(call_id)
+        if call is None:
+            raise KeyError(call_id)
+        return call
+
+    def get(self, call_id, default=None):
+        cdef bytes raw
+        if isinstance(call_id, str):
+            raw = call_id.encode("utf-8", "surrogateescape")
+            call = self.tracker._lookup(<const uint8_t *>(<const char *>raw), <uint32_t>len(raw),
+                                        _cid_hash(<const uint8_t *>(<const char *>raw), <uint32_t>len(raw)))
+            if call is not None and call.call_id == call_id:
+                return call
+        for call in self.values():   # a Call-ID whose bytes did not decode as UTF-8
+            if call.call_id == call_id:
+                return call
+        return default
+
+    def values(self):
+        cdef list out = []
+        cdef PyObject *p = self.tracker.oldest
+        while p != NULL:
+            out.append(<Call>p)
+            p = (<Call>p).newer
+        return out
+
+    def keys(self):
+        return [call.call_id for call in self.values()]
+
+    def items(self):
+        return [(call.call_id, call) for call in self.values()]
+
+    def __repr__(self):
+        return f"CallTable({len(self)} open calls)"
+
+
 cdef class CallTracker:
     """Consumes SIP messages in capture order; hands finished calls to `on_call`."""
 
     def __cinit__(self):
         self._sdp = <ws_sdp *>calloc(1, sizeof(ws_sdp))
-        if self._sdp == NULL:
+        self.slots = <CallSlot *>calloc(MIN_CALL_SLOTS, sizeof(CallSlot))
+        if self._sdp == NULL or self.slots == NULL:
             raise MemoryError()
+        self.slot_mask = MIN_CALL_SLOTS - 1
 
     def __dealloc__(self):
+        cdef uint32_t i
         free(self._sdp)
+        if self.slots != NULL:
+            for i in range(self.slot_mask + 1):
+                if self.slots[i].hash:
+                    Py_XDECREF(self.slots[i].call)
+            free(self.slots)
+        for i in range(self.n_timers):
+            Py_XDECREF(self.timers[i].call)
+        free(self.timers)
 
     def __init__(self, engine, config=None, on_call=None, on_attempt=None, label_config=None, on_pdd=None):
         _load_python_side()
@@ -514,9 +780,10 @@ cdef class CallTracker:
         self.label_config = label_config   # warpsniff.labels.LabelConfig, or None: all "unknown"
         self.observers = []
         self.taps = []
-        self.calls = OrderedDict()
+        self.open_by_ref = {}
         self._stats = _CallStats()
-        self._by_method = self._stats.by_method
+        self._other_methods = {}
+        self._method_order = []
         # transaction keys of messages that belong to no call (REGISTER, OPTIONS,
         # stragglers); a call's own keys live and die with the call
         self.seen_other = OrderedDict()
@@ -524,16 +791,13 @@ cdef class CallTracker:
         self.recent = OrderedDict()
         self.next_ref = 1
         self.now = 0.0
-        # Timers (tick): a heap of (due, seq, call_ref), `due` never later than the
-        # first capture time the call can time out at, so a tick looks only at the
-        # calls whose entry is due instead of at every open call. _timed: call_ref ->
-        # [call, seq of its valid heap entry, that entry's due]; heap entries whose
-        # seq differs are stale. Every message for a call and every new call moves
-        # it to the end of `calls` and takes the next _seq as its Call.timer_rank,
-        # so sorting by rank gives `calls`' order.
-        self._timers = []
-        self._timed = {}
-        self._dirty = {}
+        # Timers (tick): a heap whose entries are due never later than the first
+        # capture time their call can time out at, so a tick looks only at the calls
+        # whose entry is due instead of at every open call; an entry whose seq is not
+        # its call's timer_seq is stale. Every message for a call and every new call
+        # moves it to the newest end of `calls` and takes the next _seq as its
+        # Call.timer_rank, so sorting by rank gives `calls`' order.
+        self._dirty = []
         self._seq = 0
         # RTP activity, asked for only when a timer is due: f(call_refs) -> {call_ref:
         # latest RTP time (s)} (Pipeline: from the engine's stream table). None: the
@@ -545,6 +809,178 @@ cdef class CallTracker:
         header = self.config.correlation_header
         self.corr_name = header.lower().encode() if header else None
         self._msg = _Message.__new__(_Message)
+
+    @property
+    def calls(self):
+        """The open calls: Call-ID -> Call, least recently active first (a CallTable;
+        a new view each time: one kept here would make a reference cycle)."""
+        cdef CallTable view = CallTable.__new__(CallTable)
+        view.tracker = self
+        return view
+
+    # -- the table of open calls --------------------------------------------------
+
+    cdef Call _lookup(self, const uint8_t *cid, uint32_t n, uint64_t h):
+        cdef uint32_t i = <uint32_t>h & self.slot_mask
+        cdef CallSlot *slot
+        cdef Call call
+        while True:
+            slot = &self.slots[i]
+            if slot.hash == 0:
+                return None
+            if slot.hash == h:
+                call = <Call>slot.call
+                if <uint32_t>len(call.cid_raw) == n and memcmp(<const char *>call.cid_raw, cid, n) == 0:
+                    return call
+            i = (i + 1) & self.slot_mask
+
+    cdef int _grow_slots(self) except -1:
+        cdef uint32_t i, j, size = self.slot_mask + 1
+        cdef uint32_t mask = 2 * size - 1
+        cdef CallSlot *slots = <CallSlot *>calloc(2 * size, sizeof(CallSlot))
+        if slots == NULL:
+            raise MemoryError()
+        for i in range(size):
+            if self.slots[i].hash:
+                j = <uint32_t>self.slots[i].hash & mask
+                while slots[j].hash:
+                    j = (j + 1) & mask
+                slots[j] = self.slots[i]
+        free(self.slots)
+        self.slots = slots
+        self.slot_mask = mask
+        return 0
+
+    cdef int _insert(self, Call call) except -1:
+        """Adds a call (its Call-ID not in the table) as the newest."""
+        cdef uint32_t i
+        if 2 * (self.n_open + 1) > self.slot_mask + 1:
+            self._grow_slots()
+        i = <uint32_t>call.cid_hash & self.slot_mask
+        while self.slots[i].hash:
+            i = (i + 1) & self.slot_mask
+        self.slots[i].hash = call.cid_hash
+        self.slots[i].call = <PyObject *>call
+        Py_INCREF(call)
+        call.in_table = True
+        call.older = self.newest
+        call.newer = NULL
+        if self.newest != NULL:
+            (<Call>self.newest).newer = <PyObject *>call
+        else:
+            self.oldest = <PyObject *>call
+        self.newest = <PyObject *>call
+        self.n_open += 1
+        self.open_by_ref[call.call_ref] = call
+        return 0
+
+    cdef int _remove(self, Call call) except -1:
+        """Takes a call out of the table (the caller holds a reference to it)."""
+        cdef uint32_t i = <uint32_t>call.cid_hash & self.slot_mask, j, home, mask = self.slot_mask
+        if not call.in_table:
+            return 0
+        while self.slots[i].call != <PyObject *>call:
+            i = (i + 1) & mask
+        j = i
+        while True:   # backward shift: no entry may sit before its home slot with a gap between
+            j = (j + 1) & mask
+            if self.slots[j].hash == 0:
+                break
+            home = <uint32_t>self.slots[j].hash & mask
+            if (i <= j and (home <= i or home > j)) or (i > j and home <= i and home > j):
+                self.slots[i] = self.slots[j]
+                i = j
+        self.slots[i].hash = 0
+        self.slots[i].call = NULL
+        if call.older != NULL:
+            (<Call>call.older).newer = call.newer
+        else:
+            self.oldest = call.newer
+        if call.newer != NULL:
+            (<Call>call.newer).older = call.older
+        else:
+            self.newest = call.older
+        call.older = call.newer = NULL
+        call.in_table = False
+        self.n_open -= 1
+        del self.open_by_ref[call.call_ref]
+        Py_DECREF(call)
+        return 0
+
+    cdef void _to_newest(self, Call call) noexcept:
+        if <PyObject *>call == self.newest or not call.in_table:
+            return
+        if call.older != NULL:
+            (<Call>call.older).newer = call.newer
+        else:
+            self.oldest = call.newer
+        (<Call>call.newer).older = call.older
+        call.older = self.newest
+        call.newer = NULL
+        (<Call>self.newest).newer = <PyObject *>call
+        self.newest = <PyObject *>call
+
+    # -- the timer heap -------------------------------------------------------------
+
+    cdef int _push_timer(self, Call call, double due) except -1:
+        cdef uint32_t i, parent
+        cdef TimerEntry *grown
+        cdef TimerEntry entry
+        if self.n_timers == self.timers_cap:
+            grown = <TimerEntry *>realloc(self.timers, (2 * self.timers_cap + 64) * sizeof(TimerEntry))
+            if grown == NULL:
+                raise MemoryError()
+            self.timers = grown
+            self.timers_cap = 2 * self.timers_cap + 64
+        self._seq += 1
+        call.timer_seq = self._seq
+        call.timer_due = due
+        entry.due = due
+        entry.seq = self._seq
+        entry.call = <PyObject *>call
+        Py_INCREF(call)
+        i = self.n_timers
+        self.n_timers += 1
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _timer_before(&entry, &self.timers[parent]):
+                break
+            self.timers[i] = self.timers[parent]
+            i = parent
+        self.timers[i] = entry
+        return 0
+
+    cdef Call _pop_timer(self, double *due, uint64_t *seq):
+        """The earliest entry, out of the heap: its call (the heap's reference
+        handed over), due time and seq."""
+        cdef TimerEntry top = self.timers[0], last
+        cdef uint32_t i = 0, child, n
+        self.n_timers -= 1
+        n = self.n_timers
+        if n:
+            last = self.timers[n]
+            while True:
+                child = 2 * i + 1
+                if child >= n:
+                    break
+                if child + 1 < n and _timer_before(&self.timers[child + 1], &self.timers[child]):
+                    child += 1
+                if not _timer_before(&self.timers[child], &last):
+                    break
+                self.timers[i] = self.timers[child]
+                i = child
+            self.timers[i] = last
+        due[0] = top.due
+        seq[0] = top.seq
+        call = <Call>top.call
+        Py_DECREF(call)
+        return call
+
+    cdef int _mark_dirty(self, Call call) except -1:
+        if not call.dirty:
+            call.dirty = True
+            self._dirty.append(call)
+        return 0
 
     @property
     def config(self):
@@ -576,7 +1012,27 @@ cdef class CallTracker:
         s.requests = self.n_requests
         s.responses = self.n_responses
         s.retransmissions = self.n_retransmissions
+        by_method = s.by_method
+        by_method.clear()
+        for name in self._method_order:
+            n = self._other_methods.get(name)
+            by_method[name] = n if n is not None else self.n_by_method[_SIP_METHODS.index(name)]
         return s
+
+    cdef int _count_method(self, _Message x) except -1:
+        cdef int method = x.m.method
+        if method != WS_SIP_OTHER:
+            if self.n_by_method[method] == 0:
+                self._method_order.append(_SIP_METHODS[method])
+            self.n_by_method[method] += 1
+            return 0
+        name = x.method()
+        n = self._other_methods.get(name)
+        if n is None:
+            self._method_order.append(name)
+            n = 0
+        self._other_methods[name] = n + 1
+        return 0
 
     # -- input ---------------------------------------------------------------
 
@@ -641,8 +1097,9 @@ cdef class CallTracker:
 
     cdef int _take(self, _Message x) except -1:
         cdef ws_sip_msg *m = &x.m
-        cdef uint64_t key
+        cdef uint64_t key, h
         cdef bint starts_call
+        cdef const uint8_t *cid
         if x.ts > self.now:
             self.now = x.ts
         self.n_messages += 1
@@ -655,38 +1112,35 @@ cdef class CallTracker:
         if self.observers:
             for observe in self.observers:
                 observe(x.headers(), x.ts, x.src_t(), x.dst_t())
-        cid = x.call_id()
-        cdef PyObject *found = PyDict_GetItem(self.calls, cid)   # OrderedDict is a dict: no method call
-        cdef Call call = <Call>found if found != NULL else None
+        cid = x.base + m.call_id.off
+        h = _cid_hash(cid, m.call_id.len)
+        cdef Call call = self._lookup(cid, m.call_id.len, h)
         if m.is_request:
             self.n_requests += 1
-            method = x.method()
-            by_method = self._by_method
-            by_method[method] = by_method.get(method, 0) + 1
+            self._count_method(x)
             starts_call = m.method == WS_SIP_INVITE and m.to_tag.len == 0  # the new call will hold its key
             key = _request_key(x)
-            if self._retransmitted(x, call, cid, key, not starts_call):
+            if self._retransmitted(x, call, key, not starts_call):
                 self._count_retransmission(call)
                 return 0
-            self._request(x, cid, call)
+            self._request(x, call)
             if starts_call:
-                found = PyDict_GetItem(self.calls, cid)
-                if found != NULL:
-                    (<Call>found).remember(key)
+                call = self._lookup(cid, m.call_id.len, h)
+                if call is not None:
+                    call.remember(key)
         else:
             self.n_responses += 1
             key = _response_key(x)
-            if self._retransmitted(x, call, cid, key, True):
+            if self._retransmitted(x, call, key, True):
                 self._count_retransmission(call)
                 return 0
-            self._response(x, cid, call)
+            self._response(x, call)
         return 0
 
-    cdef bint _retransmitted(self, _Message x, Call open_call, str cid, uint64_t key,
-                             bint remember_outside) except -1:
+    cdef bint _retransmitted(self, _Message x, Call open_call, uint64_t key, bint remember_outside) except -1:
         """Seen before? Keys are kept per call (freed with it), else in a small LRU
         (keyed with the Call-ID too)."""
-        call = open_call if open_call is not None else self.recent.get(cid)
+        call = open_call if open_call is not None else self.recent.get(x.call_id())
         if call is not None:
             return (<Call>call).remember(key)
         other_key = _fnv_span(key, x.base, x.m.call_id)
@@ -722,25 +1176,25 @@ cdef class CallTracker:
         if call is not None and len(call.vq_reports) < 16:
             call.vq_reports.append(report)
 
-    cdef void _touch(self, Call call, str cid, double ts) except *:
+    cdef void _touch(self, Call call, double ts) except *:
         call.last_sip_ts = ts
-        self.calls.move_to_end(cid)
+        self._to_newest(call)
         self._seq += 1
         call.timer_rank = self._seq
-        self._dirty[call.call_ref] = call
+        self._mark_dirty(call)
 
-    cdef int _request(self, _Message x, str cid, Call call) except -1:
+    cdef int _request(self, _Message x, Call call) except -1:
         cdef ws_sip_msg *m = &x.m
         cdef bint from_caller
         if m.method == WS_SIP_PUBLISH:
             self._publish(x)
             return 0
         if call is not None:
-            self._touch(call, cid, x.ts)
+            self._touch(call, x.ts)
         method = m.method
         if method == WS_SIP_INVITE:
             if m.to_tag.len == 0:
-                self._initial_invite(call, x, cid)
+                self._initial_invite(call, x)
             elif call is not None:
                 self._stats.reinvites += 1
                 self._refresh(call, x)
@@ -752,16 +1206,16 @@ cdef class CallTracker:
                 call.cancelled = True
         elif method == WS_SIP_BYE:
             from_caller = x.from_caller(call)
-            if call.answer_tags:
+            if call._answer_tags:
                 callee_tag = x.text(m.to_tag) if from_caller else x.text(m.from_tag)
-                if callee_tag not in call.answer_tags.values():
+                if callee_tag not in call._answer_tags.values():
                     return 0  # ends a fork that lost the race, not the call
             if call.end_ts is None or call.reason == "timeout":
                 call.end_ts = x.ts
                 call.bye_ts = x.ts
                 call.ended_by = "caller" if from_caller else "callee"
                 if call.reason is None:
-                    call.reason = termination_reason(call.final_code) if call.answer_ts is not None else "cancelled"
+                    call.reason = _termination_reason(call.final_code) if call.answer_ts is not None else "cancelled"
         elif method == WS_SIP_UPDATE:
             self._refresh(call, x)
             self._offer_answer(call, x)
@@ -779,7 +1233,7 @@ cdef class CallTracker:
         return _InviteInfo(_ip_text_of(x.src), x.sport, _ip_text_of(x.dst), x.dport,
                            x.text(m.request_uri), x.text(m.from_uri), x.text(m.to_uri), headers)
 
-    cdef int _initial_invite(self, Call call, _Message x, str cid) except -1:
+    cdef int _initial_invite(self, Call call, _Message x) except -1:
         cdef ws_sip_msg *m = &x.m
         if call is not None and not call.done:
             if call.challenged and m.cseq > call.invite_cseq:
@@ -794,22 +1248,27 @@ cdef class CallTracker:
                 self._offer_answer(call, x)
                 return 0
             self._finish(call)
-        call = _start_call(Call.__new__(Call), self.next_ref, cid, x.text(m.from_uri), x.text(m.to_uri),
+        call = _start_call(Call.__new__(Call), self.next_ref, x.call_id(), x.text(m.from_uri), x.text(m.to_uri),
                            x.text(m.from_tag), x.ts, m.cseq, x.src_t())
+        call.cid_raw = PyBytes_FromStringAndSize(<const char *>x.base + m.call_id.off, m.call_id.len)
+        call.cid_hash = _cid_hash(x.base + m.call_id.off, m.call_id.len)
+        call.from_tag_raw = PyBytes_FromStringAndSize(<const char *>x.base + m.from_tag.off, m.from_tag.len)
         call.last_sip_ts = x.ts
         self.next_ref += 1
-        call.session_expires = _session_expires(x.text(m.session_expires))
+        if m.session_expires.len:
+            call.session_expires = _session_expires(x.text(m.session_expires))
         if self.corr_name is not None or self._call_id_re is not None:
             self._correlate(call, x)
         if self.label_config is not None:
             call.labels = self.label_config.labels(self._invite_info(x))
-        self.calls[cid] = call
+        self._insert(call)
         self._seq += 1
         call.timer_rank = self._seq
-        self._timed[call.call_ref] = [call, -1, _INF]   # no heap entry until the next tick
-        self._dirty[call.call_ref] = call
-        if len(self.calls) > self._max_calls:
-            _, oldest = self.calls.popitem(last=False)
+        self._mark_dirty(call)   # no heap entry until the next tick
+        cdef Call oldest
+        if self.n_open > self._max_calls:
+            oldest = <Call>self.oldest
+            self._remove(oldest)
             oldest.evicted = True
             self._stats.evicted += 1
             if oldest.end_ts is None:
@@ -848,12 +1307,12 @@ cdef class CallTracker:
 
     # -- responses ------------------------------------------------------------
 
-    cdef int _response(self, _Message x, str cid, Call call) except -1:
+    cdef int _response(self, _Message x, Call call) except -1:
         cdef ws_sip_msg *m = &x.m
         if call is None:
             self._stats.orphan_responses += 1
             return 0
-        self._touch(call, cid, x.ts)
+        self._touch(call, x.ts)
         cdef int code = m.code
         cdef int cseq_method = m.cseq_method
         if cseq_method == WS_SIP_BYE:
@@ -893,15 +1352,20 @@ cdef class CallTracker:
                     call.pdd_end = pdd_end
                     self.on_pdd(call)
                 call.ringing = call.ringing or code != 183
-                if m.to_tag.len and len(call.early_dialogs) < MAX_FORKS:
-                    call.early_dialogs.add(x.text(m.to_tag))
+                if m.to_tag.len:
+                    if call._early_dialogs is None:
+                        call._early_dialogs = set()
+                    if len(call._early_dialogs) < MAX_FORKS:
+                        call._early_dialogs.add(x.text(m.to_tag))
             self._offer_answer(call, x)
             return 0
         if code < 300:
             to_tag = x.text(m.to_tag)
             call.answer_ts = x.ts
             call.answer_to_tag = to_tag
-            call.answer_tags[x.text(m.via_branch)] = to_tag
+            if call._answer_tags is None:
+                call._answer_tags = {}
+            call._answer_tags[x.text(m.via_branch)] = to_tag
             call.final_code = code
             call.challenged = False
             if call.pdd_ms is None:
@@ -922,7 +1386,7 @@ cdef class CallTracker:
             return 0
         call.final_code = code
         call.end_ts = x.ts
-        call.reason = termination_reason(code)
+        call.reason = _termination_reason(code)
         if code == 487 or call.cancelled:
             call.ended_by = "caller"
         self._finish(call)
@@ -957,11 +1421,11 @@ cdef class CallTracker:
         if s.media_dropped or s.formats_dropped or s.rtpmap_dropped:
             self._stats.sdp_truncated += 1
         # a request from the caller, or a response to one, says whose address this is
-        side = "caller" if m.is_request == x.from_caller(call) else "callee"
-        self._bind(call, base, side, m.to_tag.len != 0 and call.answer_ts is not None)
+        self._bind(call, base, SIDE_CALLER if m.is_request == x.from_caller(call) else SIDE_CALLEE,
+                   m.to_tag.len != 0 and call.answer_ts is not None)
         return 0
 
-    cdef int _bind(self, Call call, const uint8_t *base, str side, bint in_dialog) except -1:
+    cdef int _bind(self, Call call, const uint8_t *base, uint8_t side, bint in_dialog) except -1:
         """Binds each RTP m= line's destination to the call (self._sdp, spans into base)."""
         cdef ws_sdp *s = self._sdp
         cdef ws_sdp_media *md
@@ -1013,9 +1477,8 @@ cdef class CallTracker:
                         pts.append((f.value, entry.clock, PT_KIND_NAMES[kind]))
                     names[f.value] = enc
             port = md.port
-            a16 = PyBytes_FromStringAndSize(<const char *>conn.addr.b, 16)
-            if a16 != _UNSPECIFIED_V4:
-                self._bind_one(call, a16, port, side, pts, cpts, npts, since_ns)
+            if memcmp(conn.addr.b, <const char *>_UNSPECIFIED_V4, 16) != 0:
+                self._bind_one(call, conn.addr.b, port, side, pts, cpts, npts, since_ns)
             if aliases:
                 alias = aliases.get(_sdp_conn_text(conn))
                 if alias:
@@ -1027,33 +1490,34 @@ cdef class CallTracker:
                         self._bind_one(call, a16, port, side, pts, cpts, npts, since_ns)
         return 0
 
-    cdef bint _bind_one(self, Call call, bytes a16, uint16_t port, str side, list pts, const ws_pt_entry *cpts,
-                        uint32_t npts, int64_t since_ns) except -1:
+    cdef bint _bind_one(self, Call call, const uint8_t *a16, uint16_t port, uint8_t side, list pts,
+                        const ws_pt_entry *cpts, uint32_t npts, int64_t since_ns) except -1:
         cdef bint ok
         if self._native is not None:
-            ok = ws_rtp_bind(&self._native.e.rtp, <const ws_addr *>(<const char *>a16), port, call.call_ref,
+            ok = ws_rtp_bind(&self._native.e.rtp, <const ws_addr *>a16, port, call.call_ref,
                              cpts, npts, since_ns) == 0
         else:
-            ok = self._engine.bind(a16, port, call.call_ref, pts, since_ns)
+            ok = self._engine.bind(PyBytes_FromStringAndSize(<const char *>a16, 16), port, call.call_ref, pts,
+                                   since_ns)
         if ok:
-            call.media[(a16, port)] = side
+            call.add_media(a16, port, side)
         return ok
 
     def media_activity(self, last_rtp_by_ref):
         """Latest RTP time per call_ref (of open calls; others are ignored)."""
-        timed = self._timed
+        cdef Call call
+        open_by_ref = self.open_by_ref
         for ref, t in last_rtp_by_ref.items():
-            entry = timed.get(ref)
-            if entry is None:
+            call = open_by_ref.get(ref)
+            if call is None:
                 continue
-            call = entry[0]
             if call.last_rtp_ts is None or t > call.last_rtp_ts:
                 call.last_rtp_ts = t
-                self._dirty[ref] = call   # the first RTP shortens the idle limit
+                self._mark_dirty(call)   # the first RTP shortens the idle limit
 
     def tracks(self, call_ref):
         """The call is open (not finished, not evicted)."""
-        return call_ref in self._timed
+        return call_ref in self.open_by_ref
 
     # -- time -----------------------------------------------------------------
 
@@ -1062,21 +1526,20 @@ cdef class CallTracker:
         whose timer is due are examined (_schedule); each by the same test a
         scan of every open call would apply, and finished in `calls`' order."""
         cdef Call call
+        cdef double due_at
+        cdef uint64_t seq
+        cdef uint32_t i, kept
         if now > self.now:
             self.now = now
-        timers, timed = self._timers, self._timed
-        for call in self._dirty.values():
+        dirty, self._dirty = self._dirty, []
+        for call in dirty:
+            call.dirty = False
             self._schedule(call, False)
-        self._dirty.clear()
         due = []
-        while timers and timers[0][0] < now:
-            _, seq, ref = heapq.heappop(timers)
-            entry = timed.get(ref)
-            if entry is None or entry[1] != seq:
+        while self.n_timers and self.timers[0].due < now:
+            call = self._pop_timer(&due_at, &seq)
+            if seq != call.timer_seq or call.done or not call.in_table:
                 continue   # stale: the call finished, or has an earlier entry
-            call = entry[0]
-            if call.done or self.calls.get(call.call_id) is not call:
-                continue
             due.append(call)
         if due and self.media_probe is not None:
             # only an answered call still up waits on its media: ask the engine now
@@ -1097,23 +1560,40 @@ cdef class CallTracker:
             expired.sort(key=_timer_rank)   # the order a scan of `calls` would meet them in
         for call in expired:
             self._finish(call)
-        if len(timers) > 2 * len(timed) + 1024:   # stale entries: rebuild with the valid ones
-            self._timers = [e for e in timers if (t := timed.get(e[2])) is not None and t[1] == e[1]]
-            heapq.heapify(self._timers)
+        if self.n_timers > 2 * self.n_open + 1024:   # stale entries: rebuild with the valid ones
+            kept = 0
+            for i in range(self.n_timers):
+                call = <Call>self.timers[i].call
+                if self.timers[i].seq == call.timer_seq and call.in_table and not call.done:
+                    self.timers[kept] = self.timers[i]
+                    kept += 1
+                else:
+                    Py_DECREF(call)
+            self.n_timers = kept
+            for i in range(kept):   # heap order: re-push in place (sift up each)
+                self._sift_up(i)
+
+    cdef void _sift_up(self, uint32_t i) noexcept:
+        cdef TimerEntry entry = self.timers[i]
+        cdef uint32_t parent
+        while i > 0:
+            parent = (i - 1) >> 1
+            if not _timer_before(&entry, &self.timers[parent]):
+                break
+            self.timers[i] = self.timers[parent]
+            i = parent
+        self.timers[i] = entry
 
     cdef int _schedule(self, Call call, bint reschedule) except -1:
         """Pushes the call's timer when it is due earlier than its current entry
         (a later deadline keeps the entry: it wakes, finds nothing, reschedules);
         `reschedule`: its entry was just popped, push whatever the deadline."""
-        entry = self._timed.get(call.call_ref)
-        if entry is None or call.done:
+        if not call.in_table or call.done:
             return 0
         cdef double due = self._deadline(call) - _TIMER_SLACK_S
-        if not reschedule and due >= entry[2]:
+        if not reschedule and due >= call.timer_due:
             return 0
-        self._seq += 1
-        heapq.heappush(self._timers, (due, self._seq, call.call_ref))
-        entry[1], entry[2] = self._seq, due
+        self._push_timer(call, due)
         return 0
 
     cdef double _deadline(self, Call call) except? -1:
@@ -1200,18 +1680,18 @@ cdef class CallTracker:
         call.done = True
         if call.reason is None:
             if call.final_code is not None and call.answer_ts is None and call.final_code not in CHALLENGES:
-                call.reason = termination_reason(call.final_code)
+                call.reason = _termination_reason(call.final_code)
             elif call.challenged:
                 call.reason = "failed"
-        for a16, port in call.media:
+        cdef uint32_t i
+        for i in range(call.n_media):
             if self._native is not None:
-                ws_rtp_unbind(&self._native.e.rtp, <const ws_addr *>(<const char *>a16), port, call.call_ref)
+                ws_rtp_unbind(&self._native.e.rtp, <const ws_addr *>call.media_entries[i].addr,
+                              call.media_entries[i].port, call.call_ref)
             else:
-                self._engine.unbind(a16, port, call.call_ref)
-        self._timed.pop(call.call_ref, None)
-        self._dirty.pop(call.call_ref, None)
-        if pop and self.calls.get(call.call_id) is call:
-            del self.calls[call.call_id]
+                self._engine.unbind(PyBytes_FromStringAndSize(<const char *>call.media_entries[i].addr, 16),
+                                    call.media_entries[i].port, call.call_ref)
+        self._remove(call)   # if not done already (an eviction takes it out first)
         self.recent[call.call_id] = call
         if len(self.recent) > RECENT_CALLS:
             self.recent.popitem(last=False)

@@ -26,6 +26,7 @@ typedef enum ws_sip_method {
     WS_SIP_SUBSCRIBE,
     WS_SIP_MESSAGE,
     WS_SIP_PUBLISH,
+    WS_SIP_METHOD_COUNT /* not a method: how many there are */
 } ws_sip_method;
 
 typedef enum ws_sip_status {
