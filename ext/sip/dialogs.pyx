@@ -451,8 +451,12 @@ cdef class Call:
 
     @property
     def duration_s(self):
+        cdef double d
         if self.answer_ts is None or self.end_ts is None:
             return None
+        if type(self.answer_ts) is float and type(self.end_ts) is float:
+            d = <double>self.end_ts - <double>self.answer_ts
+            return d if d > 0.0 else 0.0   # max(0.0, d), NaN included
         return max(0.0, self.end_ts - self.answer_ts)
 
     def __repr__(self):
@@ -490,7 +494,19 @@ cdef class _Message:
 
     cdef void reset(self, double ts) noexcept:
         self.ts = ts
-        self.keep = self._payload = self._src = self._dst = self._headers = self._call_id = None
+        # most messages make none of these: test before storing
+        if self.keep is not None:
+            self.keep = None
+        if self._payload is not None:
+            self._payload = None
+        if self._src is not None:
+            self._src = None
+        if self._dst is not None:
+            self._dst = None
+        if self._headers is not None:
+            self._headers = None
+        if self._call_id is not None:
+            self._call_id = None
 
     cdef str text(self, ws_span sp):
         return _text(self.base, sp)
@@ -692,8 +708,26 @@ cdef inline bint _timer_before(const TimerEntry *a, const TimerEntry *b) noexcep
     return a.due < b.due or (a.due == b.due and a.seq < b.seq)
 
 
+# Keyed per process, so Call-IDs cannot be chosen to collide in the table.
+cdef uint64_t _CID_SEED = int.from_bytes(__import__("os").urandom(8), "little")
+
+
 cdef inline uint64_t _cid_hash(const uint8_t *cid, uint32_t n) noexcept:
-    return _fnv_bytes(FNV_OFFSET, cid, n) | 1   # odd: 0 marks an empty CallSlot
+    """The table's hash of a Call-ID: eight bytes at a time (multiply and fold),
+    odd, since 0 marks an empty CallSlot."""
+    cdef uint64_t h = _CID_SEED ^ n, w
+    while n >= 8:
+        memcpy(&w, cid, 8)
+        h = (h ^ w) * 0xff51afd7ed558ccdULL
+        h ^= h >> 32
+        cid += 8
+        n -= 8
+    if n:
+        w = 0
+        memcpy(&w, cid, n)
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL
+        h ^= h >> 29
+    return h | 1
 
 
 cdef class CallTable:
