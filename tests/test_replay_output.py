@@ -153,8 +153,10 @@ def test_streams_of_calls_is_the_snapshot_filtered(max_streams):
 
     def checking_tick(now):
         refs = np.array([c.call_ref for c in p.tracker.calls.values()] + [1, 2, 3], dtype=np.uint32)
-        # a few refs (no numpy on the way in) and many, unsorted and repeated
-        for asked in (refs, refs[::-1].tolist() * 2, refs[:4][::-1].tolist() + refs[:2].tolist()):
+        # a few refs (no numpy on the way in) and many, unsorted and repeated; refs
+        # spread wider than the selection's bits on the stack, and than any bits at all
+        for asked in (refs, refs[::-1].tolist() * 2, refs[:4][::-1].tolist() + refs[:2].tolist(),
+                      refs.tolist() + [70_000], refs[:3].tolist() + [1 << 30]):
             chosen = np.array(sorted(set(np.asarray(asked, dtype=np.int64).tolist())), dtype=np.uint32)
             for valid_only in (True, False):
                 got = p.engine.streams_of_calls(asked, valid_only=valid_only)
@@ -194,6 +196,7 @@ def test_last_rtp_of_calls_is_the_latest_packet_of_each_calls_valid_streams():
         got = p.engine.last_rtp_of_calls(refs)
         assert got == {ref: last / 1e9 for ref, last in want.items()}
         assert p.engine.last_rtp_of_calls(refs[::-1] * 3) == got   # unsorted, repeated, more than a few
+        assert p.engine.last_rtp_of_calls(refs + [1 << 30]) == got   # refs too far apart for a bit set
         checked[0] += bool(got)
         tick(now)
 
