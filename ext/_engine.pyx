@@ -172,7 +172,7 @@ cdef class Engine:
                                    truncated=rc == WS_READ_TRUNCATED, offset=self.reader.pos)
             if rc != WS_RUN_SIGNALLING or tracker is None:
                 return rc
-            tracker.feed(self, correlator)
+            tracker._feed(self, correlator)
             done = self.e.c.frames - start
             if done >= budget:
                 return WS_RUN_BUDGET

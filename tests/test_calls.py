@@ -1268,3 +1268,43 @@ def test_tcp_connections_stopping_inside_large_messages_are_bounded_together():
     list(tcp.segment(key, 5000, SYN, b"", 1.0))
     msg = b"OPTIONS sip:x SIP/2.0\r\nCall-ID: small@x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     assert list(tcp.segment(key, 5001, 0, msg, 1.1)) == [(msg, False)]
+
+
+def test_tags_compare_as_the_text_they_decode_to():
+    """The tracker keeps a call's tags as the bytes on the wire, yet compares
+    them as text, as it always read them (invalid UTF-8 decoded with
+    replacement): two From-tags whose bytes differ only where decoding replaced
+    them are one party; two such To-tags are one early dialog; a BYE's tag
+    matches the answered leg's the same way. Expected values follow from
+    bytes.decode("utf-8", "replace"), worked here, not from the tracker."""
+    from warpsniff._engine import parse_sip
+    from test_timers import CALLEE, CALLER, NoEngine
+
+    assert b"a\xff".decode("utf-8", "replace") == b"a\xfe".decode("utf-8", "replace") == "a\ufffd"
+
+    def msg(start: bytes, cseq: bytes, from_tag: bytes, to_tag: bytes = b"", branch: bytes = b"z9hG4bK1") -> bytes:
+        to = b"To: <sip:bob@example.com>" + (b";tag=" + to_tag if to_tag else b"")
+        return (start + b"\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=" + branch +
+                b"\r\nFrom: <sip:alice@example.com>;tag=" + from_tag + b"\r\n" + to +
+                b"\r\nCall-ID: tags@test\r\nCSeq: " + cseq + b"\r\nContent-Length: 0\r\n\r\n")
+
+    done = []
+    tracker = CallTracker(NoEngine(), CallConfig(), on_call=done.append)
+
+    def feed(ts, raw, src, dst):
+        tracker.message(parse_sip(raw), raw, ts, src, dst)
+
+    feed(1.0, msg(b"INVITE sip:bob@example.com SIP/2.0", b"1 INVITE", b"a\xff"), CALLER, CALLEE)
+    feed(1.1, msg(b"SIP/2.0 180 Ringing", b"1 INVITE", b"a\xff", b"t\xff"), CALLEE, CALLER)
+    feed(1.2, msg(b"SIP/2.0 180 Ringing", b"1 INVITE", b"a\xff", b"t\xfe", b"z9hG4bK1x"), CALLEE, CALLER)
+    feed(1.3, msg(b"SIP/2.0 200 OK", b"1 INVITE", b"a\xff", b"t\xff"), CALLEE, CALLER)
+    call = tracker.calls["tags@test"]
+    assert call.early_dialogs == {"t\ufffd"}          # one early dialog: the same text
+    assert call.answer_tags == {"z9hG4bK1": "t\ufffd"}
+    assert call.from_tag == "a\ufffd"
+    # the caller hangs up with a From-tag whose bytes differ from the INVITE's, and a
+    # To-tag whose bytes differ from the answer's: the same texts, so the caller ends the call
+    feed(5.0, msg(b"BYE sip:bob@example.com SIP/2.0", b"2 BYE", b"a\xfe", b"t\xfe", b"z9hG4bK2"), CALLER, CALLEE)
+    feed(5.1, msg(b"SIP/2.0 200 OK", b"2 BYE", b"a\xfe", b"t\xfe", b"z9hG4bK2"), CALLEE, CALLER)
+    assert [c.call_id for c in done] == ["tags@test"]
+    assert done[0].ended_by == "caller" and done[0].end_ts == 5.0 and done[0].bye_code == 200

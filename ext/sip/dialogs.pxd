@@ -31,6 +31,18 @@ cdef struct KeySet:
     bint has_zero                          # the key 0 itself (it would read as empty)
 
 
+# Bytes of a call's own, copied off the wire into Call.wire: where they are
+# (a text field absent from the message, which Python reads as None, is not
+# present).
+cdef enum:
+    FORKS_KEPT = 64                        # early dialogs and answered legs kept per call (MAX_FORKS)
+
+cdef struct WireSpan:
+    uint32_t off
+    uint32_t len
+    bint present
+
+
 # An SDP destination bound to the call, and whose SDP announced it.
 cdef enum MediaSide:
     SIDE_CALLER = 0
@@ -63,11 +75,17 @@ cdef struct TimerEntry:
 cdef class Call:
     # identity
     cdef public uint32_t call_ref          # the engine's key for this call's media bindings
-    cdef public object call_id, from_uri, to_uri, from_tag
-    cdef bytes cid_raw                     # the Call-ID as on the wire (the table's key), and its hash
+    cdef public object call_id
+    cdef uint8_t *wire                     # its bytes off the wire (WireSpan), in one growing block
+    cdef uint32_t wire_used, wire_cap
+    cdef WireSpan w_call_id                # the table's key (cid_hash its hash)
     cdef uint64_t cid_hash
-    cdef bytes from_tag_raw                # the From-tag as on the wire, for from_caller's compare
-    cdef public object caller              # (addr16, port) the first INVITE came from
+    cdef WireSpan w_from_uri, w_to_uri, w_from_tag   # from_uri, to_uri, from_tag: decoded when read
+    cdef object _from_uri, _to_uri, _from_tag        # (or as set from Python, when not present)
+    cdef uint8_t caller_addr[16]           # caller: (addr16, port) the first INVITE came from,
+    cdef uint16_t caller_port              # made when read (or as set from Python: _caller)
+    cdef bint caller_from_wire
+    cdef object _caller
     cdef public object correlation_id      # B2BUA: the legs' shared id, or None
     cdef public int leg
     # attempt
@@ -75,13 +93,21 @@ cdef class Call:
     cdef public long long invite_cseq
     cdef public object pdd_ms, pdd_end     # None until the first 18x or 2xx
     cdef public bint ringing, proceeding   # proceeding: any 1xx came, Timer B no longer applies
-    cdef set _early_dialogs                # To-tags of forks (early_dialogs); None until the first
+    cdef WireSpan *early_tags              # To-tags of the early dialogs (forks), MAX_FORKS at most
+    cdef uint32_t n_early
+    cdef set _early_view                   # early_dialogs: made when read, dropped on change (or as set)
     cdef public object final_code
     cdef public bint challenged, cancelled
     cdef public object challenge_ts
     # answer and end
-    cdef public object answer_ts, answer_to_tag
-    cdef dict _answer_tags                 # top Via branch -> To-tag of its first 2xx (answer_tags); None until then
+    cdef public object answer_ts
+    cdef WireSpan *answer_branches         # top Via branch -> To-tag of its first 2xx (answer_tags),
+    cdef WireSpan *answer_to_tags          # MAX_FORKS at most; the first is the answer's (answer_to_tag)
+    cdef uint32_t n_answers
+    cdef dict _answer_view                 # answer_tags: made when read, dropped on change (or as set)
+    cdef WireSpan w_answer_to_tag          # answer_to_tag: the To-tag of the first 2xx,
+    cdef object _answer_to_tag             # or as set from Python
+    cdef bint answer_to_tag_set
     cdef public object end_ts, ended_by, reason, bye_code, bye_ts
     cdef public object session_expires, refreshed_ts
     # activity, for the timers
@@ -109,6 +135,13 @@ cdef class Call:
 
     cdef bint remember(self, uint64_t key) except -1
     cdef int add_media(self, const uint8_t *a16, uint16_t port, uint8_t side) except -1
+    cdef WireSpan keep(self, const uint8_t *p, uint32_t n) except *
+    cdef str wire_text(self, WireSpan sp)
+    cdef bint wire_equal(self, WireSpan sp, const uint8_t *p, uint32_t n) except -1
+    cdef int add_early_dialog(self, const uint8_t *p, uint32_t n) except -1
+    cdef int add_answer(self, const uint8_t *branch, uint32_t nb, const uint8_t *tag, uint32_t nt,
+                        bint first) except -1
+    cdef bint answered_by(self, const uint8_t *tag, uint32_t n) except -1
 
 
 cdef class _Message:
@@ -175,6 +208,7 @@ cdef class CallTracker:
     cdef _Message _msg                     # reused for every message
     cdef ws_sdp *_sdp                      # one body's scan
 
+    cdef uint32_t _feed(self, Engine engine, object correlator) except? 0xFFFFFFFF
     cdef Call _lookup(self, const uint8_t *cid, uint32_t n, uint64_t h)
     cdef int _insert(self, Call call) except -1
     cdef int _remove(self, Call call) except -1

@@ -38,7 +38,7 @@ RECENT_CALLS = 1024         # finished calls kept for stragglers (retransmission
 # generations of at most this many (a retransmission comes within 32 s of its
 # original, long before its generation is dropped), forks up to MAX_FORKS.
 KEYS_PER_GENERATION = 2048
-MAX_FORKS = 64
+MAX_FORKS = FORKS_KEPT
 PROVISIONAL_PDD = {180: "ringing", 181: "ringing", 182: "ringing", 183: "progress"}
 CHALLENGES = (401, 407)
 # Final codes -> termination reason. Anything else 3xx-6xx is "failed".
@@ -347,6 +347,158 @@ cdef class Call:
         _keys_clear(&self.keys)
         _keys_clear(&self.keys_before)
         free(self.media_entries)
+        free(self.wire)
+        free(self.early_tags)
+        free(self.answer_branches)
+        free(self.answer_to_tags)
+
+    # -- bytes off the wire -------------------------------------------------------
+
+    cdef WireSpan keep(self, const uint8_t *p, uint32_t n) except *:
+        """Copies n bytes into the call's wire block; no bytes read as None."""
+        cdef WireSpan sp
+        cdef uint8_t *grown
+        cdef uint32_t cap
+        sp.off = self.wire_used
+        sp.len = n
+        sp.present = n > 0
+        if n == 0:
+            return sp
+        if self.wire_used + n > self.wire_cap:
+            cap = max(2 * self.wire_cap, self.wire_used + n, 128)
+            grown = <uint8_t *>realloc(self.wire, cap)
+            if grown == NULL:
+                raise MemoryError()
+            self.wire = grown
+            self.wire_cap = cap
+        memcpy(self.wire + self.wire_used, p, n)
+        self.wire_used += n
+        return sp
+
+    cdef str wire_text(self, WireSpan sp):
+        """The span as the message's text read it (_text): None when absent."""
+        if not sp.present:
+            return None
+        return (<const char *>self.wire)[sp.off:sp.off + sp.len].decode("utf-8", "replace")
+
+    cdef bint wire_equal(self, WireSpan sp, const uint8_t *p, uint32_t n) except -1:
+        """The span and p[:n] are the same text (as _text reads both)."""
+        if not sp.present or n == 0:
+            return not sp.present and n == 0
+        if sp.len == n and memcmp(self.wire + sp.off, p, n) == 0:
+            return True
+        if _is_ascii(self.wire + sp.off, sp.len) and _is_ascii(p, n):
+            return False
+        return self.wire_text(sp) == (<const char *>p)[:n].decode("utf-8", "replace")
+
+    cdef int add_early_dialog(self, const uint8_t *p, uint32_t n) except -1:
+        """A To-tag of an early dialog (a set of at most MAX_FORKS)."""
+        cdef uint32_t i
+        for i in range(self.n_early):
+            if self.wire_equal(self.early_tags[i], p, n):
+                return 0
+        if self.n_early >= FORKS_KEPT:
+            return 0
+        if self.early_tags == NULL:
+            self.early_tags = <WireSpan *>malloc(FORKS_KEPT * sizeof(WireSpan))
+            if self.early_tags == NULL:
+                raise MemoryError()
+        self.early_tags[self.n_early] = self.keep(p, n)
+        self.n_early += 1
+        self._early_view = None
+        return 0
+
+    cdef int add_answer(self, const uint8_t *branch, uint32_t nb, const uint8_t *tag, uint32_t nt,
+                        bint first) except -1:
+        """A 2xx's leg (top Via branch) and To-tag: the first answer's always (a
+        dict's assignment), a later one's if its leg is new and fewer than
+        MAX_FORKS are kept."""
+        cdef uint32_t i
+        for i in range(self.n_answers):
+            if self.wire_equal(self.answer_branches[i], branch, nb):
+                if first:
+                    self.answer_to_tags[i] = self.w_answer_to_tag = self.keep(tag, nt)
+                    self._answer_view = None
+                return 0
+        if self.n_answers >= FORKS_KEPT:
+            return 0
+        if self.answer_branches == NULL:
+            self.answer_branches = <WireSpan *>malloc(FORKS_KEPT * sizeof(WireSpan))
+            self.answer_to_tags = <WireSpan *>malloc(FORKS_KEPT * sizeof(WireSpan))
+            if self.answer_branches == NULL or self.answer_to_tags == NULL:
+                raise MemoryError()
+        self.answer_branches[self.n_answers] = self.keep(branch, nb)
+        self.answer_to_tags[self.n_answers] = self.keep(tag, nt)
+        if first:
+            self.w_answer_to_tag = self.answer_to_tags[self.n_answers]
+        self.n_answers += 1
+        self._answer_view = None
+        return 0
+
+    cdef bint answered_by(self, const uint8_t *tag, uint32_t n) except -1:
+        """The To-tag is one of the answered legs' (answer_tags' values)."""
+        cdef uint32_t i
+        for i in range(self.n_answers):
+            if self.wire_equal(self.answer_to_tags[i], tag, n):
+                return True
+        return False
+
+    @property
+    def from_uri(self):
+        if self._from_uri is None and self.w_from_uri.present:
+            self._from_uri = self.wire_text(self.w_from_uri)
+        return self._from_uri
+
+    @from_uri.setter
+    def from_uri(self, value):
+        self._from_uri = value
+        self.w_from_uri.present = False
+
+    @property
+    def to_uri(self):
+        if self._to_uri is None and self.w_to_uri.present:
+            self._to_uri = self.wire_text(self.w_to_uri)
+        return self._to_uri
+
+    @to_uri.setter
+    def to_uri(self, value):
+        self._to_uri = value
+        self.w_to_uri.present = False
+
+    @property
+    def from_tag(self):
+        if self._from_tag is None and self.w_from_tag.present:
+            self._from_tag = self.wire_text(self.w_from_tag)
+        return self._from_tag
+
+    @from_tag.setter
+    def from_tag(self, value):
+        self._from_tag = value
+        self.w_from_tag.present = False
+
+    @property
+    def caller(self):
+        """(addr16, port) the first INVITE came from."""
+        if self._caller is None and self.caller_from_wire:
+            self._caller = (PyBytes_FromStringAndSize(<const char *>self.caller_addr, 16), self.caller_port)
+        return self._caller
+
+    @caller.setter
+    def caller(self, value):
+        self._caller = value
+        self.caller_from_wire = False
+
+    @property
+    def answer_to_tag(self):
+        """The To-tag of the first 2xx."""
+        if self.answer_to_tag_set:
+            return self._answer_to_tag
+        return self.wire_text(self.w_answer_to_tag)
+
+    @answer_to_tag.setter
+    def answer_to_tag(self, value):
+        self._answer_to_tag = value
+        self.answer_to_tag_set = True
 
     cdef bint remember(self, uint64_t key) except -1:
         """Was this transaction key seen before? If not, it is now (the older
@@ -415,24 +567,36 @@ cdef class Call:
     @property
     def early_dialogs(self):
         """To-tags of the early dialogs (forks)."""
-        if self._early_dialogs is None:
-            self._early_dialogs = set()
-        return self._early_dialogs
+        cdef uint32_t i
+        if self._early_view is None:
+            self._early_view = {self.wire_text(self.early_tags[i]) for i in range(self.n_early)}
+        return self._early_view
 
     @early_dialogs.setter
     def early_dialogs(self, value):
-        self._early_dialogs = value
+        self.n_early = 0
+        for tag in value:
+            raw = tag.encode("utf-8", "surrogateescape")
+            self.add_early_dialog(raw, len(raw))
+        self._early_view = None
 
     @property
     def answer_tags(self):
         """Top Via branch -> To-tag of its first 2xx."""
-        if self._answer_tags is None:
-            self._answer_tags = {}
-        return self._answer_tags
+        cdef uint32_t i
+        if self._answer_view is None:
+            self._answer_view = {self.wire_text(self.answer_branches[i]): self.wire_text(self.answer_to_tags[i])
+                                 for i in range(self.n_answers)}
+        return self._answer_view
 
     @answer_tags.setter
     def answer_tags(self, value):
-        self._answer_tags = value
+        self.n_answers = 0
+        for branch, tag in dict(value).items():
+            b = (branch or "").encode("utf-8", "surrogateescape")
+            t = (tag or "").encode("utf-8", "surrogateescape")
+            self.add_answer(b, len(b), t, len(t), False)
+        self._answer_view = None
 
     @property
     def vq_reports(self):
@@ -470,12 +634,12 @@ cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri
     """A call's identity (Call() and the tracker's new calls; its tables start empty)."""
     c.call_ref = call_ref
     c.call_id = call_id
-    c.from_uri = from_uri
-    c.to_uri = to_uri
-    c.from_tag = from_tag
+    c._from_uri = from_uri
+    c._to_uri = to_uri
+    c._from_tag = from_tag
     c.invite_ts = invite_ts
     c.invite_cseq = invite_cseq
-    c.caller = caller
+    c._caller = caller
     c.leg = 1
     c.payload_names = {}
     c.timer_due = _INF
@@ -548,13 +712,8 @@ cdef class _Message:
         """The message's From-tag is the caller's (as text: raw bytes that differ
         only where UTF-8 decoding replaced them compare as the text does)."""
         cdef ws_span sp = self.m.from_tag
-        cdef bytes raw = call.from_tag_raw
-        cdef const uint8_t *tag = self.base + sp.off
-        if raw is not None:
-            if <uint32_t>len(raw) == sp.len and memcmp(<const char *>raw, tag, sp.len) == 0:
-                return True
-            if _is_ascii(tag, sp.len) and _is_ascii(<const uint8_t *>(<const char *>raw), <uint32_t>len(raw)):
-                return False
+        if call.w_from_tag.present or (call._from_tag is None and call.w_call_id.present):
+            return call.wire_equal(call.w_from_tag, self.base + sp.off, sp.len)   # the call's own bytes
         return self.text(sp) == call.from_tag
 
 
@@ -864,7 +1023,7 @@ cdef class CallTracker:
                 return None
             if slot.hash == h:
                 call = <Call>slot.call
-                if <uint32_t>len(call.cid_raw) == n and memcmp(<const char *>call.cid_raw, cid, n) == 0:
+                if call.w_call_id.len == n and memcmp(call.wire + call.w_call_id.off, cid, n) == 0:
                     return call
             i = (i + 1) & self.slot_mask
 
@@ -1076,6 +1235,10 @@ cdef class CallTracker:
         message); TCP, SCTP and control-port records go to
         `correlator.record(...)` in their place in capture order. Returns the
         number of records."""
+        return self._feed(engine, correlator)
+
+    cdef uint32_t _feed(self, Engine engine, object correlator) except? 0xFFFFFFFF:
+        """feed(), called by Engine.run straight from C."""
         cdef ws_engine *e = engine.e
         cdef uint32_t i, n = e.sig_count
         self.records_fed += n
@@ -1240,9 +1403,9 @@ cdef class CallTracker:
                 call.cancelled = True
         elif method == WS_SIP_BYE:
             from_caller = x.from_caller(call)
-            if call._answer_tags:
-                callee_tag = x.text(m.to_tag) if from_caller else x.text(m.from_tag)
-                if callee_tag not in call._answer_tags.values():
+            if call.n_answers:
+                callee_tag = m.to_tag if from_caller else m.from_tag
+                if not call.answered_by(x.base + callee_tag.off, callee_tag.len):
                     return 0  # ends a fork that lost the race, not the call
             if call.end_ts is None or call.reason == "timeout":
                 call.end_ts = x.ts
@@ -1282,11 +1445,16 @@ cdef class CallTracker:
                 self._offer_answer(call, x)
                 return 0
             self._finish(call)
-        call = _start_call(Call.__new__(Call), self.next_ref, x.call_id(), x.text(m.from_uri), x.text(m.to_uri),
-                           x.text(m.from_tag), x.ts, m.cseq, x.src_t())
-        call.cid_raw = PyBytes_FromStringAndSize(<const char *>x.base + m.call_id.off, m.call_id.len)
+        call = _start_call(Call.__new__(Call), self.next_ref, x.call_id(), None, None, None, x.ts, m.cseq, None)
+        # its identity stays bytes until read (Call's properties)
+        call.w_call_id = call.keep(x.base + m.call_id.off, m.call_id.len)
         call.cid_hash = _cid_hash(x.base + m.call_id.off, m.call_id.len)
-        call.from_tag_raw = PyBytes_FromStringAndSize(<const char *>x.base + m.from_tag.off, m.from_tag.len)
+        call.w_from_uri = call.keep(x.base + m.from_uri.off, m.from_uri.len)
+        call.w_to_uri = call.keep(x.base + m.to_uri.off, m.to_uri.len)
+        call.w_from_tag = call.keep(x.base + m.from_tag.off, m.from_tag.len)
+        memcpy(call.caller_addr, x.src, 16)
+        call.caller_port = x.sport
+        call.caller_from_wire = True
         call.last_sip_ts = x.ts
         self.next_ref += 1
         if m.session_expires.len:
@@ -1360,11 +1528,10 @@ cdef class CallTracker:
             if call.answer_ts is None:
                 self._invite_response(call, x)
             elif 200 <= code < 300:
-                branch = x.text(m.via_branch)
-                if branch not in call.answer_tags and len(call.answer_tags) < MAX_FORKS:
-                    # the answer as another leg of the same Call-ID saw it (a B2BUA or
-                    # a proxy on both sides of the tap): its dialog is the call too
-                    call.answer_tags[branch] = x.text(m.to_tag)
+                # the answer as another leg of the same Call-ID saw it (a B2BUA or
+                # a proxy on both sides of the tap): its dialog is the call too
+                call.add_answer(x.base + m.via_branch.off, m.via_branch.len, x.base + m.to_tag.off, m.to_tag.len,
+                                False)
             # else: a 2xx from another fork of the same leg after the first won
         elif 200 <= code < 300:
             if cseq_method == WS_SIP_INVITE and m.session_expires.len:
@@ -1387,19 +1554,13 @@ cdef class CallTracker:
                     self.on_pdd(call)
                 call.ringing = call.ringing or code != 183
                 if m.to_tag.len:
-                    if call._early_dialogs is None:
-                        call._early_dialogs = set()
-                    if len(call._early_dialogs) < MAX_FORKS:
-                        call._early_dialogs.add(x.text(m.to_tag))
+                    call.add_early_dialog(x.base + m.to_tag.off, m.to_tag.len)
             self._offer_answer(call, x)
             return 0
         if code < 300:
-            to_tag = x.text(m.to_tag)
             call.answer_ts = x.ts
-            call.answer_to_tag = to_tag
-            if call._answer_tags is None:
-                call._answer_tags = {}
-            call._answer_tags[x.text(m.via_branch)] = to_tag
+            call.answer_to_tag_set = False
+            call.add_answer(x.base + m.via_branch.off, m.via_branch.len, x.base + m.to_tag.off, m.to_tag.len, True)
             call.final_code = code
             call.challenged = False
             if call.pdd_ms is None:
