@@ -1308,3 +1308,37 @@ def test_tags_compare_as_the_text_they_decode_to():
     feed(5.1, msg(b"SIP/2.0 200 OK", b"2 BYE", b"a\xfe", b"t\xfe", b"z9hG4bK2"), CALLEE, CALLER)
     assert [c.call_id for c in done] == ["tags@test"]
     assert done[0].ended_by == "caller" and done[0].end_ts == 5.0 and done[0].bye_code == 200
+
+
+def test_payload_names_past_the_interned_encoding_names(monkeypatch):
+    """Encoding names are interned once per process, up to a bound; a flood of
+    junk names past it must still name each call's payload types (kept per
+    call), and a later SDP renames a type whichever way either name is kept.
+    Expected: the a=rtpmap lines this test writes."""
+    import warpsniff._engine as engine_mod
+    from warpsniff._engine import parse_sip
+    from test_timers import CALLEE, CALLER, NoEngine
+
+    def invite(cseq: int, rtpmaps: list, to_tag: bytes = b"") -> bytes:
+        fmts = b" ".join(str(pt).encode() for pt, _ in rtpmaps)
+        body = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n"
+                b"m=audio 4000 RTP/AVP " + fmts + b"\r\n" +
+                b"".join(b"a=rtpmap:%d %s\r\n" % (pt, name) for pt, name in rtpmaps))
+        to = b"To: <sip:bob@example.com>" + (b";tag=" + to_tag if to_tag else b"")
+        return (b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK%d\r\n" % cseq +
+                b"From: <sip:alice@example.com>;tag=a1\r\n" + to + b"\r\nCall-ID: names@test\r\n" +
+                b"CSeq: %d INVITE\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n" % (cseq, len(body)) +
+                body)
+
+    tracker = CallTracker(NoEngine(), CallConfig())
+
+    def feed(ts, raw):
+        tracker.message(parse_sip(raw), raw, ts, CALLER, CALLEE)
+
+    feed(1.0, invite(1, [(0, b"PCMU/8000"), (101, b"telephone-event/8000")]))   # interned (or already were)
+    monkeypatch.setattr(engine_mod, "MAX_ENCODING_NAMES", 0)   # the table is full from here on
+    feed(2.0, invite(2, [(0, b"PCMU/8000"), (96, b"X-JUNK-A/8000")], to_tag=b"b1"))
+    call = tracker.calls["names@test"]
+    assert call.payload_names == {0: "PCMU", 101: "telephone-event", 96: "X-JUNK-A"}
+    feed(3.0, invite(3, [(101, b"X-JUNK-B/8000"), (96, b"PCMU/8000")], to_tag=b"b1"))
+    assert call.payload_names == {0: "PCMU", 101: "X-JUNK-B", 96: "PCMU"}

@@ -43,6 +43,16 @@ cdef struct WireSpan:
     bint present
 
 
+# A payload type's encoding name from a=rtpmap: an index of the names seen
+# (interned once per process: dialogs.pyx, _encoding_index).
+cdef enum:
+    FEW_PT_NAMES = 4                       # kept in the Call itself; more in a block of their own
+
+cdef struct PtName:
+    uint32_t name
+    uint8_t pt
+
+
 # An SDP destination bound to the call, and whose SDP announced it.
 cdef enum MediaSide:
     SIDE_CALLER = 0
@@ -127,7 +137,11 @@ cdef class Call:
     cdef MediaEntry *media_entries         # the destinations bound to it (media), in binding order
     cdef uint32_t n_media, media_cap
     cdef dict _media_view                  # media as a dict, made when read, dropped on change
-    cdef public dict payload_names         # pt -> encoding, from a=rtpmap
+    cdef PtName pt_few[FEW_PT_NAMES]       # payload_names (pt -> encoding, from a=rtpmap), in the
+    cdef PtName *pt_names                  # order first named: pt_few, or a block when more
+    cdef uint32_t n_pt_names, pt_names_cap
+    cdef dict _payload_extra               # names not interned (or as set from Python): pt -> encoding
+    cdef dict _payload_view                # payload_names: made when read, dropped on change
     cdef KeySet keys                       # transaction keys (seen), KEYS_PER_GENERATION at most
     cdef KeySet keys_before                # the previous generation
     cdef list _vq_reports                  # RFC 6035 PUBLISH reports about this call (vq_reports); None until one
@@ -142,6 +156,9 @@ cdef class Call:
     cdef int add_answer(self, const uint8_t *branch, uint32_t nb, const uint8_t *tag, uint32_t nt,
                         bint first) except -1
     cdef bint answered_by(self, const uint8_t *tag, uint32_t n) except -1
+    cdef int name_payload(self, uint8_t pt, uint32_t name) except -1
+    cdef int name_payload_text(self, uint8_t pt, str text) except -1
+    cdef str encoding_of(self, uint8_t pt)
 
 
 cdef class _Message:

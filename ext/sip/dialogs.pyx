@@ -330,6 +330,47 @@ cdef list _keys_list(const KeySet *s):
     return out
 
 
+# Encoding names from a=rtpmap, interned: a handful recur in every SDP, and a
+# call keeps each as an index (PtName). Past MAX_ENCODING_NAMES distinct names
+# (junk), a name is kept per call instead (Call's payload view).
+MAX_ENCODING_NAMES = 4096
+cdef list _ENCODING_NAMES = []     # index -> str
+cdef list _ENCODING_BYTES = []     # index -> the name's bytes
+cdef uint64_t *_encoding_hashes = NULL   # open addressing: hash (0: empty) and index, side by side
+cdef uint32_t *_encoding_slots = NULL
+cdef uint32_t _ENCODING_SLOTS = 2 * 4096   # twice MAX_ENCODING_NAMES: at most half full
+cdef uint32_t NOT_INTERNED = 0xFFFFFFFF
+
+
+cdef uint32_t _encoding_index(const uint8_t *p, uint32_t n) except? 0xFFFFFFFE:
+    """The interned index of an encoding name (NOT_INTERNED when the table is full)."""
+    global _encoding_hashes, _encoding_slots
+    cdef uint64_t h = _cid_hash(p, n)
+    cdef uint32_t i, mask = _ENCODING_SLOTS - 1, index
+    cdef bytes known
+    if _encoding_hashes == NULL:
+        _encoding_hashes = <uint64_t *>calloc(_ENCODING_SLOTS, sizeof(uint64_t))
+        _encoding_slots = <uint32_t *>calloc(_ENCODING_SLOTS, sizeof(uint32_t))
+        if _encoding_hashes == NULL or _encoding_slots == NULL:
+            raise MemoryError()
+    i = <uint32_t>h & mask
+    while _encoding_hashes[i]:
+        if _encoding_hashes[i] == h:
+            known = <bytes>_ENCODING_BYTES[_encoding_slots[i]]
+            if <uint32_t>len(known) == n and memcmp(<const char *>known, p, n) == 0:
+                return _encoding_slots[i]
+        i = (i + 1) & mask
+    if len(_ENCODING_NAMES) >= MAX_ENCODING_NAMES:
+        return NOT_INTERNED
+    raw = PyBytes_FromStringAndSize(<const char *>p, n)
+    index = len(_ENCODING_NAMES)
+    _ENCODING_NAMES.append(raw.decode("utf-8", "replace"))
+    _ENCODING_BYTES.append(raw)
+    _encoding_hashes[i] = h
+    _encoding_slots[i] = index
+    return index
+
+
 cdef str _side_name(uint8_t side):
     return "caller" if side == SIDE_CALLER else "callee"
 
@@ -351,6 +392,82 @@ cdef class Call:
         free(self.early_tags)
         free(self.answer_branches)
         free(self.answer_to_tags)
+        if self.pt_names != self.pt_few:
+            free(self.pt_names)
+
+    # -- payload names ----------------------------------------------------------------
+
+    cdef int name_payload(self, uint8_t pt, uint32_t name) except -1:
+        """pt's encoding, an interned name (a dict's assignment: a named pt keeps its place)."""
+        cdef uint32_t i
+        cdef PtName *grown
+        if self.pt_names == NULL:
+            self.pt_names = self.pt_few
+            self.pt_names_cap = FEW_PT_NAMES
+        if self._payload_extra is not None and self._payload_extra.pop(pt, None) is not None:
+            self._payload_view = None
+        for i in range(self.n_pt_names):
+            if self.pt_names[i].pt == pt:
+                if self.pt_names[i].name != name:
+                    self.pt_names[i].name = name
+                    self._payload_view = None
+                return 0
+        if self.n_pt_names == self.pt_names_cap:
+            grown = <PtName *>malloc(2 * self.pt_names_cap * sizeof(PtName))
+            if grown == NULL:
+                raise MemoryError()
+            memcpy(grown, self.pt_names, self.n_pt_names * sizeof(PtName))
+            if self.pt_names != self.pt_few:
+                free(self.pt_names)
+            self.pt_names = grown
+            self.pt_names_cap *= 2
+        self.pt_names[self.n_pt_names].pt = pt
+        self.pt_names[self.n_pt_names].name = name
+        self.n_pt_names += 1
+        self._payload_view = None
+        return 0
+
+    cdef int name_payload_text(self, uint8_t pt, str text) except -1:
+        """pt's encoding, a name not interned (or one set from Python)."""
+        cdef uint32_t i
+        for i in range(self.n_pt_names):
+            if self.pt_names[i].pt == pt:
+                self.n_pt_names -= 1
+                memmove(&self.pt_names[i], &self.pt_names[i + 1], (self.n_pt_names - i) * sizeof(PtName))
+                break
+        if self._payload_extra is None:
+            self._payload_extra = {}
+        self._payload_extra[pt] = text
+        self._payload_view = None
+        return 0
+
+    cdef str encoding_of(self, uint8_t pt):
+        """pt's encoding name from the call's SDP, or None."""
+        cdef uint32_t i
+        for i in range(self.n_pt_names):
+            if self.pt_names[i].pt == pt:
+                return <str>_ENCODING_NAMES[self.pt_names[i].name]
+        if self._payload_extra is not None:
+            return self._payload_extra.get(pt)
+        return None
+
+    @property
+    def payload_names(self):
+        """pt -> encoding name, from the call's SDP (a=rtpmap); a copy's changes
+        are not the call's."""
+        cdef uint32_t i
+        if self._payload_view is None:
+            view = {self.pt_names[i].pt: _ENCODING_NAMES[self.pt_names[i].name] for i in range(self.n_pt_names)}
+            if self._payload_extra:
+                view.update(self._payload_extra)
+            self._payload_view = view
+        return self._payload_view
+
+    @payload_names.setter
+    def payload_names(self, value):
+        self.n_pt_names = 0
+        self._payload_extra = dict(value)
+        self._payload_view = None
 
     # -- bytes off the wire -------------------------------------------------------
 
@@ -641,7 +758,6 @@ cdef Call _start_call(Call c, uint32_t call_ref, object call_id, object from_uri
     c.invite_cseq = invite_cseq
     c._caller = caller
     c.leg = 1
-    c.payload_names = {}
     c.timer_due = _INF
     return c
 
@@ -1628,7 +1744,7 @@ cdef class CallTracker:
         cdef ws_sdp_format *f
         cdef ws_sdp_rtpmap *entry
         cdef ws_pt_entry cpts[WS_BIND_PTS]
-        cdef uint32_t npts, i, k, j
+        cdef uint32_t npts, i, k, j, name
         cdef int direction
         cdef uint8_t kind
         cdef bint video
@@ -1649,7 +1765,6 @@ cdef class CallTracker:
             npts = 0
             if md.n_rtpmap:
                 video = _is(base + md.kind.off, md.kind.len, b"video", 5)
-                names = call.payload_names
                 for k in range(md.first_format, md.first_format + md.n_formats):
                     f = &s.formats[k]
                     if not f.numeric or f.value > 0x7F:
@@ -1660,8 +1775,7 @@ cdef class CallTracker:
                             entry = &s.rtpmap[j]
                     if entry == NULL or entry.clock == 0:
                         continue
-                    enc = (<const char *>base)[entry.encoding.off:entry.encoding.off + entry.encoding.len].decode(
-                        "utf-8", "replace")
+                    name = _encoding_index(base + entry.encoding.off, entry.encoding.len)
                     kind = _payload_kind(base + entry.encoding.off, entry.encoding.len, video)
                     if npts < WS_BIND_PTS:
                         cpts[npts].pt = <uint8_t>f.value
@@ -1670,7 +1784,11 @@ cdef class CallTracker:
                         npts += 1
                     if pts is not None:
                         pts.append((f.value, entry.clock, PT_KIND_NAMES[kind]))
-                    names[f.value] = enc
+                    if name != NOT_INTERNED:
+                        call.name_payload(<uint8_t>f.value, name)
+                    else:   # past the interned names: this call keeps it as text
+                        call.name_payload_text(<uint8_t>f.value, (<const char *>base)[
+                            entry.encoding.off:entry.encoding.off + entry.encoding.len].decode("utf-8", "replace"))
             port = md.port
             if memcmp(conn.addr.b, <const char *>_UNSPECIFIED_V4, 16) != 0:
                 self._bind_one(call, conn.addr.b, port, side, pts, cpts, npts, since_ns)
