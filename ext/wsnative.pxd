@@ -559,6 +559,7 @@ cdef extern from "labels/ws_labels.h":
         const ws_span *strings
         const uint8_t *text
         uint8_t need_remotes, need_addresses, need_pai_domain
+        uint8_t values_non_ascii
 
     ctypedef struct ws_lbl_addr:
         uint8_t family
@@ -568,9 +569,9 @@ cdef extern from "labels/ws_labels.h":
     ctypedef struct ws_lbl_match:
         uint32_t direction, trunk, provider, account
 
-    void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
-                            const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
-                            uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out) nogil
+    int ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
+                           const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
+                           uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out) nogil
 
     int ws_lbl_zone(const ws_number *dest, const ws_number *orig, const uint8_t *states, uint16_t us,
                     uint16_t ca, uint32_t *zone, uint32_t *npanxx) nogil

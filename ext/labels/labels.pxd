@@ -22,6 +22,7 @@ cdef class NativeLabels:
     cdef ws_span *_strings
     cdef tuple _rule_names                 # (accounts, trunks, providers), each ("unknown", names...)
     # numbers
+    cdef dict _python_numbers              # dial string -> the ws_number Python gave (bytes)
     cdef ws_num_plan region_plan           # the default region's plan (_REGION_PLANS)
     cdef bint has_region_plan
     cdef uint16_t default_cc
@@ -42,6 +43,7 @@ cdef class NativeLabels:
                         const ws_lbl_addr *src, const ws_lbl_addr *dst, tuple texts)
     cdef int _number_of_uri(self, const uint8_t *p, uint32_t n, object text, ws_number *out) except -1
     cdef int _number_of_dial(self, const char *dial, uint32_t n, ws_number *out) except -1
+    cdef bint _uri_host(self, const uint8_t *p, uint32_t n, uint32_t *length) except -1
     cdef object _live_config(self)
     cdef object _label_set(self, const ws_lbl_match *match, uint32_t zone, uint16_t dest_region,
                            uint16_t orig_region)

@@ -43,6 +43,7 @@ cdef enum:
     _RULE_BITS = 13                    # a label set's key: its seven indices in one word
     _REGION_BITS = 9
     _SCRATCH = 1 << 16                 # header values of one INVITE; the scan refuses larger sections
+    _PYTHON_NUMBERS = 4096             # dial strings Python decided, kept per NativeLabels
 
 
 cdef int _load_tables() except -1:
@@ -372,6 +373,7 @@ cdef class NativeLabels:
         L = _L
         self._config = weakref.ref(config)   # weakly: the config keeps this (native()), not a cycle
         self._set_objects = []
+        self._python_numbers = {}
         self.default_region = config.default_country
         self.default_cc = config._default_cc
         plan = (L._REGION_PLANS[self.default_region] if self.default_region in L._REGION_PLANS
@@ -488,6 +490,8 @@ cdef class NativeLabels:
         r.need_remotes = config._need_remotes
         r.need_addresses = config._need_addresses
         r.need_pai_domain = config._need_pai_domain
+        r.values_non_ascii = any(not value.isascii() for rule in config.trunks + config.providers + config.accounts
+                                 for c in rule.conds if c.header is not None for value in c.header[1])
         # the header names are the first strings
         self.names.count = len(names)
         self.names.text = r.text
@@ -553,11 +557,12 @@ cdef class NativeLabels:
                 if not orig.present:
                     self._number_of_uri(value + ident.off, ident.len, None, &orig)
                 if self.rules.need_pai_domain and not has_host:
-                    has_host = ws_lbl_uri_host(value + ident.off, ident.len, self.host, &host_len) == WS_LBL_OK
+                    has_host = self._uri_host(value + ident.off, ident.len, &host_len)
         if not orig.present:
             self._number_of_uri(ubase + frm.off, frm.len, texts[2] if texts is not None else None, &orig)
-        ws_lbl_match_rules(&self.rules, src, dst, &self.values, vtext, self.host if has_host else NULL, host_len,
-                           &orig, &match)
+        if ws_lbl_match_rules(&self.rules, src, dst, &self.values, vtext, self.host if has_host else NULL, host_len,
+                              &orig, &match) != WS_LBL_OK:
+            return None
         while ws_lbl_zone(&dest, &orig, _NANP_STATES, _US, _CA, &zone, &npanxx) != WS_LBL_OK:
             self.n_state_lookups += 1
             _learn_nanp_state(&dest if _npanxx(&dest) == npanxx else &orig, npanxx)
@@ -589,10 +594,36 @@ cdef class NativeLabels:
             if rc != WS_LBL_NEED_CC:
                 break
             _build_cc(need)
-        if rc == WS_LBL_PYTHON:
-            self.n_python_numbers += 1
-            _number_into(_L._number(dial[:n].decode("ascii"), self.default_region, self.default_cc), out)
+        if rc != WS_LBL_PYTHON:
+            return 0
+        # Python's answer, kept: extensions ("sip:201@pbx") repeat, and parse() decides short ones
+        self.n_python_numbers += 1
+        key = dial[:n]
+        known = self._python_numbers.get(key)
+        if known is None:
+            _number_into(_L._number(key.decode("ascii"), self.default_region, self.default_cc), out)
+            if len(self._python_numbers) >= _PYTHON_NUMBERS:
+                self._python_numbers.clear()
+            self._python_numbers[key] = (<const char *>out)[:sizeof(ws_number)]
+        else:
+            memcpy(out, <const char *>known, sizeof(ws_number))
         return 0
+
+    cdef bint _uri_host(self, const uint8_t *p, uint32_t n, uint32_t *length) except -1:
+        """labels._uri_host(the identity at p) into self.host; False for None."""
+        cdef int rc = ws_lbl_uri_host(p, n, self.host, length)
+        if rc != WS_LBL_PYTHON:
+            return rc == WS_LBL_OK
+        self.n_python_uris += 1
+        host = _L._uri_host((<const char *>p)[:n].decode("utf-8", "replace"))
+        if host is None:
+            return False
+        raw = host.encode("utf-8", "surrogatepass")
+        if <uint32_t>len(raw) > _SCRATCH:
+            raise ValueError("P-Asserted-Identity host longer than the message")
+        memcpy(self.host, <const char *>raw, len(raw))
+        length[0] = len(raw)
+        return True
 
     cdef object _label_set(self, const ws_lbl_match *match, uint32_t zone, uint16_t dest_region,
                            uint16_t orig_region):
@@ -643,6 +674,7 @@ cdef class NativeLabels:
         cdef Py_ssize_t k
         L = _L
         config = self._live_config()
+        self.n_invites += 1
         uris_text = (info.request_uri, info.to_uri, info.from_uri)
         pieces, off = [], 0
         for k, uri in enumerate(uris_text):
@@ -686,6 +718,7 @@ cdef class NativeLabels:
                                  <const uint8_t *>(<const char *>vtext), &src, &dst, uris_text)
             if found is not None:
                 return found
+        self.n_python_invites += 1
         return config.labels(info)
 
     def number(self, str dial):

@@ -24,6 +24,22 @@ static inline int has_non_ascii(const uint8_t *p, size_t n)
     return seen >> 7;
 }
 
+/* [a, b), stripped as ASCII, is what str.strip() leaves of its decoded text:
+ * its ends are ASCII (a non-ASCII character there may be white space) */
+static inline int strips_as_text(const uint8_t *a, const uint8_t *b)
+{
+    return a == b || (a[0] < 0x80 && b[-1] < 0x80);
+}
+
+/* the URI functions read text around the first "<" as bytes: right when
+ * everything from there on is ASCII (non-ASCII text before it, a display
+ * name, is stepped over alike), or when all of it is */
+static inline int uri_reads_as_text(const uint8_t *p, uint32_t n)
+{
+    const uint8_t *lt = memchr(p, '<', n);
+    return lt ? !has_non_ascii(lt, (size_t)(p + n - lt)) : !has_non_ascii(p, n);
+}
+
 /* p[0..n) lower-cased equals the lower-case literal */
 static inline int ci_is(const uint8_t *p, size_t n, const char *lit, size_t k)
 {
@@ -419,7 +435,7 @@ static void inside_angles(const uint8_t **a, const uint8_t **b)
 
 int ws_lbl_dial_of_uri(const uint8_t *p, uint32_t n, char *dial, uint32_t *len)
 {
-    if (has_non_ascii(p, n)) return WS_LBL_PYTHON;
+    if (!uri_reads_as_text(p, n)) return WS_LBL_PYTHON;
     if (!n) return WS_LBL_NONE;
     const uint8_t *s = p, *e = p + n, *user, *ue;
     inside_angles(&s, &e);
@@ -446,6 +462,7 @@ int ws_lbl_dial_of_uri(const uint8_t *p, uint32_t n, char *dial, uint32_t *len)
 int ws_lbl_uri_host(const uint8_t *p, uint32_t n, uint8_t *host, uint32_t *len)
 {
     const uint8_t *s = p, *e = p + n;
+    if (!uri_reads_as_text(p, n)) return WS_LBL_PYTHON;
     inside_angles(&s, &e);
     if ((size_t)(e - s) >= 4 && ci_is(s, 4, "sip:", 4)) s += 4;
     else if ((size_t)(e - s) >= 5 && ci_is(s, 5, "sips:", 5)) s += 5;
@@ -527,8 +544,7 @@ int ws_lbl_header_values(const ws_lbl_names *names, const uint8_t *p, uint32_t n
             /* a folded line: the last value gets " " + line.strip() */
             const uint8_t *a = line, *b = le;
             strip(&a, &b);
-            if (has_non_ascii(a, (size_t)(b - a))) return WS_LBL_PYTHON;
-            if (used + 1 + (uint32_t)(b - a) > cap) return WS_LBL_PYTHON;
+            if (!strips_as_text(a, b) || used + 1 + (uint32_t)(b - a) > cap) return WS_LBL_PYTHON;
             text[used++] = ' ';
             memcpy(text + used, a, (size_t)(b - a));
             used += (uint32_t)(b - a);
@@ -549,8 +565,9 @@ int ws_lbl_header_values(const ws_lbl_names *names, const uint8_t *p, uint32_t n
                         if (!ci_is(na, (size_t)(nb - na), (const char *)names->text + nm->off, nm->len)) continue;
                         const uint8_t *a = colon + 1, *b = le;
                         strip(&a, &b);
-                        if (has_non_ascii(a, (size_t)(b - a))) return WS_LBL_PYTHON;
-                        if (out->count == WS_LBL_MAX_VALUES || used + (uint32_t)(b - a) > cap) return WS_LBL_PYTHON;
+                        if (!strips_as_text(a, b) || out->count == WS_LBL_MAX_VALUES ||
+                            used + (uint32_t)(b - a) > cap)
+                            return WS_LBL_PYTHON;
                         memcpy(text + used, a, (size_t)(b - a));
                         out->name[out->count] = (uint8_t)k;
                         out->value[out->count].off = used;
@@ -601,23 +618,27 @@ static int is_string(const ws_lbl_rules *r, ws_lbl_list list, const uint8_t *p, 
     return 0;
 }
 
-/* _header_has: a value of the header, stripped, is one of the accepted ones */
+/* _header_has: a value of the header, stripped, is one of the accepted ones
+ * (-1: Python decides, the value's text and an accepted one both not ASCII) */
 static int header_has(const ws_lbl_rules *r, const ws_lbl_cond *c, const ws_lbl_values *v, const uint8_t *vtext)
 {
     for (uint32_t i = 0; i < v->count; i++) {
         if (v->name[i] != c->header) continue;
         const uint8_t *a = vtext + v->value[i].off, *b = a + v->value[i].len;
-        strip(&a, &b);
+        strip(&a, &b);   /* as str.strip(): the values' ends are ASCII (ws_lbl_header_values) */
+        if (r->values_non_ascii && has_non_ascii(a, (size_t)(b - a))) return -1;
         if (is_string(r, c->values, a, (uint32_t)(b - a))) return 1;
     }
     return 0;
 }
 
-/* _match_remote: 1 + the first rule matching a remote; remotes tried in order */
-static uint32_t match_remote(const ws_lbl_rules *r, const ws_lbl_list *rules, uint32_t n_rules,
-                             const ws_lbl_addr *const *remotes, int n_remotes, const ws_lbl_values *v,
-                             const uint8_t *vtext)
+/* _match_remote: 1 + the first rule matching a remote (remotes tried in
+ * order) into *found; -1 when Python must decide */
+static int match_remote(const ws_lbl_rules *r, const ws_lbl_list *rules, uint32_t n_rules,
+                        const ws_lbl_addr *const *remotes, int n_remotes, const ws_lbl_values *v,
+                        const uint8_t *vtext, uint32_t *found)
 {
+    *found = 0;
     for (int k = 0; k < n_remotes; k++) {
         const ws_lbl_addr *remote = remotes[k];
         for (uint32_t i = 0; i < n_rules; i++) {
@@ -629,8 +650,13 @@ static uint32_t match_remote(const ws_lbl_rules *r, const ws_lbl_list *rules, ui
                     while (p < c->ports.count && r->ports[c->ports.first + p] != remote->port) p++;
                     if (p == c->ports.count) continue;
                 }
-                if ((c->keys & WS_COND_HEADER) && !header_has(r, c, v, vtext)) continue;
-                return i + 1;
+                if (c->keys & WS_COND_HEADER) {
+                    int has = header_has(r, c, v, vtext);
+                    if (has < 0) return -1;
+                    if (!has) continue;
+                }
+                *found = i + 1;
+                return 0;
             }
         }
     }
@@ -660,9 +686,9 @@ static int e164_has_prefix(const ws_lbl_rules *r, ws_lbl_list list, const ws_num
     return 0;
 }
 
-void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
-                        const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
-                        uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out)
+int ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
+                       const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
+                       uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out)
 {
     out->direction = WS_DIR_UNKNOWN;
     out->trunk = out->provider = out->account = 0;
@@ -682,8 +708,9 @@ void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_
         int n_remotes = 0;
         if (out->direction != WS_DIR_OUTBOUND) remotes[n_remotes++] = &src_remote;
         if (out->direction != WS_DIR_INBOUND) remotes[n_remotes++] = &dst_remote;
-        out->trunk = match_remote(r, r->trunks, r->n_trunks, remotes, n_remotes, v, vtext);
-        out->provider = match_remote(r, r->providers, r->n_providers, remotes, n_remotes, v, vtext);
+        if (match_remote(r, r->trunks, r->n_trunks, remotes, n_remotes, v, vtext, &out->trunk) < 0 ||
+            match_remote(r, r->providers, r->n_providers, remotes, n_remotes, v, vtext, &out->provider) < 0)
+            return WS_LBL_PYTHON;
     }
     for (uint32_t i = 0; i < r->n_accounts && !out->account; i++) {
         for (uint32_t j = 0; j < r->accounts[i].count; j++) {
@@ -693,7 +720,11 @@ void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_
                 while (k < c->trunks.count && r->trunk_ids[c->trunks.first + k] != out->trunk) k++;
                 if (k == c->trunks.count) continue;
             }
-            if ((c->keys & WS_COND_HEADER) && !header_has(r, c, v, vtext)) continue;
+            if (c->keys & WS_COND_HEADER) {
+                int has = header_has(r, c, v, vtext);
+                if (has < 0) return WS_LBL_PYTHON;
+                if (!has) continue;
+            }
             if ((c->keys & WS_COND_DOMAINS) &&
                 (!pai_host || !is_string(r, c->domains, pai_host, pai_host_len)))
                 continue;
@@ -703,6 +734,7 @@ void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_
             break;
         }
     }
+    return WS_LBL_OK;
 }
 
 /* ======================================================================

@@ -108,8 +108,8 @@ int ws_number_of_dial(const ws_num_tables *t, const ws_num_plan *region_plan, ui
  * WS_LBL_OK with its length, WS_LBL_NONE, or WS_LBL_PYTHON. */
 int ws_lbl_dial_of_uri(const uint8_t *p, uint32_t n, char *dial, uint32_t *len);
 
-/* labels._uri_host of ASCII text: the lower-case host into host (n bytes
- * are enough), WS_LBL_OK with its length, or WS_LBL_NONE. */
+/* labels._uri_host: the lower-case host into host (n bytes are enough),
+ * WS_LBL_OK with its length, WS_LBL_NONE, or WS_LBL_PYTHON. */
 int ws_lbl_uri_host(const uint8_t *p, uint32_t n, uint8_t *host, uint32_t *len);
 
 /* labels._split_addresses: up to max identities as [start, end) offsets;
@@ -119,7 +119,8 @@ int ws_lbl_split_addresses(const uint8_t *p, uint32_t n, ws_span *out, int max);
 /* ---------------------------------------------------------------- headers
  * warpsniff.sip.headers.header_values over p[0..n): the values of the
  * configured names, each stripped, folded lines joined with a space, written
- * one after the other into `text` (capacity n is enough). */
+ * one after the other into `text` (capacity n is enough). Text outside
+ * ASCII may stand inside a value, not at its ends or in a header name. */
 typedef struct ws_lbl_values {
     uint32_t count;
     uint8_t name[WS_LBL_MAX_VALUES];      /* index into the configured names */
@@ -171,6 +172,7 @@ typedef struct ws_lbl_rules {
     const ws_span *strings;  /* into text */
     const uint8_t *text;
     uint8_t need_remotes, need_addresses, need_pai_domain;
+    uint8_t values_non_ascii;    /* an accepted header value is not ASCII */
 } ws_lbl_rules;
 
 /* an address as labels._ip gives it */
@@ -187,9 +189,10 @@ typedef struct ws_lbl_match {
     uint32_t direction, trunk, provider, account;
 } ws_lbl_match;
 
-void ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
-                        const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
-                        uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out);
+/* WS_LBL_OK, or WS_LBL_PYTHON (a header value to compare as text) */
+int ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
+                       const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
+                       uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out);
 
 /* ---------------------------------------------------------------- zone
  * labels._zone. `states` maps NPA-NXX (the first six digits of a NANP
