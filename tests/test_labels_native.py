@@ -30,7 +30,7 @@ import test_labels_fastpath
 import warpsniff.labels as L
 from capture_invites import initial_invites
 from test_labels import EXAMPLE, _dial_strings, _split_dial_strings
-from warpsniff._engine import InviteBatch, addr16, ip_text, parse_sip
+from warpsniff._engine import InviteBatch, addr16, ip_text, label_tables, parse_sip
 from warpsniff.digit_automata import Pool, parse
 from warpsniff.labels import InviteInfo, LabelConfig
 from warpsniff.sip.calls import CallTracker
@@ -541,18 +541,13 @@ def bench() -> None:
 
         print(f"{capture}: {len(invites)} INVITEs: Python path {best(True):.2f} us, "
               f"native {best(False):.3f} us per INVITE; {native.stats}")
+    # the tables of every country code, built one after another as numbers of each first come
+    native = Config(default_country="DE").native()
     t = time.process_time()
-    pool = Pool()
-    for meta in _pool_patterns():
-        for length in range(18):
-            parts = L._kind_alternatives(meta, length)
-            if parts:
-                patterns = [parts[0]] + [None] * len(L._KIND_SLOTS)
-                for slot, pattern in parts[1]:
-                    patterns[1 + slot] = pattern
-                pool.set_dfa(tuple(patterns))
-    print(f"every region's type automata: {time.process_time() - t:.2f} s, {pool.states} states, "
-          f"{(len(pool.trans) * 4 + len(pool.tags) * 2) / 1e6:.1f} MB")
+    for cc in sorted(L._COUNTRY_CODES.values()):
+        native.number(f"+{cc}2345678")
+    tables = label_tables()
+    print(f"every country code's tables: {time.process_time() - t:.2f} s CPU, {tables}")
 
 
 if __name__ == "__main__":

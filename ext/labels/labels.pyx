@@ -206,6 +206,17 @@ cdef int _build_cc(uint16_t cc) except -1:
     return _refresh_tables()
 
 
+def label_tables():
+    """Size of the number tables built so far (shared by every NativeLabels):
+    country codes compiled, automaton states, candidate regions, bytes."""
+    if _L is None:
+        return {"country_codes": 0, "states": 0, "candidates": 0, "bytes": 0}
+    built = sum(_CCS[cc].built for cc in range(WS_LBL_CC_COUNT))
+    size = (len(_POOL.trans) * 4 + len(_POOL.tags) * 2 + _CAP_CANDIDATES * sizeof(ws_num_candidate)
+            + WS_LBL_CC_COUNT * sizeof(ws_cc_entry) + (_NPANXX_COUNT if _NANP_STATES != NULL else 0))
+    return {"country_codes": built, "states": _POOL.states, "candidates": _N_CANDIDATES, "bytes": size}
+
+
 cdef int _number_into(object number, ws_number *out) except -1:
     """A labels._Number (or None) as the C keeps it."""
     memset(out, 0, sizeof(ws_number))
@@ -740,9 +751,8 @@ cdef class NativeLabels:
         cdef uint32_t n
         config = self._live_config()
         for i in range(batch.count):
-            payload = <bytes>batch.payloads[i]
-            data = <const uint8_t *>(<const char *>payload)
-            n = len(payload)
+            data = <const uint8_t *>(<const char *>batch.arena) + batch.offsets[i]
+            n = batch.lengths[i]
             if python:
                 out[i] = config.labels(_invite_info(config, data, &batch.msgs[i], data, n,
                                                          batch.src + 16 * i, batch.sport[i], batch.dst + 16 * i,
@@ -764,8 +774,10 @@ cdef class NativeLabels:
 cdef class InviteBatch:
     """Initial INVITEs scanned once (for NativeLabels.label_batch): each
     (payload, src addr16, sport, dst addr16, dport); the payload is the whole
-    datagram."""
-    cdef list payloads
+    datagram. The payloads lie end to end, as in the engine's signalling arena."""
+    cdef bytes arena
+    cdef uint32_t *offsets
+    cdef uint32_t *lengths
     cdef ws_sip_msg *msgs
     cdef uint8_t *src
     cdef uint8_t *dst
@@ -782,24 +794,31 @@ cdef class InviteBatch:
         self.dst = <uint8_t *>calloc(max(n, 1), 16)
         self.sport = <uint16_t *>calloc(max(n, 1), sizeof(uint16_t))
         self.dport = <uint16_t *>calloc(max(n, 1), sizeof(uint16_t))
-        if self.msgs == NULL or self.src == NULL or self.dst == NULL or self.sport == NULL or self.dport == NULL:
+        self.offsets = <uint32_t *>calloc(max(n, 1), sizeof(uint32_t))
+        self.lengths = <uint32_t *>calloc(max(n, 1), sizeof(uint32_t))
+        if (self.msgs == NULL or self.src == NULL or self.dst == NULL or self.sport == NULL or self.dport == NULL
+                or self.offsets == NULL or self.lengths == NULL):
             raise MemoryError()
-        self.payloads = []
+        self.arena = b"".join([invite[0] for invite in invites])
+        cdef uint32_t offset = 0
         for i in range(n):
             payload, src16, sport, dst16, dport = invites[i]
             if len(src16) != 16 or len(dst16) != 16:
                 raise ValueError("addresses are 16 bytes (IPv4 v4-mapped)")
-            ws_sip_parse(<const uint8_t *>(<const char *>payload), len(payload), 1, NULL, &self.msgs[i])
+            self.offsets[i], self.lengths[i] = offset, len(payload)
+            ws_sip_parse(<const uint8_t *>(<const char *>self.arena) + offset, len(payload), 1, NULL, &self.msgs[i])
+            offset += len(payload)
             m = &self.msgs[i]
             if m.status != WS_SIP_OK or not m.is_request or m.method != WS_SIP_INVITE or m.to_tag.len:
                 raise ValueError(f"INVITE {i} is not an initial INVITE the scan accepts")
             memcpy(self.src + 16 * i, <const char *>src16, 16)
             memcpy(self.dst + 16 * i, <const char *>dst16, 16)
             self.sport[i], self.dport[i] = sport, dport
-            self.payloads.append(payload)
         self.count = n
 
     def __dealloc__(self):
+        free(self.offsets)
+        free(self.lengths)
         free(self.msgs)
         free(self.src)
         free(self.dst)

@@ -1,8 +1,7 @@
 # cython: language_level=3
 # The Python face's own state: the engine handle, a parsed SIP message, the
-# call labeller (labels/labels.pxd) and the dialog state machine
-# (sip/dialogs.pxd). The C state they wrap is
-# declared in wsnative.pxd.
+# call labels (labels/labels.pxd) and the dialog state machine
+# (sip/dialogs.pxd). The C state they wrap is declared in wsnative.pxd.
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
