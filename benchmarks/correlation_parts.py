@@ -42,12 +42,25 @@ def main(argv=None) -> int:
     from warpsniff.replay import EngineOptions, replay
 
     warm_up(replay)
-    originals = (labels.LabelConfig.labels, pipeline.Pipeline._media_of_calls,
-                 aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick)
+    originals = (pipeline.Pipeline.__init__, aggregate.CallAggregator.attempt_started,
+                 pipeline.Pipeline._media_of_calls, aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick)
     unknown = labels.CallLabels()
 
     def stub_labels():
-        labels.LabelConfig.labels = lambda self, info: unknown
+        # the tracker labels each INVITE with its config's native labeller: it gets no config,
+        # and each call the empty label set as its attempt is counted
+        init, attempt_started = originals[:2]
+
+        def no_labels(self, *args, **kw):
+            init(self, *args, **kw)
+            self.tracker.label_config = None
+
+        def unknown_labels(self, call):
+            call.labels = unknown
+            attempt_started(self, call)
+
+        pipeline.Pipeline.__init__ = no_labels
+        aggregate.CallAggregator.attempt_started = unknown_labels
 
     def stub_media():
         pipeline.Pipeline._media_of_calls = lambda self, calls, streams, quality, only_theirs=False: {
@@ -65,7 +78,7 @@ def main(argv=None) -> int:
         if not os.path.exists(path):
             print(f"{path}: missing (python -m benchmarks.correlation_cost generates it)", file=sys.stderr)
             return 2
-        (labels.LabelConfig.labels, pipeline.Pipeline._media_of_calls,
+        (pipeline.Pipeline.__init__, aggregate.CallAggregator.attempt_started, pipeline.Pipeline._media_of_calls,
          aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick) = originals
 
         def best(**kw) -> float:

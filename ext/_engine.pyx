@@ -753,5 +753,6 @@ def extract_calls(inputs, calls):
 
 
 include "quality/emodel.pyx"
+include "labels/labels.pyx"
 include "sip/dialogs.pyx"
 include "quality/call_media.pyx"

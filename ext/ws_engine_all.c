@@ -10,5 +10,6 @@
 #include "rtp/ws_rtp_select.c"
 #include "sip/ws_sip.c"
 #include "sip/ws_sdp.c"
+#include "labels/ws_labels.c"
 #include "capture/ws_extract.c"
 #include "engine/ws_engine.c"

@@ -437,3 +437,152 @@ cdef extern from "engine/ws_engine.h":
     int ws_engine_run_ring(ws_engine *e, ws_ring *ring, uint64_t budget, int poll_ms) nogil
     void ws_engine_sig_reset(ws_engine *e) nogil
 
+
+
+cdef extern from "labels/ws_labels.h":
+    enum:
+        WS_LBL_OK
+        WS_LBL_NONE
+        WS_LBL_PYTHON
+        WS_LBL_NEED_CC
+        WS_LBL_DIAL_MAX
+        WS_LBL_NSN_MAX
+        WS_LBL_MAX_VALUES
+        WS_LBL_CC_COUNT
+        WS_LBL_ALWAYS
+        WS_LBL_TRANSFORM_NONE
+        WS_LBL_TRANSFORM_WHOLE
+        WS_LBL_TRANSFORM_OTHER
+        WS_COND_NETS
+        WS_COND_PORTS
+        WS_COND_HEADER
+        WS_COND_TRUNKS
+        WS_COND_DOMAINS
+        WS_COND_PREFIXES
+        WS_ZONE_UNKNOWN
+        WS_ZONE_INTERSTATE
+        WS_ZONE_INTRASTATE
+        WS_ZONE_LOCAL
+        WS_ZONE_INTL
+        WS_ZONE_TOLLFREE
+        WS_DIR_UNKNOWN
+        WS_DIR_INBOUND
+        WS_DIR_OUTBOUND
+
+    ctypedef struct ws_num_plan:
+        int32_t idd
+        int32_t national_prefix
+        int32_t general
+        uint32_t possible
+        uint16_t cc
+        uint8_t longest
+        uint8_t cc_len
+        char cc_text[4]
+        uint8_t transform
+        uint8_t transform_prefix_len
+        char transform_prefix[8]
+
+    ctypedef struct ws_num_candidate:
+        int32_t leading
+        int32_t kinds
+        uint16_t region
+        uint8_t possible
+        uint8_t toll_free
+
+    ctypedef struct ws_cc_entry:
+        uint8_t known
+        uint8_t built
+        uint8_t has_plan
+        uint8_t python
+        ws_num_plan plan
+        uint32_t first[19]
+
+    ctypedef struct ws_num_tables:
+        const int32_t *trans
+        const uint16_t *tags
+        const ws_num_candidate *candidates
+        const ws_cc_entry *ccs
+        uint8_t min_nsn, max_nsn
+
+    ctypedef struct ws_number:
+        uint8_t present
+        uint8_t toll_free
+        uint8_t nsn_len
+        uint16_t cc
+        uint16_t region
+        char nsn[24]
+
+    int ws_number_of_dial(const ws_num_tables *t, const ws_num_plan *region_plan, uint16_t default_cc,
+                          const char *dial, uint32_t len, ws_number *out, uint16_t *need) nogil
+
+    int ws_lbl_dial_of_uri(const uint8_t *p, uint32_t n, char *dial, uint32_t *len) nogil
+    int ws_lbl_uri_host(const uint8_t *p, uint32_t n, uint8_t *host, uint32_t *len) nogil
+    int ws_lbl_split_addresses(const uint8_t *p, uint32_t n, ws_span *out, int max) nogil
+
+    ctypedef struct ws_lbl_values:
+        uint32_t count
+        uint8_t name[64]
+        ws_span value[64]
+
+    ctypedef struct ws_lbl_names:
+        uint32_t count
+        const uint8_t *text
+        const ws_span *name
+        uint8_t first_chars[256]
+
+    int ws_lbl_header_values(const ws_lbl_names *names, const uint8_t *p, uint32_t n, uint8_t *text,
+                             uint32_t cap, ws_lbl_values *out) nogil
+
+    ctypedef struct ws_lbl_list:
+        uint32_t first, count
+
+    ctypedef struct ws_lbl_net:
+        uint8_t v6
+        uint8_t bits
+        uint8_t addr[16]
+
+    ctypedef struct ws_lbl_cond:
+        uint32_t keys
+        uint32_t header
+        ws_lbl_list nets, ports, values, trunks, domains, prefixes
+
+    ctypedef struct ws_lbl_rules:
+        const ws_lbl_net *platform
+        uint32_t n_platform
+        const ws_lbl_list *trunks
+        const ws_lbl_list *providers
+        const ws_lbl_list *accounts
+        uint32_t n_trunks, n_providers, n_accounts
+        const ws_lbl_cond *conds
+        const ws_lbl_net *nets
+        const int64_t *ports
+        const uint32_t *trunk_ids
+        const ws_span *strings
+        const uint8_t *text
+        uint8_t need_remotes, need_addresses, need_pai_domain
+        uint8_t values_non_ascii
+
+    ctypedef struct ws_lbl_addr:
+        uint8_t family
+        uint8_t addr[16]
+        int64_t port
+
+    ctypedef struct ws_lbl_match:
+        uint32_t direction, trunk, provider, account
+
+    int ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_lbl_addr *dst,
+                           const ws_lbl_values *v, const uint8_t *vtext, const uint8_t *pai_host,
+                           uint32_t pai_host_len, const ws_number *orig, ws_lbl_match *out) nogil
+
+    int ws_lbl_zone(const ws_number *dest, const ws_number *orig, const uint8_t *states, uint16_t us,
+                    uint16_t ca, uint32_t *zone, uint32_t *npanxx) nogil
+
+    ctypedef struct ws_lbl_sets:
+        uint64_t *keys
+        uint32_t *slots
+        uint32_t cap, count
+
+    int ws_lbl_sets_get(const ws_lbl_sets *s, uint64_t key, uint32_t *slot) nogil
+    int ws_lbl_sets_put(ws_lbl_sets *s, uint64_t key, uint32_t slot) nogil
+    void ws_lbl_sets_clear(ws_lbl_sets *s) nogil
+    void ws_lbl_sets_free(ws_lbl_sets *s) nogil

@@ -749,20 +749,19 @@ def _number_kind(nsn: str, meta, length: int) -> int:
 
 _KINDS_PATTERNS: dict = {}
 
+# the number types _number_type_helper tries, in its order (the last only when
+# mobile and fixed-line numbers differ: else the helper asks fixed_line alone)
+_KIND_SLOTS = ("premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail",
+               "fixed_line", "mobile")
 
-def _kinds_pattern(meta, length: int):
-    """phonenumbers' _number_type_helper for numbers of one length in one
-    region, as one pattern: the general description must match the whole
-    number (a lookahead), then the type descriptions in the helper's order as
-    alternatives, of which a full match takes the first that matches whole
-    (the type the helper returns). A description whose possible lengths
-    exclude `length`, or that has no pattern, is left out, as the helper
-    skips it. Returns (pattern, group of the toll-free alternative or 0), or
-    None when no number of this length can be valid there."""
-    key = (id(meta), length)
-    if key in _KINDS_PATTERNS:
-        return _KINDS_PATTERNS[key][1]
 
+def _kind_alternatives(meta, length: int):
+    """What phonenumbers' _number_type_helper reads to type numbers of one
+    length in one region: (its general description's pattern, [(slot in
+    _KIND_SLOTS, pattern)] in the helper's order, the toll-free slot or -1),
+    or None when no number of this length can be valid there. A description
+    whose possible lengths exclude `length`, or that has no pattern, is left
+    out, as the helper skips it."""
     def usable(desc) -> Optional[str]:
         if desc is None:
             return None
@@ -772,23 +771,43 @@ def _kinds_pattern(meta, length: int):
         return pattern if pattern else None
 
     general = usable(meta.general_desc)
-    descs = [meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
-             meta.uan, meta.voicemail, meta.fixed_line]
-    if not meta.same_mobile_and_fixed_line_pattern:
-        descs.append(meta.mobile)   # else the helper asks only fixed_line (FIXED_LINE_OR_MOBILE)
+    if general is None:
+        return None
+    slots = _KIND_SLOTS if not meta.same_mobile_and_fixed_line_pattern else _KIND_SLOTS[:-1]
+    alternatives, toll_free = [], -1
+    for slot, name in enumerate(slots):
+        desc = getattr(meta, name)
+        pattern = usable(desc)
+        if pattern is None:
+            continue
+        if desc is meta.toll_free:
+            toll_free = slot
+        alternatives.append((slot, pattern))
+    return (general, alternatives, toll_free) if alternatives else None
+
+
+def _kinds_pattern(meta, length: int):
+    """_number_type_helper for numbers of one length in one region, as one
+    pattern: the general description must match the whole number (a
+    lookahead), then the type descriptions (_kind_alternatives) as
+    alternatives, of which a full match takes the first that matches whole
+    (the type the helper returns). Returns (pattern, group of the toll-free
+    alternative or 0), or None when no number of this length can be valid
+    there."""
+    key = (id(meta), length)
+    if key in _KINDS_PATTERNS:
+        return _KINDS_PATTERNS[key][1]
     found = None
-    if general is not None:
-        alternatives, group, toll_free_group = [], 1, 0
-        for desc in descs:
-            pattern = usable(desc)
-            if pattern is None:
-                continue
-            if desc is meta.toll_free:
+    parts = _kind_alternatives(meta, length)
+    if parts is not None:
+        general, alternatives, toll_free = parts
+        pieces, group, toll_free_group = [], 1, 0
+        for slot, pattern in alternatives:
+            if slot == toll_free:
                 toll_free_group = group
-            alternatives.append(f"({pattern})")
+            pieces.append(f"({pattern})")
             group += 1 + re.compile(pattern).groups   # a pattern's own groups come after its own
-        if alternatives:
-            found = (re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(alternatives)})"), toll_free_group)
+        found = (re.compile(f"(?=(?:{general})\\Z)(?:{'|'.join(pieces)})"), toll_free_group)
     _KINDS_PATTERNS[key] = (meta, found)   # meta kept: its id must not be reused
     return found
 
@@ -1015,6 +1034,7 @@ class LabelConfig:
         # label sets seen: labels() hands out one shared (frozen) CallLabels per
         # set, not a new object per call; cleared if a flood of sets fills it
         self._label_sets: dict = {}
+        self._native = None   # native(): this configuration compiled, made on first use
         self._need_pai_domain = any(c.pai_domains is not None for r in self.accounts for c in r.conds)
         self._need_remotes = bool(self.platform_networks or self.trunks or self.providers)
         # addresses are parsed only when a rule looks at them
@@ -1245,10 +1265,29 @@ class LabelConfig:
                orig.region if orig is not None and orig.region else UNKNOWN)
         found = self._label_sets.get(key)
         if found is None:
-            if len(self._label_sets) >= MAX_SHARED_LABEL_SETS:
-                self._label_sets.clear()
-            found = self._label_sets[key] = CallLabels(*key)
+            found = self._new_label_set(key)
         return found
+
+    def _new_label_set(self, key: tuple) -> CallLabels:
+        """The shared CallLabels of a label set not seen yet (labels() and the
+        native path both take theirs from _label_sets)."""
+        if len(self._label_sets) >= MAX_SHARED_LABEL_SETS:
+            self._label_sets.clear()
+            if self._native is not None:
+                self._native.forget_label_sets()   # it keeps those it handed out: no longer shared
+        found = self._label_sets[key] = CallLabels(*key)
+        return found
+
+    def native(self):
+        """This configuration compiled for the native path (a
+        warpsniff._engine.NativeLabels, made on first use and kept): the
+        tracker labels initial INVITEs with it straight from their bytes, with
+        exactly the results of labels() (docs/labels.md, "Native path"). The
+        configuration must not change after this."""
+        if self._native is None:
+            from warpsniff._engine import NativeLabels
+            self._native = NativeLabels(self)
+        return self._native
 
     @staticmethod
     def _match_remote(rules: tuple, remotes: tuple, headers: Mapping) -> str:

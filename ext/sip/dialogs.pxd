@@ -241,7 +241,6 @@ cdef class CallTracker:
     cdef void _count_retransmission(self, Call open_call) noexcept
     cdef int _request(self, _Message x, Call call) except -1
     cdef int _initial_invite(self, Call call, _Message x) except -1
-    cdef object _invite_info(self, _Message x)
     cdef int _correlate(self, Call call, _Message x) except -1
     cdef int _response(self, _Message x, Call call) except -1
     cdef int _invite_response(self, Call call, _Message x) except -1

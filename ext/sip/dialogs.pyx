@@ -58,21 +58,18 @@ cdef double _INF = float("inf")
 
 # Python modules the tracker calls into, imported when the first tracker is
 # made (they import this module)
-cdef object _InviteInfo = None, _header_values = None, _parse_vq_report = None, _VQ_CONTENT_TYPE = None
+cdef object _parse_vq_report = None, _VQ_CONTENT_TYPE = None
 cdef object _parse_sdp_text = None, _CallConfig = None, _CallStats = None
 
 
 cdef _load_python_side():
-    global _InviteInfo, _header_values, _parse_vq_report, _VQ_CONTENT_TYPE
+    global _parse_vq_report, _VQ_CONTENT_TYPE
     global _parse_sdp_text, _CallConfig, _CallStats
     if _CallStats is not None:
         return
-    from warpsniff.labels import InviteInfo
     from warpsniff.quality.vq import CONTENT_TYPE, parse_vq_report
     from warpsniff.sip.calls import CallConfig, CallStats
-    from warpsniff.sip.headers import header_values
     from warpsniff.sip.sdp import parse_sdp_text
-    _InviteInfo, _header_values = InviteInfo, header_values
     _parse_vq_report, _VQ_CONTENT_TYPE = parse_vq_report, CONTENT_TYPE
     _parse_sdp_text, _CallConfig, _CallStats = parse_sdp_text, CallConfig, CallStats
 
@@ -122,48 +119,6 @@ def ip_text(bytes a16):
     else:
         inet_ntop(AF_INET6, p, out, sizeof(out))
     return out.decode("ascii")
-
-
-# address text by engine address: a few proxies and gateways send most INVITEs
-cdef dict _IP_TEXTS = {}
-cdef Py_ssize_t MAX_IP_TEXTS = 4096
-
-
-cdef str _ip_text_of(const uint8_t *a16):
-    cdef bytes key = PyBytes_FromStringAndSize(<const char *>a16, 16)
-    cdef PyObject *found = PyDict_GetItem(_IP_TEXTS, key)
-    if found != NULL:
-        return <str>found
-    if len(_IP_TEXTS) >= MAX_IP_TEXTS:
-        _IP_TEXTS.clear()
-    text = _IP_TEXTS[key] = ip_text(key)
-    return text
-
-
-# header names labels ask for -> (lower-case bytes...), for the scan below
-cdef dict _HEADER_NAME_BYTES = {}
-
-
-cdef bint _may_have_headers(const uint8_t *p, uint32_t n, object names) except -1:
-    """False when header_values(p[:n], names) is certainly empty: an ASCII
-    header section in which no name occurs, in any case (what header_values
-    checks first, here without copying the message)."""
-    cdef uint32_t i
-    cdef uint8_t seen = 0
-    cdef bytes b
-    wanted = _HEADER_NAME_BYTES.get(names)
-    if wanted is None:
-        if len(_HEADER_NAME_BYTES) > 64:
-            _HEADER_NAME_BYTES.clear()
-        wanted = _HEADER_NAME_BYTES[names] = tuple(name.encode() for name in names)
-    for i in range(n):
-        seen |= p[i]      # no early exit: the compiler vectorises the loop
-    if seen & 0x80:
-        return True       # header_values lower-cases non-ASCII text as str: let it decide
-    for b in wanted:
-        if _has_ci(p, n, b, <uint32_t>len(b)):
-            return True
-    return False
 
 
 def _session_expires(value):
@@ -1536,16 +1491,6 @@ cdef class CallTracker:
             self._offer_answer(call, x)
         return 0
 
-    cdef object _invite_info(self, _Message x):
-        cdef ws_sip_msg *m = &x.m
-        names = self.label_config.header_names
-        headers = {}
-        if names and _may_have_headers(x.data, m.header_len, names):
-            headers = _header_values(x.payload(), m.header_len, names)
-        # positional, in InviteInfo's field order: keywords cost a dict per INVITE
-        return _InviteInfo(_ip_text_of(x.src), x.sport, _ip_text_of(x.dst), x.dport,
-                           x.text(m.request_uri), x.text(m.from_uri), x.text(m.to_uri), headers)
-
     cdef int _initial_invite(self, Call call, _Message x) except -1:
         cdef ws_sip_msg *m = &x.m
         if call is not None and not call.done:
@@ -1578,7 +1523,8 @@ cdef class CallTracker:
         if self.corr_name is not None or self._call_id_re is not None:
             self._correlate(call, x)
         if self.label_config is not None:
-            call.labels = self.label_config.labels(self._invite_info(x))
+            call.labels = native_labels(self.label_config).labels_of(x.base, &x.m, x.data, x.n, x.src, x.sport,
+                                                                     x.dst, x.dport)
         self._insert(call)
         self._seq += 1
         call.timer_rank = self._seq

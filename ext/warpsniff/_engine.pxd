@@ -1,7 +1,7 @@
 # cython: language_level=3
-# The Python face's own state: the engine handle, a parsed SIP message, and
-# the dialog state machine (sip/dialogs.pxd). The C state they wrap is
-# declared in wsnative.pxd.
+# The Python face's own state: the engine handle, a parsed SIP message, the
+# call labels (labels/labels.pxd) and the dialog state machine
+# (sip/dialogs.pxd). The C state they wrap is declared in wsnative.pxd.
 
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
@@ -28,4 +28,5 @@ cdef class SipHeaders:
     cdef str _field(self, ws_span sp)
 
 
+include "labels/labels.pxd"
 include "sip/dialogs.pxd"
