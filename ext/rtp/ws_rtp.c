@@ -135,11 +135,14 @@ void ws_rtp_table_free(ws_rtp_table *t)
     free(t->bind_index.slots);
     free(t->bindings);
     free(t->bind_gens);
+    free(t->bind_streams);
     free(t->bind_free);
     free(t->streams);
     free(t->free_list);
     free(t->slot_calls);
     free(t->slot_seen_s);
+    free(t->slot_bind_next);
+    free(t->slot_bind_prev);
     free(t->rtcp);
     free(t->ended);
     memset(t, 0, sizeof *t);
@@ -208,7 +211,7 @@ void ws_rtp_record(const ws_rtp_stream *s, ws_stream_record *r)
     r->first_ns = s->first_ns;
     r->last_ns = s->last_ns;
     r->bytes = s->bytes;
-    r->flags = s->flags;
+    r->flags = s->flags & WS_STREAM_RECORD_FLAGS;
     r->end_reason = s->end_reason;
 }
 
@@ -225,10 +228,37 @@ static int ended_push(ws_rtp_table *t, const ws_rtp_stream *s)
     return 0;
 }
 
+/* The streams bound to each binding, a list through slot_bind_next/prev:
+ * a stream is on its binding's list exactly while WS_STREAM_BOUND is set. */
+static void bound_link(ws_rtp_table *t, uint32_t slot, uint32_t binding)
+{
+    uint32_t first = t->bind_streams[binding];
+    t->slot_bind_prev[slot] = 0;
+    t->slot_bind_next[slot] = first;
+    if (first) t->slot_bind_prev[first - 1] = slot + 1;
+    t->bind_streams[binding] = slot + 1;
+}
+
+static void bound_unlink(ws_rtp_table *t, uint32_t slot, uint32_t binding)
+{
+    uint32_t next = t->slot_bind_next[slot], prev = t->slot_bind_prev[slot];
+    if (prev) t->slot_bind_next[prev - 1] = next;
+    else t->bind_streams[binding] = next;
+    if (next) t->slot_bind_prev[next - 1] = prev;
+}
+
+/* A binding's generation changed: its streams look again on their next packet. */
+static void bound_mark_rebind(ws_rtp_table *t, uint32_t binding)
+{
+    for (uint32_t i = t->bind_streams[binding]; i; i = t->slot_bind_next[i - 1])
+        t->streams[i - 1].flags |= WS_STREAM_REBIND;
+}
+
 /* Takes a stream out of the table; valid streams are kept for reporting. */
 static void stream_remove(ws_rtp_table *t, uint32_t slot, uint8_t reason)
 {
     ws_rtp_stream *s = &t->streams[slot];
+    if (s->flags & WS_STREAM_BOUND) bound_unlink(t, slot, s->binding);
     uint32_t h = (uint32_t)ws_flow_hash(&s->key), pos;
     if (ix_find(&t->index, (const uint8_t *)t->streams, sizeof *s, &s->key, h, &pos) == slot)
         ix_remove(&t->index, pos);
@@ -303,7 +333,11 @@ static ws_rtp_stream *stream_new(ws_rtp_table *t, const ws_flow_key *k, uint32_t
             if (sc) t->slot_calls = sc;
             uint32_t *ss = realloc(t->slot_seen_s, (size_t)cap * sizeof *ss);
             if (ss) t->slot_seen_s = ss;
-            if (!ns || !fl || !sc || !ss) {
+            uint32_t *bn = realloc(t->slot_bind_next, (size_t)cap * sizeof *bn);
+            if (bn) t->slot_bind_next = bn;
+            uint32_t *bp = realloc(t->slot_bind_prev, (size_t)cap * sizeof *bp);
+            if (bp) t->slot_bind_prev = bp;
+            if (!ns || !fl || !sc || !ss || !bn || !bp) {
                 free(ns);
                 return NULL;
             }
@@ -534,7 +568,8 @@ static uint32_t bind_lookup(const ws_rtp_table *t, const ws_addr *addr, uint16_t
 static void bind_free_slot(ws_rtp_table *t, uint32_t slot, uint32_t pos)
 {
     ix_remove(&t->bind_index, pos);
-    t->bind_gens[slot] = 0; /* streams holding this slot see the change */
+    t->bind_gens[slot] = 0;
+    bound_mark_rebind(t, slot);
     t->bindings[slot].call_ref = 0;
     t->bind_free[t->bind_free_count++] = slot;
     t->bind_active--;
@@ -605,12 +640,16 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
                 uint32_t *ng = realloc(t->bind_gens, (size_t)cap * sizeof *ng);
                 if (!ng) return NULL;
                 t->bind_gens = ng;
+                uint32_t *ns = realloc(t->bind_streams, (size_t)cap * sizeof *ns);
+                if (!ns) return NULL;
+                t->bind_streams = ns;
                 uint32_t *nf = realloc(t->bind_free, (size_t)cap * sizeof *nf);
                 if (!nf) return NULL;
                 t->bind_free = nf;
                 t->bind_capacity = cap;
             }
             slot = t->bind_used++;
+            t->bind_streams[slot] = 0; /* a reused slot keeps its list: its streams were marked when it was freed */
         }
         if ((t->bind_index.count + 1) * 2 > t->bind_index.mask + 1) {
             if (ix_grow(&t->bind_index)) return NULL;
@@ -630,6 +669,7 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
     ws_media_binding *b = &t->bindings[slot];
     b->call_ref = call_ref;
     t->bind_gens[slot] = t->bind_gen_next++;
+    bound_mark_rebind(t, slot);
     b->latched = (uint8_t)latched;
     b->since_ns = since_ns;
     b->npts = (uint8_t)(npts < WS_BIND_PTS ? npts : WS_BIND_PTS);
@@ -664,7 +704,8 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
     s->call_ref = b->call_ref;
     t->slot_calls[s - t->streams] = b->call_ref;
     s->binding = slot;
-    s->bind_gen = t->bind_gens[slot];
+    s->cached_pt.pt = 0xff;
+    bound_link(t, (uint32_t)(s - t->streams), slot);
     t->bound_streams++;
     uint32_t rpos;
     if (bind_find(t, &s->key.src, s->key.sport, &rpos) == NOT_FOUND) {
@@ -681,12 +722,15 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
     }
 }
 
-/* The payload type's clock and kind, as the bound call's SDP declared it. */
+/* The payload type's clock and kind, as the bound call's SDP declared it.
+ * The last one found is cached while its clock is known (cached_pt.pt 0xff,
+ * never a payload type: nothing cached), so the usual packet compares one
+ * byte. */
 WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
 {
     ws_pt_info info = t->pt_map[pt];
     if (!(s->flags & WS_STREAM_BOUND)) return info;
-    if (s->cached_pt.pt == pt && s->cached_pt.clock_rate) {
+    if (s->cached_pt.pt == pt) {
         info.clock_rate = s->cached_pt.clock_rate;
         info.kind = s->cached_pt.kind;
         return info;
@@ -695,6 +739,7 @@ WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uin
     for (uint32_t i = 0; i < b->npts; i++) {
         if (b->pts[i].pt == pt) {
             s->cached_pt = b->pts[i];
+            if (!s->cached_pt.clock_rate) s->cached_pt.pt = 0xff;
             info.clock_rate = b->pts[i].clock_rate;
             info.kind = b->pts[i].kind;
             return info;
@@ -709,6 +754,35 @@ WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uin
     }
     return info;
 }
+
+/* A bound stream whose binding changed (WS_STREAM_REBIND): its destination
+ * was re-bound (re-INVITE) or released (call over). Returns 0, or 1 when the
+ * destination now belongs to another call: the stream has ended, and its
+ * next packet starts a new one. Out of line (taking nothing by address), so
+ * the packet path around it stays as small as it was. */
+static __attribute__((noinline)) int stream_rebind(ws_rtp_table *t, uint32_t slot)
+{
+    ws_rtp_stream *s = &t->streams[slot];
+    uint32_t bpos, b = bind_find(t, &s->key.dst, s->key.dport, &bpos);
+    if (b == NOT_FOUND) {
+        bound_unlink(t, slot, s->binding);
+        s->flags &= (uint8_t)~(WS_STREAM_BOUND | WS_STREAM_REBIND); /* keeps its call */
+    } else if (t->bindings[b].call_ref == s->call_ref) {
+        if (b != s->binding) {
+            bound_unlink(t, slot, s->binding);
+            bound_link(t, slot, b);
+            s->binding = b;
+        }
+        s->flags &= (uint8_t)~WS_STREAM_REBIND;
+        s->cached_pt.pt = 0xff;
+    } else {
+        stream_remove(t, slot, WS_END_REBOUND);
+        return 1;
+    }
+    return 0;
+}
+
+_Static_assert(WS_PT_EVENT == WS_PT_CN + 1, "comfort noise and events are told apart from voice in one test");
 
 /* One RTP packet, its key (SSRC included) given as words: the decoder's
  * values go from registers into the hash and the compare, and the key is
@@ -726,32 +800,20 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
     if (WS_LIKELY(slot != NOT_FOUND)) {
         s = &t->streams[slot];
         if (WS_UNLIKELY(!(s->flags & WS_STREAM_BOUND))) {
-            /* an unbound stream's bind_gen is its bucket's epoch when it last checked;
+            /* an unbound stream's bind_epoch is its bucket's epoch when it last checked;
              * with no binding at all (RTP only) there is nothing to look at */
             if (t->adopt_unbound && t->bind_active && !s->call_ref) {
                 uint32_t ep = t->bind_epochs[epoch_bucket_kw(kw)];
-                if (WS_UNLIKELY(s->bind_gen != ep)) {
-                    s->bind_gen = ep;
+                if (WS_UNLIKELY(s->bind_epoch != ep)) {
+                    s->bind_epoch = ep;
                     stream_bind(t, s, 1);
                     t->adopted += (s->flags & WS_STREAM_BOUND) != 0;
                 }
             }
-        } else if (WS_UNLIKELY(t->bind_gens[s->binding] != s->bind_gen)) {
-            /* the destination was re-bound (re-INVITE) or released (call over) */
+        } else if (WS_UNLIKELY(s->flags & WS_STREAM_REBIND) && stream_rebind(t, slot)) {
+            slot = NOT_FOUND;
             ws_key_from_words(&k, kw);
-            uint32_t bpos, b = bind_find(t, &k.dst, k.dport, &bpos);
-            if (b == NOT_FOUND) {
-                s->flags &= (uint8_t)~WS_STREAM_BOUND; /* keeps its call */
-            } else if (t->bindings[b].call_ref == s->call_ref) {
-                s->binding = b;
-                s->bind_gen = t->bind_gens[b];
-                s->cached_pt.clock_rate = 0;
-            } else {
-                /* the port now belongs to the next call: that is a new stream */
-                stream_remove(t, slot, WS_END_REBOUND);
-                slot = NOT_FOUND;
-                ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
-            }
+            ix_find(&t->index, (const uint8_t *)t->streams, sizeof(ws_rtp_stream), &k, h, &pos);
         }
     }
     if (WS_UNLIKELY(slot == NOT_FOUND)) {
@@ -765,7 +827,7 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
         s->payload_type = pt;
         if (t->bind_active) stream_bind(t, s, 0);
         if (!(s->flags & WS_STREAM_BOUND) && t->adopt_unbound)
-            s->bind_gen = t->bind_epochs[epoch_bucket_kw(kw)];
+            s->bind_epoch = t->bind_epochs[epoch_bucket_kw(kw)];
     }
     s->packets++;
     s->bytes += n;
@@ -789,15 +851,16 @@ WS_INLINE int rtp_packet_kw(ws_rtp_table *t, const ws_key_words *kw, int64_t ts_
     if (WS_UNLIKELY(st == SEQ_BAD)) return 0;
 
     ws_pt_info info = stream_pt_info(t, s, pt);
-    if (WS_UNLIKELY(info.kind == WS_PT_EVENT)) {
-        /* every packet of one RFC 4733 event repeats the event's timestamp */
-        if (!s->dtmf_events || (uint16_t)rtp_ts != s->dtmf_last_ts) {
-            s->dtmf_events++;
-            s->dtmf_last_ts = (uint16_t)rtp_ts;
+    if (WS_UNLIKELY((uint8_t)(info.kind - WS_PT_CN) <= WS_PT_EVENT - WS_PT_CN)) { /* one test for both */
+        if (info.kind == WS_PT_EVENT) {
+            /* every packet of one RFC 4733 event repeats the event's timestamp */
+            if (!s->dtmf_events || (uint16_t)rtp_ts != s->dtmf_last_ts) {
+                s->dtmf_events++;
+                s->dtmf_last_ts = (uint16_t)rtp_ts;
+            }
         }
-        return 0;
+        return 0; /* comfort noise and events: never voice timing */
     }
-    if (info.kind == WS_PT_CN) return 0; /* never voice timing */
     /* a payload type of unknown clock inside a voice stream (unmapped DTMF,
      * say) must not move the voice reference either */
     if (!info.clock_rate && s->clock_rate) return 0;

@@ -59,7 +59,12 @@ enum {
     WS_STREAM_VALID = 1 << 0,     /* passed probation: a real RTP source */
     WS_STREAM_HAVE_PREV = 1 << 1, /* jitter has a previous packet to compare to */
     WS_STREAM_BOUND = 1 << 2,     /* attached to a call through SDP */
+    /* bound, and its binding changed since (re-bound, released): look its
+     * destination up again on the next packet. Set by the change, so an
+     * ordinary packet reads nothing but these flags; never in a record. */
+    WS_STREAM_REBIND = 1 << 3,
 };
+#define WS_STREAM_RECORD_FLAGS (WS_STREAM_VALID | WS_STREAM_HAVE_PREV | WS_STREAM_BOUND)
 
 /* Why a stream left the table */
 typedef enum ws_end_reason {
@@ -115,10 +120,10 @@ typedef struct ws_rtp_stream {
     float max_jitter;
     uint32_t jitter_samples;
     uint32_t max_delta_us;
-    uint32_t bind_gen;       /* the binding's gen when we bound (unbound: its bucket's epoch last checked) */
+    uint32_t bind_epoch;     /* unbound: its destination bucket's epoch when it last looked */
     uint32_t binding;        /* slot in the binding table while bound */
     uint32_t call_ref;       /* set by SDP binding; 0 = unbound */
-    ws_pt_entry cached_pt;   /* last payload type resolved through the binding */
+    ws_pt_entry cached_pt;   /* last payload type resolved through the binding (pt 0xff: none) */
     ws_jb_sim jb;            /* its loss_runs start line 3 */
     /* line 3: the rest of A.1/A.3, rare counters, reporting */
     uint32_t base_seq;
@@ -242,6 +247,10 @@ typedef struct ws_rtp_table {
      * last looked at it (0: look): last_ns only grows, so until that second
      * plus the idle timeout the scan skips the slot without reading it */
     uint32_t *slot_seen_s;
+    /* per slot, the next and previous stream bound to the same binding
+     * (slot + 1, 0 = none): a binding that changes marks its streams
+     * WS_STREAM_REBIND through this list, touched only on binds and ends */
+    uint32_t *slot_bind_next, *slot_bind_prev;
     uint32_t evict_cursor;
     uint64_t evictions, expired;
     /* RTCP */
@@ -254,10 +263,10 @@ typedef struct ws_rtp_table {
     /* SDP media bindings */
     ws_flow_index bind_index;
     ws_media_binding *bindings;
-    /* each binding's generation, 0 when its slot is free: a bound stream compares
-     * it on every packet, so it lives apart, 4 bytes a binding, not in a
-     * binding's few hundred bytes (1,000 calls: 8 KB that stay in L1) */
+    /* each binding's generation, 0 when its slot is free: a latched binding
+     * is valid while the binding it was learnt through keeps its generation */
     uint32_t *bind_gens;
+    uint32_t *bind_streams; /* each binding's first bound stream (slot + 1, 0 = none) */
     uint32_t *bind_free;
     uint32_t bind_used, bind_capacity, bind_max, bind_free_count, bind_active;
     uint32_t bind_gen_next;

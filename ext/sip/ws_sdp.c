@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include "ws_scan.h"
+
 /* Where the lines after an m= line go: to the session (before any m= line,
  * or after an m= line the Python parser rejects), to a kept media
  * description, or nowhere (an m= line beyond WS_SDP_MAX_MEDIA). */
@@ -19,6 +21,23 @@ static int sdp_ws(uint8_t c) { return c == ' ' || c == '\t'; }
  * and strips on Unicode whitespace and line breaks: \v \f \x1c-\x1f \x85 ...)
  * this scan does not reproduce. */
 static int sdp_unusual(uint8_t c) { return c >= 0x80 || (c < 0x20 && c != '\t' && c != '\r' && c != '\n'); }
+
+/* Does [p, end) hold an sdp_unusual byte? */
+static int sdp_has_unusual(const uint8_t *p, const uint8_t *end)
+{
+#if WS_SCAN_SSE2
+    uint32_t any = 0;
+    for (; end - p >= 16; p += 16) {
+        ws_vec x = ws_vec_load(p);
+        ws_vec line_bytes = _mm_or_si128(_mm_or_si128(ws_vec_eq(x, '\t'), ws_vec_eq(x, '\r')), ws_vec_eq(x, '\n'));
+        any |= ws_vec_bits(_mm_or_si128(x, _mm_andnot_si128(line_bytes, ws_vec_le(x, 0x1f)))); /* high bit: >= 0x80 */
+    }
+    if (any) return 1;
+#endif
+    for (; p < end; p++)
+        if (sdp_unusual(*p)) return 1;
+    return 0;
+}
 
 /* A token of the line: [*a, *b) after skipping blanks from `from`; 0 at the end. */
 static int sdp_next_token(const uint8_t *from, const uint8_t *end, const uint8_t **a, const uint8_t **b)
@@ -57,35 +76,65 @@ static ws_span sdp_span(const uint8_t *base, const uint8_t *a, const uint8_t *b)
     return s;
 }
 
-static int sdp_literal_is(const uint8_t *a, const uint8_t *b, const char *lit)
+/* [a, b) is the literal lit (its length a constant: one compare of words) */
+#define SDP_LITERAL_IS(a, b, lit) ((size_t)((b) - (a)) == sizeof lit - 1 && !memcmp(a, lit, sizeof lit - 1))
+
+/* inet_pton(AF_INET)'s rule, as glibc's and musl's inet_pton4 apply it:
+ * four decimal parts of 0-255 between dots, none with a leading zero, and
+ * nothing else. Read in place (inet_pton wants a C string copy). */
+static int sdp_ipv4(const uint8_t *p, const uint8_t *e, uint8_t out[4])
 {
-    size_t n = strlen(lit);
-    return (size_t)(b - a) == n && !memcmp(a, lit, n);
+    uint8_t parts[4];
+    uint32_t part = 0, octets = 0;
+    int saw_digit = 0;
+    for (; p < e; p++) {
+        uint8_t ch = *p;
+        if (ch >= '0' && ch <= '9') {
+            if (saw_digit && part == 0) return 0;
+            part = part * 10 + (uint32_t)(ch - '0');
+            if (part > 255) return 0;
+            if (!saw_digit) {
+                if (++octets > 4) return 0;
+                saw_digit = 1;
+            }
+        } else if (ch == '.' && saw_digit) {
+            if (octets == 4) return 0;
+            parts[octets - 1] = (uint8_t)part;
+            part = 0;
+            saw_digit = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (octets < 4) return 0;
+    parts[3] = (uint8_t)part; /* octets == 4 and the text ends in a digit */
+    memcpy(out, parts, 4);
+    return 1;
 }
 
 /* c=<nettype> <addrtype> <address>[/ttl][/count]. Like sdp.py: nettype must
  * be "IN"; "IP6" means IPv6 and anything else IPv4; the address must be one
  * inet_pton() accepts (its text, as inet_ntop() prints it: ws_sdp_conn_text). */
-static void sdp_parse_connection(const uint8_t *v, const uint8_t *end, ws_sdp_conn *c)
+static void sdp_parse_connection(const uint8_t *v, const uint8_t *end, const uint8_t *lim, ws_sdp_conn *c)
 {
     const uint8_t *t0, *t0e, *t1, *t1e, *t2, *t2e;
     c->state = WS_SDP_CONN_INVALID;
     if (!sdp_next_token(v, end, &t0, &t0e) || !sdp_next_token(t0e, end, &t1, &t1e) || !sdp_next_token(t1e, end, &t2, &t2e))
         return;
-    if (!sdp_literal_is(t0, t0e, "IN")) return;
-    const uint8_t *slash = memchr(t2, '/', (size_t)(t2e - t2));
+    if (!SDP_LITERAL_IS(t0, t0e, "IN")) return;
+    const uint8_t *slash = ws_find_byte(t2, t2e, lim, '/');
     if (slash) t2e = slash;
     char text[64];
     size_t len = (size_t)(t2e - t2);
     if (len >= sizeof text) return; /* longer than any address inet_pton() accepts */
-    memcpy(text, t2, len);
-    text[len] = 0;
-    if (sdp_literal_is(t1, t1e, "IP6")) {
+    if (SDP_LITERAL_IS(t1, t1e, "IP6")) {
+        memcpy(text, t2, len);
+        text[len] = 0;
         if (inet_pton(AF_INET6, text, c->addr.b) != 1) return;
         c->is_v4 = 0;
     } else {
         uint8_t v4[4];
-        if (inet_pton(AF_INET, text, v4) != 1) return;
+        if (!sdp_ipv4(t2, t2e, v4)) return;
         memcpy(c->addr.b, WS_V4_MAPPED_PREFIX, 12);
         memcpy(c->addr.b + 12, v4, 4);
         c->is_v4 = 1;
@@ -107,9 +156,9 @@ void ws_sdp_conn_text(const ws_sdp_conn *c, char *out)
     if (!ok) out[0] = 0;
 }
 
-static sdp_port_result sdp_parse_port(const uint8_t *a, const uint8_t *b, uint32_t *port)
+static sdp_port_result sdp_parse_port(const uint8_t *a, const uint8_t *b, const uint8_t *lim, uint32_t *port)
 {
-    const uint8_t *slash = memchr(a, '/', (size_t)(b - a));
+    const uint8_t *slash = ws_find_byte(a, b, lim, '/');
     if (slash) b = slash;
     sdp_digits_result d = sdp_all_digits(a, b, port);
     if (d == SDP_DIGITS_YES) return SDP_PORT_OK;
@@ -119,7 +168,8 @@ static sdp_port_result sdp_parse_port(const uint8_t *a, const uint8_t *b, uint32
     return SDP_PORT_UNUSUAL;
 }
 
-static int sdp_parse_m_line(const uint8_t *base, const uint8_t *v, const uint8_t *end, ws_sdp *s, int *target)
+static int sdp_parse_m_line(const uint8_t *base, const uint8_t *v, const uint8_t *end, const uint8_t *lim, ws_sdp *s,
+                            int *target)
 {
     const uint8_t *k, *ke, *pt, *pte, *pr, *pre;
     if (!sdp_next_token(v, end, &k, &ke) || !sdp_next_token(ke, end, &pt, &pte) || !sdp_next_token(pte, end, &pr, &pre)) {
@@ -127,7 +177,7 @@ static int sdp_parse_m_line(const uint8_t *base, const uint8_t *v, const uint8_t
         return 0;
     }
     uint32_t port = 0;
-    sdp_port_result r = sdp_parse_port(pt, pte, &port);
+    sdp_port_result r = sdp_parse_port(pt, pte, lim, &port);
     if (r == SDP_PORT_UNUSUAL) return -1;
     if (r == SDP_PORT_BAD) {
         *target = SDP_TARGET_SESSION;
@@ -176,9 +226,10 @@ static int sdp_parse_m_line(const uint8_t *base, const uint8_t *v, const uint8_t
  * (blanks trimmed) before its first '/', the clock the text up to the next
  * '/'; both numbers all digits. A later rtpmap for the same pt replaces the
  * earlier one in place, as a dict assignment does. */
-static int sdp_parse_rtpmap(const uint8_t *base, const uint8_t *arg, const uint8_t *end, ws_sdp *s, ws_sdp_media *m)
+static int sdp_parse_rtpmap(const uint8_t *base, const uint8_t *arg, const uint8_t *end, const uint8_t *lim, ws_sdp *s,
+                            ws_sdp_media *m)
 {
-    const uint8_t *space = memchr(arg, ' ', (size_t)(end - arg));
+    const uint8_t *space = ws_find_byte(arg, end, lim, ' ');
     const uint8_t *pt_end = space ? space : end;
     uint32_t pt = 0, clock = 0;
     sdp_digits_result d = sdp_all_digits(arg, pt_end, &pt);
@@ -187,9 +238,9 @@ static int sdp_parse_rtpmap(const uint8_t *base, const uint8_t *arg, const uint8
     const uint8_t *e = space + 1, *ee = end;
     while (e < ee && sdp_ws(*e)) e++;
     while (ee > e && sdp_ws(ee[-1])) ee--;
-    const uint8_t *slash = memchr(e, '/', (size_t)(ee - e));
+    const uint8_t *slash = ws_find_byte(e, ee, lim, '/');
     if (!slash) return 0;
-    const uint8_t *c = slash + 1, *ce = memchr(c, '/', (size_t)(ee - c));
+    const uint8_t *c = slash + 1, *ce = ws_find_byte(c, ee, lim, '/');
     if (!ce) ce = ee;
     d = sdp_all_digits(c, ce, &clock);
     if (d == SDP_DIGITS_TOO_LONG) return -1;
@@ -211,15 +262,18 @@ static int sdp_parse_rtpmap(const uint8_t *base, const uint8_t *arg, const uint8
     return 0;
 }
 
-static int sdp_parse_a_line(const uint8_t *base, const uint8_t *v, const uint8_t *end, ws_sdp *s, int target)
+static int sdp_parse_a_line(const uint8_t *base, const uint8_t *v, const uint8_t *end, const uint8_t *lim, ws_sdp *s,
+                            int target)
 {
-    const uint8_t *colon = memchr(v, ':', (size_t)(end - v));
+    const uint8_t *colon = ws_find_byte(v, end, lim, ':');
     const uint8_t *ne = colon ? colon : end, *arg = colon ? colon + 1 : end;
     uint8_t dir = WS_SDP_DIR_NONE;
-    if (sdp_literal_is(v, ne, "sendrecv")) dir = WS_SDP_SENDRECV;
-    else if (sdp_literal_is(v, ne, "sendonly")) dir = WS_SDP_SENDONLY;
-    else if (sdp_literal_is(v, ne, "recvonly")) dir = WS_SDP_RECVONLY;
-    else if (sdp_literal_is(v, ne, "inactive")) dir = WS_SDP_INACTIVE;
+    if (ne - v == 8) {
+        if (SDP_LITERAL_IS(v, ne, "sendrecv")) dir = WS_SDP_SENDRECV;
+        else if (SDP_LITERAL_IS(v, ne, "sendonly")) dir = WS_SDP_SENDONLY;
+        else if (SDP_LITERAL_IS(v, ne, "recvonly")) dir = WS_SDP_RECVONLY;
+        else if (SDP_LITERAL_IS(v, ne, "inactive")) dir = WS_SDP_INACTIVE;
+    }
     if (dir != WS_SDP_DIR_NONE) {
         if (target == SDP_TARGET_SESSION) s->direction = dir;
         else if (target >= 0) s->media[target].direction = dir;
@@ -227,8 +281,8 @@ static int sdp_parse_a_line(const uint8_t *base, const uint8_t *v, const uint8_t
     }
     if (target < 0) return 0; /* media attributes outside a kept media description */
     ws_sdp_media *m = &s->media[target];
-    if (sdp_literal_is(v, ne, "rtpmap")) return sdp_parse_rtpmap(base, arg, end, s, m);
-    if (sdp_literal_is(v, ne, "ptime")) {
+    if (SDP_LITERAL_IS(v, ne, "rtpmap")) return sdp_parse_rtpmap(base, arg, end, lim, s, m);
+    if (SDP_LITERAL_IS(v, ne, "ptime")) {
         const uint8_t *a = arg, *b = end;
         while (a < b && sdp_ws(*a)) a++;
         while (b > a && sdp_ws(b[-1])) b--;
@@ -239,7 +293,7 @@ static int sdp_parse_a_line(const uint8_t *base, const uint8_t *v, const uint8_t
             m->ptime = value;
             m->has_ptime = 1;
         }
-    } else if (sdp_literal_is(v, ne, "rtcp")) {
+    } else if (SDP_LITERAL_IS(v, ne, "rtcp")) {
         const uint8_t *a, *b;
         uint32_t value = 0;
         if (sdp_next_token(arg, end, &a, &b)) {
@@ -250,7 +304,7 @@ static int sdp_parse_a_line(const uint8_t *base, const uint8_t *v, const uint8_t
                 m->has_rtcp_port = 1;
             }
         }
-    } else if (sdp_literal_is(v, ne, "rtcp-mux")) {
+    } else if (SDP_LITERAL_IS(v, ne, "rtcp-mux")) {
         m->rtcp_mux = 1;
     }
     return 0;
@@ -265,16 +319,14 @@ int ws_sdp_parse(const uint8_t *base, uint32_t n, ws_sdp *s)
     s->conn.state = WS_SDP_CONN_ABSENT;
 
     const uint8_t *p = base, *end = base + n;
-    for (const uint8_t *q = base; q < end; q++)
-        if (sdp_unusual(*q)) return s->status = WS_SDP_UNUSUAL;
+    if (sdp_has_unusual(base, end)) return s->status = WS_SDP_UNUSUAL;
     while (p < end && (sdp_ws(*p) || *p == '\r' || *p == '\n')) p++;
     if (end - p < 2 || p[0] != 'v' || p[1] != '=') return s->status = WS_SDP_NOT_SDP;
 
     int target = SDP_TARGET_SESSION;
     while (p < end) {
         /* a line ends at \n, \r or \r\n (str.splitlines() on this subset) */
-        const uint8_t *le = p;
-        while (le < end && *le != '\n' && *le != '\r') le++;
+        const uint8_t *le = ws_find_either(p, end, end, '\n', '\r');
         const uint8_t *next = le;
         if (next < end) next += (*next == '\r' && next + 1 < end && next[1] == '\n') ? 2 : 1;
         const uint8_t *a = p, *b = le;
@@ -286,14 +338,14 @@ int ws_sdp_parse(const uint8_t *base, uint32_t n, ws_sdp *s)
         int rc = 0;
         switch (a[0]) {
         case 'm':
-            rc = sdp_parse_m_line(base, v, b, s, &target);
+            rc = sdp_parse_m_line(base, v, b, end, s, &target);
             break;
         case 'c':
-            if (target == SDP_TARGET_SESSION) sdp_parse_connection(v, b, &s->conn);
-            else if (target >= 0) sdp_parse_connection(v, b, &s->media[target].conn);
+            if (target == SDP_TARGET_SESSION) sdp_parse_connection(v, b, end, &s->conn);
+            else if (target >= 0) sdp_parse_connection(v, b, end, &s->media[target].conn);
             break;
         case 'a':
-            rc = sdp_parse_a_line(base, v, b, s, target);
+            rc = sdp_parse_a_line(base, v, b, end, s, target);
             break;
         default:
             break; /* v= o= s= t= ...: binding reads none of them */
