@@ -12,3 +12,4 @@
 #include "sip/ws_sdp.c"
 #include "capture/ws_extract.c"
 #include "engine/ws_engine.c"
+#include "metrics/ws_aggregate.c"

@@ -29,3 +29,5 @@ cdef class SipHeaders:
 
 
 include "sip/dialogs.pxd"
+include "quality/call_media.pxd"
+include "metrics/aggregate.pxd"
