@@ -550,3 +550,25 @@ def test_aggregator_and_joins_match_the_python_ones(seed, limit, thresholds, min
         assert new.overflows
     if rtt is not None:
         assert round_trips.asked and sum(len(a) for a in round_trips.asked) > len(round_trips.asked)
+
+
+def test_series_expire_after_exactly_the_retention_time():
+    """A call's series stays while now - its end <= call_series_retention_s
+    and goes after, the oldest kept first (one that ended later but was kept
+    earlier holds back those behind it), as the Python aggregator had it; a
+    call_ref kept again moves to the end."""
+    cfg = LabelConfig(call_series_retention_s=30.0)
+    new, old = CallAggregator(cfg), ref.CallAggregator(cfg)
+    for i, (call_ref, end) in enumerate([(2, 100.0), (4, 100.5), (6, 131.0), (8, 101.0), (4, 100.25)]):
+        call = _call({"ref": call_ref, "labels": CallLabels(), "invite": 0.0, "answer": 50.0, "end": end,
+                      "code": 200, "ringing": True, "pdd": 1.0, "last_sip": end})
+        call.reason = "normal"
+        for agg, media_type in ((new, CallMedia), (old, ref.CallMedia)):
+            agg.call_finished(call, media_type("a", call.call_id, {("outbound", "PCMU"): [i, 10, 1.5]}, 4.0))
+    kept = {129.0: [2, 6, 8, 4], 130.0: [2, 6, 8, 4], 130.25: [6, 8, 4], 161.0: [6, 8, 4], 161.5: []}
+    for now, refs in kept.items():
+        new.expire_media(now)
+        old.expire_media(now)
+        assert list(new.media) == refs, now
+        assert [(r, m.ended_at, m.streams) for r, m in new.media.items()] == \
+            [(r, m.ended_at, m.streams) for r, m in old.media.items()]

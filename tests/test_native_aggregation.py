@@ -306,13 +306,51 @@ def test_calls_of_every_kind_scrape_the_same(tmp_path, seed, max_label_sets, clo
     assert any(line["streams"] and line["streams"][0].get("rtt_ms") for line in native_cdrs)
 
 
+def tied_reports_capture(path: Path) -> Path:
+    """Senders B1, B2, B3 each report on A's SSRC (RTTs of 100, 200 and 300
+    ms): B1 and B2 last at the same nanosecond, after B3; before that, B3 at
+    the same time as an earlier B1 report. The table keeps senders in the
+    order they first came (B1, B2, B3); of the latest reports the later
+    sender's wins, as a stable sort by arrival leaves it."""
+    a, ssrc = ("10.9.0.1", 7000), 0xA0A0_0001
+    t0 = 1_700_000_000 * cg.NS
+    ntp = NTP0 + (5 << 32)
+    frames = [(t0, cg.ether_ipv4_udp_fast(cg.rtcp_sr(ssrc, ntp, 0, 1, 160), sport=a[1] + 1,
+                                          dport=9000 + 2 * reporter + 1, src=a[0], dst=f"10.9.1.{reporter}"))
+              for reporter in (1, 2, 3)]   # each reporter's RTT is from the SR it got
+
+    def report(t_ns, reporter, rtt_ms):
+        dlsr = int(((t_ns - t0) / 1e9 - rtt_ms / 1000) * 65536)
+        block = cg.ReportBlock(ssrc=ssrc, fraction_lost=0, cumulative_lost=0, ext_high_seq=1, jitter=0,
+                               lsr=(ntp >> 16) & 0xFFFF_FFFF, dlsr=dlsr)
+        frames.append((t_ns, cg.ether_ipv4_udp_fast(cg.rtcp_rr(0xB000_0000 + reporter, [block]),
+                                                    sport=9000 + 2 * reporter + 1, dport=a[1] + 1,
+                                                    src=f"10.9.1.{reporter}", dst=a[0])))
+
+    report(t0 + 1 * cg.NS, 1, 100.0)
+    report(t0 + 2 * cg.NS, 2, 200.0)
+    report(t0 + 3 * cg.NS, 3, 300.0)
+    report(t0 + 4 * cg.NS, 1, 101.0)
+    report(t0 + 4 * cg.NS, 3, 301.0)   # tie with B1, B3 later in the table: 301
+    report(t0 + 5 * cg.NS, 1, 102.0)
+    report(t0 + 5 * cg.NS, 2, 202.0)   # the latest, tied with B1, B2 later in the table: 202
+    return cg.write_pcap(path, frames, nsec=True)
+
+
 def test_round_trips_read_in_place_are_quality_contexts(tmp_path):
     """Engine.round_trips (the C scan a media join uses) against
     QualityContext's RTT from the whole RTCP table, on the mixed capture
-    (RTTs, reports naming no SR) and every capture with RTCP."""
+    (RTTs, reports naming no SR), reports tied in time, and every capture
+    with RTCP."""
     from warpsniff.quality.codecs import CodecTable
     from warpsniff.quality.streams import QualityContext
-    paths = [mixed_capture(tmp_path / "m.pcap", 4)] + [p for p in captures() if "rtcp" in p.name or "tcp" in p.name]
+    tied = tied_reports_capture(tmp_path / "tied.pcap")
+    r = replay([str(tied)])
+    assert [(int(x["rb_arrival_ns"]) - 1_700_000_000 * cg.NS, round(float(x["rtt_ms"]))) for x in r.rtcp
+            if x["rtt_samples"]] == [(5 * cg.NS, 102), (5 * cg.NS, 202), (4 * cg.NS, 301)]
+    assert round(QualityContext(CodecTable.load(), r.rtcp, {}).rtt[0xA0A0_0001]) == 202
+    paths = [tied, mixed_capture(tmp_path / "m.pcap", 4)] + \
+        [p for p in captures() if "rtcp" in p.name or "tcp" in p.name]
     with_rtt = 0
     for path in paths:
         p = Pipeline(EngineOptions())

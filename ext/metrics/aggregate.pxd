@@ -38,7 +38,8 @@ cdef struct _Series:                   # an ended call's per-call series (CallMe
     PyObject *account
     PyObject *call_id
     uint32_t nsums
-    _MediaSums *sums                   # owns its references
+    _MediaSums *sums                   # NULL: they are in inline_sums; owns its references
+    _MediaSums inline_sums[2]          # a call's usual (direction, codec) pairs, without a block of their own
 
 
 cdef class CallTables:

@@ -241,6 +241,12 @@ cdef list _window_total(const ws_windows *w, uint32_t row, uint32_t k, double no
         free(out)
 
 
+cdef inline _MediaSums *_sums_of(_Series *s) noexcept:
+    if s.sums == NULL:
+        return &s.inline_sums[0]
+    return s.sums
+
+
 cdef class CallTables:
     """The call metric tables, updated per call event (attempt started, PDD
     measured, call finished, a media join's batch of finished calls) and
@@ -565,7 +571,7 @@ cdef class CallTables:
         cdef _Series *s
         cdef _MediaSums *copies = NULL
         cdef uint32_t i
-        if nsums:
+        if nsums > 2:
             copies = <_MediaSums *>malloc(nsums * sizeof(_MediaSums))
             if copies == NULL:
                 raise MemoryError()
@@ -596,10 +602,10 @@ cdef class CallTables:
         s.nsums = nsums
         s.sums = copies
         if nsums:
-            memcpy(copies, sums, nsums * sizeof(_MediaSums))
+            memcpy(_sums_of(s), sums, nsums * sizeof(_MediaSums))
             for i in range(nsums):
-                Py_INCREF(<object>copies[i].direction)
-                Py_INCREF(<object>copies[i].codec)
+                Py_INCREF(<object>sums[i].direction)
+                Py_INCREF(<object>sums[i].codec)
         if self.nseries > self.max_series:
             self._pop_oldest_series()
             self.call_series_dropped += 1
@@ -625,9 +631,10 @@ cdef class CallTables:
 
     cdef void _drop_series(self, _Series *s) noexcept:
         cdef uint32_t i
+        cdef _MediaSums *sums = _sums_of(s)
         for i in range(s.nsums):
-            Py_DECREF(<object>s.sums[i].direction)
-            Py_DECREF(<object>s.sums[i].codec)
+            Py_DECREF(<object>sums[i].direction)
+            Py_DECREF(<object>sums[i].codec)
         free(s.sums)
         s.sums = NULL
         s.nsums = 0
@@ -672,14 +679,16 @@ cdef class CallTables:
         cdef Py_ssize_t i
         cdef uint32_t e
         cdef _Series *s
+        cdef _MediaSums *sums
         for i in range(self.series_start, self.series_end):
             s = &self.series[i]
             if s.replaced:
                 continue
             streams = {}
+            sums = _sums_of(s)
             for e in range(s.nsums):
-                streams[(<object>s.sums[e].direction, <object>s.sums[e].codec)] = [
-                    s.sums[e].lost, s.sums[e].expected, s.sums[e].max_jitter_ms]
+                streams[(<object>sums[e].direction, <object>sums[e].codec)] = [
+                    sums[e].lost, sums[e].expected, sums[e].max_jitter_ms]
             out.append((s.call_ref, <object>s.account, <object>s.call_id, streams,
                         s.mos if s.has_mos else None, s.ended_at if s.has_end else None))
         return out
