@@ -385,26 +385,15 @@ import numpy as np  # noqa: E402
 from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
 import agg_reference as ref  # noqa: E402
-from warpsniff._engine import STREAM_DTYPE, CallMediaPass, StreamScorer  # noqa: E402
+from warpsniff._engine import CallMediaPass, StreamScorer  # noqa: E402
 from warpsniff.metrics.collector import WarpCollector  # noqa: E402
 from warpsniff.pipeline import rows_of_calls  # noqa: E402
 from warpsniff.quality.codecs import CodecTable  # noqa: E402
 from warpsniff.quality.streams import DEFAULT_JB_MODE, QualityContext  # noqa: E402
 
-V4 = bytes(10) + b"\xff\xff"
+from test_batch_media import V4, FixedRoundTrips, random_rows  # noqa: E402
+
 ENCODINGS = [None, "PCMU", "PCMA", "G729", "opus", "OPUS", "telephone-event", "X-no-such-codec", "G722"]
-
-
-class FixedRoundTrips:
-    """A stand-in for EngineGroup.round_trips: SSRC -> (arrival, RTT ms)."""
-
-    def __init__(self, rtt: dict):
-        self.rtt = rtt
-        self.asked = []
-
-    def round_trips(self, ssrcs):
-        self.asked.append(list(ssrcs))
-        return {s: (0, self.rtt[s]) for s in ssrcs if s in self.rtt}
 
 
 def _media_bindings(rng) -> dict:
@@ -412,31 +401,21 @@ def _media_bindings(rng) -> dict:
     out = {}
     for side in ("caller", "callee"):
         if rng.random() < 0.85:
-            out[(V4 + bytes([10, 0, 0, rng.randint(1, 4)]), rng.choice([4000, 5000, 6000]))] = side
+            out[(V4 + bytes([10, 0, 0, rng.randint(1, 4)]), rng.choice([4000, 5000]))] = side
     return out
 
 
 def _stream_rows(rng, calls, n_other: int) -> np.ndarray:
-    """Stream records of `calls` (and of calls outside the batch): codecs
-    static and dynamic, named and not, unknown; loss negative and not;
-    nothing expected; late packets; addresses that match the call's SDP by
-    destination, by source, or not at all."""
+    """Stream records of `calls` (none to four each) and of calls outside the
+    batch (test_batch_media.random_rows: every codec, loss and address case),
+    SSRCs from a few hundred, jitter beyond the histogram's last bound."""
     refs = [c.call_ref for c in calls for _ in range(rng.randint(0, 4))] + \
         [rng.randint(900_000, 900_010) for _ in range(n_other)]
     rng.shuffle(refs)
-    rows = np.zeros(len(refs), dtype=STREAM_DTYPE)
-    for row, call_ref in zip(rows, refs):
-        row["call_ref"] = call_ref
-        row["payload_type"] = rng.choice([0, 8, 9, 18, 96, 97, 101, 111, 120])
-        row["ssrc"] = rng.randint(1, 400)
-        row["expected"] = rng.choice([0, -3, rng.randint(1, 5000)])
-        row["lost"] = rng.choice([-2, 0, rng.randint(0, 300)])
-        row["jb_late"] = [rng.randint(0, 50) for _ in range(3)]
-        row["jb_loss_runs"] = [rng.randint(0, 40) for _ in range(3)]
-        row["max_jitter_ms"] = rng.choice([0.0, rng.uniform(0.0, 800.0)])
-        row["src"] = V4 + bytes([10, 0, 0, rng.randint(1, 4)])
-        row["dst"] = V4 + bytes([10, 0, 0, rng.randint(1, 4)])
-        row["sport"], row["dport"] = rng.choice([4000, 5000, 6000]), rng.choice([4000, 5000, 6000])
+    rows = random_rows(rng, [0], len(refs))
+    rows["call_ref"] = refs
+    rows["ssrc"] = [rng.randint(1, 400) for _ in refs]
+    rows["max_jitter_ms"] = [rng.choice([0.0, rng.uniform(0.0, 800.0)]) for _ in refs]
     if len(rows) > 1 and rng.random() < 0.3:   # a join's table rows and ended rows: fields repacked
         cut = rng.randrange(len(rows))
         rows = np.concatenate([rows[:cut], rows[cut:]])
