@@ -42,8 +42,11 @@ def main(argv=None) -> int:
     from warpsniff.replay import EngineOptions, replay
 
     warm_up(replay)
+    from warpsniff._engine import CallMediaPass
+    from warpsniff.quality.streams import DEFAULT_JB_MODE
+
     originals = (pipeline.Pipeline.__init__, aggregate.CallAggregator.attempt_started,
-                 pipeline.Pipeline._media_of_calls, aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick)
+                 pipeline.Pipeline._media_of_calls, aggregate.CallAggregator.calls_finished, pipeline.Pipeline.tick)
     unknown = labels.CallLabels()
 
     def stub_labels():
@@ -62,24 +65,24 @@ def main(argv=None) -> int:
         pipeline.Pipeline.__init__ = no_labels
         aggregate.CallAggregator.attempt_started = unknown_labels
 
-    def stub_media():
-        pipeline.Pipeline._media_of_calls = lambda self, calls, streams, quality, only_theirs=False: {
-            c.call_ref: aggregate.CallMedia(account=unknown.account, call_id=c.call_id) for c in calls}
+    def stub_media():   # a pass over no stream records: every call without media figures
+        pipeline.Pipeline._media_of_calls = lambda self, calls, streams: CallMediaPass(
+            calls, streams[:0], None, self.scorer, DEFAULT_JB_MODE)
 
     def stub_aggregation():
-        aggregate.CallAggregator.call_finished = lambda self, call, media=None: None
+        aggregate.CallAggregator.calls_finished = lambda self, calls, media: None
 
     def stub_ticks():
         pipeline.Pipeline.tick = lambda self, now: self.pending.clear()
 
     steps = [("labels", stub_labels), ("media figures (_media_of_calls)", stub_media),
-             ("aggregation (call_finished)", stub_aggregation), ("the rest of the ticks (timers, probes)", stub_ticks)]
+             ("aggregation (calls_finished)", stub_aggregation), ("the rest of the ticks (timers, probes)", stub_ticks)]
     for path in paths:
         if not os.path.exists(path):
             print(f"{path}: missing (python -m benchmarks.correlation_cost generates it)", file=sys.stderr)
             return 2
         (pipeline.Pipeline.__init__, aggregate.CallAggregator.attempt_started, pipeline.Pipeline._media_of_calls,
-         aggregate.CallAggregator.call_finished, pipeline.Pipeline.tick) = originals
+         aggregate.CallAggregator.calls_finished, pipeline.Pipeline.tick) = originals
 
         def best(**kw) -> float:
             least = float("inf")

@@ -6,7 +6,7 @@ numpy structured arrays copied out of the engine's tables (streams, RTCP
 sources, ended streams, signalling records), never one call per packet.
 """
 
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MIN, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memmove
 
@@ -351,6 +351,18 @@ cdef class Engine:
         ws_rtp_last_of_calls(&self.e.rtp, wanted.p, wanted.n, last)
         return {wanted.p[j]: last[j] / 1e9 for j in range(wanted.n) if last[j] >= 0}
 
+    def round_trips(self, ssrcs):
+        """SSRC -> (arrival time (ns), round-trip time (ms)) of the latest
+        RTCP report block about it that carried an RTT (ws_rtcp_round_trips),
+        for the SSRCs in `ssrcs` that have one."""
+        cdef _CallRefs wanted = _CallRefs(ssrcs)
+        if wanted.n == 0:
+            return {}
+        cdef int64_t[::1] arrivals = np.empty(wanted.n, dtype=np.int64)
+        cdef double[::1] rtts = np.empty(wanted.n, dtype=np.float64)
+        ws_rtcp_round_trips(&self.e.rtp, wanted.p, wanted.n, &arrivals[0], &rtts[0])
+        return {wanted.p[j]: (arrivals[j], rtts[j]) for j in range(wanted.n) if arrivals[j] != INT64_MIN}
+
     def drain_ended(self):
         """Streams that left the table (idle or evicted) since the last call."""
         cdef uint32_t n = self.e.rtp.ended_count
@@ -414,8 +426,8 @@ cdef enum:
 
 
 cdef class _CallRefs:
-    """call_refs ascending, each once (_sorted_refs), as a C array: sorted in
-    place, without numpy, when there are at most _FEW_REFS of them."""
+    """call_refs (or SSRCs) ascending, each once (_sorted_refs), as a C array:
+    sorted in place, without numpy, when there are at most _FEW_REFS of them."""
     cdef uint32_t few[_FEW_REFS]
     cdef uint32_t[::1] many
     cdef const uint32_t *p
@@ -756,3 +768,4 @@ include "quality/emodel.pyx"
 include "labels/labels.pyx"
 include "sip/dialogs.pyx"
 include "quality/call_media.pyx"
+include "metrics/aggregate.pyx"

@@ -13,3 +13,4 @@
 #include "labels/ws_labels.c"
 #include "capture/ws_extract.c"
 #include "engine/ws_engine.c"
+#include "metrics/ws_aggregate.c"

@@ -230,6 +230,8 @@ cdef extern from "rtp/ws_rtp_select.h":
     uint32_t ws_rtp_count_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs, int valid_only) nogil
     uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint32_t nrefs,
                                   int64_t *last_ns) nogil
+    void ws_rtcp_round_trips(const ws_rtp_table *t, const uint32_t *ssrcs, uint32_t nssrcs, int64_t *arrival_ns,
+                             double *rtt_ms) nogil
 
 
 cdef extern from "sip/ws_sip.h":
@@ -373,6 +375,48 @@ cdef extern from "quality/ws_emodel.h":
     double ws_emodel_burst_ratio(int64_t expected, int64_t lost, int64_t loss_runs) nogil
     ws_emodel_score ws_emodel(double ie, double bpl, int64_t expected, int64_t lost, int64_t loss_runs,
                               double one_way_delay_ms) nogil
+
+
+cdef extern from "metrics/ws_aggregate.h":
+    ctypedef struct ws_agg_rows:
+        uint32_t ncounts, nsums, n
+        int64_t *counts
+        double *sums
+
+    void ws_agg_rows_init(ws_agg_rows *r, uint32_t ncounts, uint32_t nsums) nogil
+    int64_t ws_agg_rows_add(ws_agg_rows *r) nogil
+    void ws_agg_rows_free(ws_agg_rows *r) nogil
+    uint32_t ws_bucket_of(const double *bounds, uint32_t n, double v) nogil
+    void ws_agg_observe(ws_agg_rows *r, uint32_t row, const double *bounds, uint32_t nbounds, double v) nogil
+
+    enum:
+        WS_WINDOWS
+        WS_WINDOW_BUCKETS
+
+    ctypedef struct ws_window_def:
+        const char *name
+        double width
+        uint32_t slots
+
+    const ws_window_def ws_window_defs[]
+
+    ctypedef struct ws_windows:
+        uint32_t fields, value_field, n
+
+    void ws_windows_init(ws_windows *w, uint32_t fields, uint32_t value_field) nogil
+    int64_t ws_windows_add_set(ws_windows *w) nogil
+    int ws_windows_add(ws_windows *w, uint32_t set, double ts, const int64_t *counts, double value) nogil
+    int ws_windows_total(const ws_windows *w, uint32_t set, uint32_t k, double now, double *out) nogil
+    void ws_windows_free(ws_windows *w) nogil
+
+    ctypedef struct ws_u64_map:
+        uint32_t count
+
+    int64_t ws_u64_map_get(const ws_u64_map *m, uint64_t key) nogil
+    int ws_u64_map_put(ws_u64_map *m, uint64_t key, int64_t value) nogil
+    void ws_u64_map_remove(ws_u64_map *m, uint64_t key) nogil
+    void ws_u64_map_clear(ws_u64_map *m) nogil
+    void ws_u64_map_free(ws_u64_map *m) nogil
 
 
 cdef extern from "engine/ws_engine.h":

@@ -1,10 +1,11 @@
-"""The pass that scores and sums calls' streams (Pipeline._media_of_calls:
-add_call_media, one typed pass in the engine; media joins and live_media)
-must give what the rules give stream by stream: QualityContext.default_mos
-(the E-model per stream, which badcalls also uses) and docs/metrics.md's
-direction rule, written out in this file, on rows covering every branch:
-unknown and dynamic codecs, no PLC, nothing expected, negative loss, late
-packets, known RTT, streams matched by destination, by source, or by neither.
+"""The pass that scores and sums calls' streams (CallMediaPass, one typed
+pass in the engine; media joins and live_media) must give what the rules
+give stream by stream: QualityContext.default_mos (the E-model per stream,
+which badcalls also uses) and docs/metrics.md's direction rule, written out
+in this file, on rows covering every branch: unknown and dynamic codecs, no
+PLC, nothing expected, negative loss, late packets, known RTT, streams
+matched by destination, by source, or by neither. The RTT it reads from the
+engine's RTCP table in place (Engine.round_trips) is QualityContext's.
 """
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import random
 import numpy as np
 import pytest
 
-from warpsniff._engine import STREAM_DTYPE
+from warpsniff._engine import STREAM_DTYPE, CallMediaPass, StreamScorer
+from warpsniff.capture.workers import EngineGroup
 from warpsniff.labels import CallLabels
 from warpsniff.pipeline import Pipeline, rows_of_calls
+from warpsniff.quality.streams import DEFAULT_JB_MODE
 from warpsniff.quality.codecs import CodecTable
 from warpsniff.quality.streams import QualityContext
 from warpsniff.sip.calls import Call
@@ -50,22 +53,41 @@ def quality_for(rng, plc: bool) -> QualityContext:
     return quality
 
 
+class FixedRoundTrips:
+    """What EngineGroup.round_trips answers, from SSRC -> RTT (ms); keeps
+    what it was asked."""
+
+    def __init__(self, rtt: dict):
+        self.rtt = rtt
+        self.asked = []
+
+    def round_trips(self, ssrcs):
+        self.asked.append(list(ssrcs))
+        return {s: (0, self.rtt[s]) for s in ssrcs if s in self.rtt}
+
+
+def media_pass(calls, rows, quality) -> dict:
+    """call_ref -> (streams, MOS) from the native pass, with the codec table,
+    PLC setting and RTTs of `quality`; each call's payload names are its own."""
+    scorer = StreamScorer(quality.codecs, quality.plc)
+    return CallMediaPass(calls, rows, FixedRoundTrips(quality.rtt), scorer, DEFAULT_JB_MODE).by_call()
+
+
 def batch_mos(quality, rows) -> list:
     """Each row's default MOS and codec as the batch path scores it: every row
     made a call of its own, whose MOS is then its one stream's."""
     rows = rows.copy()
     refs = list(rows["call_ref"].tolist())
     rows["call_ref"] = np.arange(1, len(rows) + 1)
-    quality.payload_names = {i + 1: names for i, ref in enumerate(refs)
-                             if (names := quality.payload_names.get(ref)) is not None}
     calls = []
-    for ref in rows["call_ref"].tolist():
+    for ref, own in zip(rows["call_ref"].tolist(), refs):
         call = Call(call_ref=ref, call_id=f"row-{ref}", from_uri=None, to_uri=None, from_tag="a",
                     invite_ts=0.0, invite_cseq=1, caller=(V4 + bytes(4), 5060))
         call.labels = CallLabels()
+        call.payload_names = quality.payload_names.get(own, {})
         calls.append(call)
-    medias = Pipeline.__new__(Pipeline)._media_of_calls(calls, rows, quality, only_theirs=True)
-    return [(next(iter(medias[c.call_ref].streams))[1], medias[c.call_ref].mos) for c in calls]
+    medias = media_pass(calls, rows, quality)
+    return [(next(iter(medias[c.call_ref][0]))[1], medias[c.call_ref][1]) for c in calls]
 
 
 @pytest.mark.parametrize("plc", [True, False])
@@ -129,17 +151,18 @@ def test_media_of_calls_follows_the_rules_stream_by_stream(joined):
         rows = np.concatenate([rows[:900], rows[900:]])
         assert rows.dtype != STREAM_DTYPE and rows.dtype.names == STREAM_DTYPE.names
     quality = quality_for(rng, plc=True)
-    pipeline = Pipeline.__new__(Pipeline)   # the two methods read only their arguments
+    for call in calls:
+        call.payload_names = quality.payload_names.get(call.call_ref, {})
 
-    batch = pipeline._media_of_calls(calls, rows, quality)
+    batch = media_pass(calls, rows, quality)
 
-    assert set(batch) == {1, 2, 3, 4, 5}
+    assert list(batch) == [1, 2, 3, 4, 5]
     for call in calls:
         mos, streams = media_by_rule(call, rows[rows["call_ref"] == call.call_ref], quality)
-        got = batch[call.call_ref]
-        assert (got.account, got.call_id, got.mos) == (call.labels.account, call.call_id, mos)
-        assert list(got.streams.items()) == list(streams.items())   # same rows, same order
-    assert batch[5].streams == {} and batch[5].mos is None
+        got_streams, got_mos = batch[call.call_ref]
+        assert got_mos == mos
+        assert list(got_streams.items()) == list(streams.items())   # same rows, same order
+    assert batch[5] == ({}, None)
 
 
 def test_rows_of_calls_selects_what_isin_selects():
@@ -228,3 +251,56 @@ def test_quality_context_for_some_streams_reads_only_their_rtcp_and_scores_the_s
         assert batch_mos(some, rows) == batch_mos(whole, rows)
         assert [some.assess(rec) for rec in rows] == [whole.assess(rec) for rec in rows]
     assert some.rtt and some.reports and some.xr   # the figures compared did use RTCP
+
+
+def test_the_pass_asks_the_rtt_of_each_scored_ssrc_once_in_order():
+    """The RTCP about a join's streams, not every sender's: the SSRCs of the
+    streams it scores (a codec with an impairment, packets expected), each
+    once, ascending (the engine's scan looks them up by bisection), however
+    many (a heap sort above a handful)."""
+    rng = random.Random(29)
+    for n in (1, 3, 70, 900):
+        rows = random_rows(rng, [1, 2], n)
+        rows["ssrc"] = [rng.randint(1, 5 * n) for _ in range(n)]
+        rows["payload_type"] = [rng.choice([0, 8, 120]) for _ in range(n)]   # 120: no codec, not scored
+        calls = []
+        for ref in (1, 2):
+            call = Call(call_ref=ref, call_id=f"c{ref}", from_uri=None, to_uri=None, from_tag="a",
+                        invite_ts=0.0, invite_cseq=1, caller=(V4 + bytes(4), 5060))
+            call.labels = CallLabels()
+            calls.append(call)
+        asked = FixedRoundTrips({})
+        CallMediaPass(calls, rows, asked, StreamScorer(CodecTable.load()), DEFAULT_JB_MODE)
+        scored = {int(r["ssrc"]) for r in rows if r["payload_type"] != 120 and r["expected"] > 0}
+        assert asked.asked == ([sorted(scored)] if scored else [])
+
+
+class RoundTripsOf:
+    """An engine that answers Engine.round_trips from a table."""
+
+    def __init__(self, table: dict):
+        self.table = table
+
+    def round_trips(self, ssrcs):
+        return {s: self.table[s] for s in ssrcs if s in self.table}
+
+
+def test_engine_group_round_trips_take_the_latest_report_the_later_engine_on_a_tie():
+    """EngineGroup.round_trips merges its engines' answers as QualityContext
+    reads rtcp_sources() (the engines' tables one after the other, sorted by
+    arrival, stably): the latest arrival wins, on a tie the later engine."""
+    group = EngineGroup([RoundTripsOf({1: (100, 10.0), 2: (300, 20.0), 3: (50, 30.0)}),
+                         RoundTripsOf({1: (200, 11.0), 2: (300, 21.0), 4: (7, 40.0)}),
+                         RoundTripsOf({1: (150, 12.0), 2: (299, 22.0)})], ["a", "b", "c"])
+    assert group.round_trips([1, 2, 3, 4, 5]) == {1: (200, 11.0), 2: (300, 21.0), 3: (50, 30.0), 4: (7, 40.0)}
+    rows = random_rows(random.Random(3), [1], 40)
+    rows["ssrc"] = [1, 2, 3, 4, 5] * 8
+    rows["payload_type"] = 0
+    rows["expected"] = 100
+    call = Call(call_ref=1, call_id="c1", from_uri=None, to_uri=None, from_tag="a", invite_ts=0.0, invite_cseq=1,
+                caller=(V4 + bytes(4), 5060))
+    call.labels = CallLabels()
+    got = CallMediaPass([call], rows, group, StreamScorer(CodecTable.load()), DEFAULT_JB_MODE).by_call()
+    quality = QualityContext(CodecTable.load(), None, {})
+    quality.rtt = {1: 11.0, 2: 21.0, 3: 30.0, 4: 40.0}
+    assert got[1][1] == min(quality.default_mos(r)[1] for r in rows)

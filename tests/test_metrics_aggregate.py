@@ -1,12 +1,18 @@
-"""CallAggregator against a reference model written here from the metric
-definitions (docs/metrics.md): plain dicts and lists, every event counted the
-obvious way, fed the same random stream of call events.  The stream has more
-label sets than `limits.max_label_sets` (so the guard folds into "other"),
-label sets given by several distinct but equal CallLabels objects, answered,
-short, failed, interrupted and timed-out calls, odd SIP codes, media with and
-without streams and MOS, and end times out of order (ring buckets reused).
-Every table is compared with ==, floats included (the model adds them in
-event order), and in insertion order (it is the scrape's order)."""
+"""CallAggregator (its tables in the engine: ext/metrics/aggregate.pyx)
+against two oracles fed the same random streams of call events:
+
+- a reference model written here from the metric definitions
+  (docs/metrics.md): plain dicts and lists, every event counted the obvious
+  way. The stream has more label sets than `limits.max_label_sets` (so the
+  guard folds into "other"), label sets given by several distinct but equal
+  CallLabels objects, answered, short, failed, interrupted and timed-out
+  calls, odd SIP codes, media with and without streams and MOS, and end
+  times out of order (ring buckets reused). Every table is compared with ==,
+  floats included (the model adds them in event order), and in insertion
+  order (it is the scrape's order).
+- the Python aggregator, media join and collector this one replaced
+  (tests/agg_reference.py), with media joins made of random stream records
+  (CallMediaPass): what a scrape shows must be the same text."""
 from __future__ import annotations
 
 import math
@@ -16,8 +22,7 @@ import pytest
 
 import warpsniff.metrics.aggregate as aggregate
 from warpsniff.labels import CallLabels, LabelConfig
-from warpsniff.metrics.aggregate import CallAggregator, CallMedia
-from warpsniff.metrics.windows import WindowedSums
+from warpsniff.metrics.aggregate import CallAggregator, CallMedia, WindowedSums
 from warpsniff.sip.calls import Call
 
 DURATION = (1, 3, 6, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -255,16 +260,17 @@ def _compare(agg, model, ends):
     assert [(k, tuple(v)) for k, v in agg.outcomes.items()] == list(t["outcomes"].items())
     for name in ("durations", "pdd", "jitter", "mos"):
         assert _hists(getattr(agg, name)) == list(t[name].items()), name
-    assert list(agg.guard.overflows.items()) == list(model.overflows.items())
-    assert list(agg.windows) == list(agg.outcomes)
+    assert list(agg.overflows.items()) == list(model.overflows.items())
     nows = [min(ends) + 10, ends[len(ends) // 2], max(ends), max(ends) + 59, max(ends) + 600, max(ends) + 7200]
-    for key4 in agg.windows:
-        for window in RINGS:
-            for now in nows:
-                assert agg.windows[key4].total(window, now) == model.window_total(key4, window, now), \
-                    (key4, window, now)
+    for now in nows:
+        ratios = agg.window_ratios(now)
+        assert [key for key, _, _ in ratios] == [key for key in agg.outcomes for _ in RINGS]
+        for key4, window, totals in ratios:
+            assert totals == model.window_total(key4, window, now), (key4, window, now)
+            assert agg.window_total(key4, window, now) == totals
     assert [(ref, m.ended_at) for ref, m in agg.media.items()] == [(ref, ended) for ref, _, ended in model.media]
-    assert all(agg.media[ref] is m for ref, m, _ in model.media)
+    assert [(m.account, m.call_id, m.streams, m.mos) for m in agg.media.values()] == \
+        [(m.account, m.call_id, m.streams, m.mos) for _, m, _ in model.media]
     assert agg.call_series_dropped == model.dropped
 
 
@@ -286,7 +292,7 @@ def test_aggregator_matches_reference_model_with_a_tiny_label_cache(monkeypatch)
     monkeypatch.setattr(aggregate, "MAX_CACHED_LABEL_SETS", 3)
     agg, model, ends = _run(6, 15, (6, 10), n_calls=2000)
     _compare(agg, model, ends)
-    assert len(agg._resolved) <= 3
+    assert agg.cached_label_objects <= 3
 
 
 def test_label_cache_stays_bounded():
@@ -298,9 +304,9 @@ def test_label_cache_stays_bounded():
                     invite_cseq=1, caller=(bytes(16), 5060))
         call.labels = CallLabels(account=f"a{i}")
         agg.attempt_started(call)
-        assert len(agg._resolved) <= aggregate.MAX_CACHED_LABEL_SETS
+        assert agg.cached_label_objects <= aggregate.MAX_CACHED_LABEL_SETS
     assert len(agg.attempts) == 51
-    assert agg.guard.overflows == {"warp_call_attempts_total": aggregate.MAX_CACHED_LABEL_SETS + 450}
+    assert agg.overflows == {"warp_call_attempts_total": aggregate.MAX_CACHED_LABEL_SETS + 450}
 
 
 def test_label_objects_freed_and_their_ids_reused():
@@ -368,3 +374,180 @@ def test_windowed_sums_add_matches_add_packed_and_float_rows():
                 assert ws.total(w, now) == (want or [0.0] * fields), (ts, now, w)
     with pytest.raises(ValueError):
         ws.add(ts, [0.5] + [0] * (fields - 1))
+
+
+# -- the Python aggregator and media join this one replaced, as the oracle ------
+
+import threading  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+
+import agg_reference as ref  # noqa: E402
+from warpsniff._engine import CallMediaPass, StreamScorer  # noqa: E402
+from warpsniff.metrics.collector import WarpCollector  # noqa: E402
+from warpsniff.pipeline import rows_of_calls  # noqa: E402
+from warpsniff.quality.codecs import CodecTable  # noqa: E402
+from warpsniff.quality.streams import DEFAULT_JB_MODE, QualityContext  # noqa: E402
+
+from test_batch_media import V4, FixedRoundTrips, random_rows  # noqa: E402
+
+ENCODINGS = [None, "PCMU", "PCMA", "G729", "opus", "OPUS", "telephone-event", "X-no-such-codec", "G722"]
+
+
+def _media_bindings(rng) -> dict:
+    """An SDP's (address, port) -> side, as the tracker fills call.media."""
+    out = {}
+    for side in ("caller", "callee"):
+        if rng.random() < 0.85:
+            out[(V4 + bytes([10, 0, 0, rng.randint(1, 4)]), rng.choice([4000, 5000]))] = side
+    return out
+
+
+def _stream_rows(rng, calls, n_other: int) -> np.ndarray:
+    """Stream records of `calls` (none to four each) and of calls outside the
+    batch (test_batch_media.random_rows: every codec, loss and address case),
+    SSRCs from a few hundred, jitter beyond the histogram's last bound."""
+    refs = [c.call_ref for c in calls for _ in range(rng.randint(0, 4))] + \
+        [rng.randint(900_000, 900_010) for _ in range(n_other)]
+    rng.shuffle(refs)
+    rows = random_rows(rng, [0], len(refs))
+    rows["call_ref"] = refs
+    rows["ssrc"] = [rng.randint(1, 400) for _ in refs]
+    rows["max_jitter_ms"] = [rng.choice([0.0, rng.uniform(0.0, 800.0)]) for _ in refs]
+    if len(rows) > 1 and rng.random() < 0.3:   # a join's table rows and ended rows: fields repacked
+        cut = rng.randrange(len(rows))
+        rows = np.concatenate([rows[:cut], rows[cut:]])
+    return rows
+
+
+def _reference_join(old, calls, rows, quality) -> None:
+    """tests/agg_reference.py's Pipeline._join_media, its aggregation part."""
+    by_ref = {c.call_ref: c for c in calls}
+    theirs = rows_of_calls(rows, set(by_ref))
+    medias = {r: ref.CallMedia(account=c.labels.account, call_id=c.call_id) for r, c in by_ref.items()}
+    ref.add_call_media(theirs, by_ref, medias, quality, DEFAULT_JB_MODE)
+    for call in calls:
+        old.call_finished(call, medias[call.call_ref])
+
+
+def _scrape(collector) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)
+
+
+def _views(agg, cfg, now):
+    p = SimpleNamespace(lock=threading.RLock(), aggregator=agg, tracker=SimpleNamespace(now=now, calls={}),
+                        label_config=cfg, live_media=lambda: {})
+    return p
+
+
+def _assert_same(new, old, cfg, now) -> None:
+    assert _scrape(WarpCollector(_views(new, cfg, now))) == _scrape(ref.WarpCollector(_views(old, cfg, now)))
+    assert list(new.overflows.items()) == list(old.guard.overflows.items())
+    assert new.call_series_dropped == old.call_series_dropped
+    assert [(r, m.account, m.call_id, list(m.streams.items()), m.mos, m.ended_at) for r, m in new.media.items()] \
+        == [(r, m.account, m.call_id, list(m.streams.items()), m.mos, m.ended_at) for r, m in old.media.items()]
+
+
+@pytest.mark.parametrize("seed,limit,thresholds,min_billable,plc,rtt", [
+    (11, 12, (6,), 0.0, True, "some"),        # most tables fold; some SSRCs with an RTT
+    (12, 25, (6, 10, 30), 5.0, False, None),  # no RTCP at all; codecs without PLC
+    (13, 10_000, (6,), 0.0, True, "many"),    # nothing folds; RTT for most SSRCs
+    (14, 3, (10, 6, 30), 0.0, True, "some"),  # almost everything folds (and the call series: 3 kept)
+    (15, 60, (30,), 60.0, True, "some"),
+])
+def test_aggregator_and_joins_match_the_python_ones(seed, limit, thresholds, min_billable, plc, rtt):
+    """The same call events, media joins made of random stream records (rows
+    of other calls among them), single calls finished with a CallMedia or
+    none, and series expiring, through the native aggregator and the
+    Python one of main: the scrape's text, the overflows, the per-call
+    series are the same, at several points of the stream."""
+    rng = random.Random(seed)
+    cfg = LabelConfig(max_label_sets=limit, short_call_thresholds=thresholds, min_billable_seconds=min_billable,
+                      call_series_retention_s=rng.choice([30.0, 300.0]))
+    new, old = CallAggregator(cfg), ref.CallAggregator(cfg)
+    codecs = CodecTable.load()
+    scorer = StreamScorer(codecs, plc)
+    rtts = {} if rtt is None else {s: rng.uniform(1.0, 700.0) for s in range(1, 401)
+                                   if rtt == "many" or rng.random() < 0.3}
+    round_trips = FixedRoundTrips(rtts) if rtt is not None else None
+    calls, batch, now, checks = {}, [], 0.0, 0
+
+    def join():
+        rows = _stream_rows(rng, batch, n_other=rng.randint(0, 5))
+        new.calls_finished(batch, CallMediaPass(batch, rows, round_trips, scorer, DEFAULT_JB_MODE))
+        quality = QualityContext(codecs, None, {c.call_ref: c.payload_names for c in batch}, plc=plc)
+        quality.rtt = dict(rtts)
+        _reference_join(old, batch, rows, quality)
+        batch.clear()
+
+    for kind, c, media in _stream(seed, n_sets=40, n_calls=1500):
+        call = calls.get(c["ref"])
+        if call is None:
+            call = calls[c["ref"]] = _call(c)
+            call.media = _media_bindings(rng)
+            call.payload_names = {pt: rng.choice(ENCODINGS) for pt in rng.sample([0, 8, 18, 96, 97, 111], 3)
+                                  if rng.random() < 0.7}
+            call.payload_names = {pt: enc for pt, enc in call.payload_names.items() if enc is not None}
+        now = max(now, c["last_sip"])
+        if kind == "attempt":
+            new.attempt_started(call)
+            old.attempt_started(call)
+        elif kind == "pdd":
+            new.pdd_measured(call)
+            old.pdd_measured(call)
+        else:
+            way = rng.random()
+            if way < 0.15:
+                new.call_finished(call, None)
+                old.call_finished(call, None)
+            elif way < 0.3:
+                new.call_finished(call, media)
+                old.call_finished(call, None if media is None else
+                                  ref.CallMedia(media.account, media.call_id, dict(media.streams), media.mos))
+            else:
+                batch.append(call)
+                if len(batch) >= rng.choice([1, 2, 5, 40]):
+                    join()
+        if rng.random() < 0.02:
+            at = now + rng.choice([0.0, 20.0, 400.0])
+            new.expire_media(at)
+            old.expire_media(at)
+        if rng.random() < 0.01:
+            _assert_same(new, old, cfg, now + rng.choice([0.0, 90.0, 4000.0]))
+            checks += 1
+    if batch:
+        join()
+    for later in (0.0, 59.0, 400.0, 3700.0, 90_000.0):
+        _assert_same(new, old, cfg, now + later)
+    assert checks > 5 and len(new.media)
+    assert sum(sum(h.counts) for h in new.mos.values()) > 100 and sum(sum(h.counts) for h in new.jitter.values())
+    if limit < 60:
+        assert new.overflows
+    if rtt is not None:
+        assert round_trips.asked and sum(len(a) for a in round_trips.asked) > len(round_trips.asked)
+
+
+def test_series_expire_after_exactly_the_retention_time():
+    """A call's series stays while now - its end <= call_series_retention_s
+    and goes after, the oldest kept first (one that ended later but was kept
+    earlier holds back those behind it), as the Python aggregator had it; a
+    call_ref kept again moves to the end."""
+    cfg = LabelConfig(call_series_retention_s=30.0)
+    new, old = CallAggregator(cfg), ref.CallAggregator(cfg)
+    for i, (call_ref, end) in enumerate([(2, 100.0), (4, 100.5), (6, 131.0), (8, 101.0), (4, 100.25)]):
+        call = _call({"ref": call_ref, "labels": CallLabels(), "invite": 0.0, "answer": 50.0, "end": end,
+                      "code": 200, "ringing": True, "pdd": 1.0, "last_sip": end})
+        call.reason = "normal"
+        for agg, media_type in ((new, CallMedia), (old, ref.CallMedia)):
+            agg.call_finished(call, media_type("a", call.call_id, {("outbound", "PCMU"): [i, 10, 1.5]}, 4.0))
+    kept = {129.0: [2, 6, 8, 4], 130.0: [2, 6, 8, 4], 130.25: [6, 8, 4], 161.0: [6, 8, 4], 161.5: []}
+    for now, refs in kept.items():
+        new.expire_media(now)
+        old.expire_media(now)
+        assert list(new.media) == refs, now
+        assert [(r, m.ended_at, m.streams) for r, m in new.media.items()] == \
+            [(r, m.ended_at, m.streams) for r, m in old.media.items()]

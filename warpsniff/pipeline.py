@@ -22,8 +22,9 @@ from warpsniff._engine import (
     RUN_SIGNALLING,
     RUN_TICK,
     STREAM_DTYPE,
+    CallMediaPass,
     CaptureError,
-    add_call_media,
+    StreamScorer,
 )
 from warpsniff.capture.workers import EngineGroup, claim_unbound_media, fanout_group_id
 from warpsniff.metrics.aggregate import CallAggregator, CallMedia
@@ -83,6 +84,7 @@ class Pipeline:
         self.label_config = label_config or LabelConfig.default()
         self.codecs = codecs or CodecTable.load()
         self.plc = plc
+        self.scorer = StreamScorer(self.codecs, plc)   # each payload type's codec, looked up once
         self.aggregator = CallAggregator(self.label_config)
         self.keep_calls = keep_calls
         self.calls: list[Call] = []          # finished, in order (replay output)
@@ -365,47 +367,42 @@ class Pipeline:
         ssrcs = set(rows["ssrc"].tolist()) if rows is not None else None
         return QualityContext(self.codecs, self.engine.rtcp_sources(), names, plc=self.plc, ssrcs=ssrcs)
 
-    def _media_of_calls(self, calls: list, streams: np.ndarray, quality: QualityContext,
-                        only_theirs: bool = False) -> dict:
-        """call_ref -> CallMedia for a batch of calls (finishing ones, or those
-        up for live_media), from one typed pass over their stream records
-        (add_call_media; codecs looked up once per call and payload type).
-        `only_theirs`: `streams` holds only these calls' rows."""
-        by_ref = {c.call_ref: c for c in calls}
-        rows = streams if only_theirs else rows_of_calls(streams, by_ref)
-        medias = {ref: CallMedia(account=c.labels.account, call_id=c.call_id) for ref, c in by_ref.items()}
-        add_call_media(rows, by_ref, medias, quality, DEFAULT_JB_MODE)
-        return medias
+    def _media_of_calls(self, calls: list, streams: np.ndarray) -> CallMediaPass:
+        """The media figures of a batch of calls (finishing ones, or those up
+        for live_media) from one typed pass over the stream records in
+        `streams` (other calls' rows are passed over), with the RTT the
+        engine's RTCP senders reported about their SSRCs."""
+        return CallMediaPass(calls, streams, self.engine, self.scorer, DEFAULT_JB_MODE)
 
     def _join_media(self, streams: np.ndarray, only_theirs: bool = False) -> None:
         """Finished calls' media: their rows in `streams` (from the table) and
-        the rows of their streams that already left it (streams_ended).
+        the rows of their streams that already left it (streams_ended),
+        counted by the aggregator straight from the pass.
         `only_theirs`: `streams` holds those calls' rows and no other's."""
         calls, self.pending[:] = list(self.pending), []
         if not calls:
             return
-        ended = [rows for c in calls for rows in self.ended_by_call.pop(c.call_ref, ())]
-        if ended:
-            streams = np.concatenate([streams] + ended)
+        if self.ended_by_call:
+            ended = [rows for c in calls for rows in self.ended_by_call.pop(c.call_ref, ())]
+            if ended:
+                streams = np.concatenate([streams] + ended)
         if self._claims_media():
             streams = claim_unbound_media(streams, calls)
-        refs = {c.call_ref for c in calls}
-        if not only_theirs:
-            streams = rows_of_calls(streams, refs)   # `streams` may be the whole table
-        quality = self.quality_context(calls, rows=streams)
-        by_call = streams_by_call(streams, refs) if self.on_call is not None else {}
-        medias = self._media_of_calls(calls, streams, quality, only_theirs=True)
-        empty = streams[:0]
-        for call in calls:
-            mine = by_call.get(call.call_ref, empty)
-            media = medias[call.call_ref]
-            self.aggregator.call_finished(call, media)
-            if self.call_sink is not None:
+        self.aggregator.calls_finished(calls, self._media_of_calls(calls, streams))
+        if self.call_sink is not None:
+            for call in calls:
                 self.call_sink.add(call)
-            elif self.keep_calls:
-                self.calls.append(call)
-            if self.on_call is not None:
-                self.on_call(call, mine, quality)
+        elif self.keep_calls:
+            self.calls.extend(calls)
+        if self.on_call is not None:
+            refs = {c.call_ref for c in calls}
+            if not only_theirs:
+                streams = rows_of_calls(streams, refs)   # `streams` may be the whole table
+            quality = self.quality_context(calls, rows=streams)
+            by_call = streams_by_call(streams, refs)
+            empty = streams[:0]
+            for call in calls:
+                self.on_call(call, by_call.get(call.call_ref, empty), quality)
 
     def _interval_boundary(self, snapshot: np.ndarray) -> None:
         """Marks the end of a quality interval: keeps the stream counters only.
@@ -447,7 +444,9 @@ class Pipeline:
             s = score(imp.ie, imp.bpl, expected, max(0, min(lost, expected)), max(runs, 0))
             ref = int(rec["call_ref"])
             by_call[ref] = min(by_call.get(ref, 5.0), s.mos)
-        medias = self._media_of_calls(list(active.values()), bound, quality, only_theirs=True)
+        medias = {ref: CallMedia(account=active[ref].labels.account, call_id=active[ref].call_id, streams=streams,
+                                 mos=mos)
+                  for ref, (streams, mos) in self._media_of_calls(list(active.values()), bound).by_call().items()}
         for ref, mos in by_call.items():
             medias[ref].mos = mos   # the last interval's, not the whole call's so far
         self._live_cache = medias

@@ -1,88 +1,448 @@
-# Included by _engine.pyx, after sip/dialogs.pyx (it reads Call's fields).
-# Calls' media figures from their stream records in one typed pass
-# (Pipeline._media_of_calls: media joins and live_media), stream by stream as
+# Included by _engine.pyx. Calls' media figures from their stream records in
+# one typed pass (state in quality/call_media.pxd), for a media join's
+# finishing calls (CallTables.calls_finished takes the pass as it is) and for
+# the calls up in live_media (by_call: Python views), stream by stream as
 # QualityContext.default_mos scores and docs/metrics.md directs them
 # (tests/test_batch_media.py).
 
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Next
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.object cimport Py_EQ, Py_TYPE, PyObject, PyObject_RichCompareBool
+from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from libc.math cimport NAN
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcmp, memset
+
+# SDP encoding names come off the wire: at most this many are remembered
+MAX_NAMED_CODECS = 4096
+
+cdef str _INBOUND = "inbound"
+cdef str _OUTBOUND = "outbound"
+cdef str _NO_CODEC = "unknown"
+cdef str _CALLER = "caller"
 
 
-def add_call_media(rows, dict by_ref, dict medias, quality, int jb_mode):
-    """Adds each stream record in `rows` (all of calls in `by_ref`: call_ref
-    -> Call) to its call's CallMedia in `medias` (call_ref -> CallMedia): per
-    (direction, codec) the lost and expected packets and the worst jitter,
-    and as the call's MOS the worst of its streams' scores with playout
-    buffer `jb_mode` (an index of the records' jb_* arrays)."""
-    if rows.dtype.names != STREAM_DTYPE.names:
-        raise TypeError("stream records expected")
-    if not 0 <= jb_mode < WS_JB_MODES:
-        raise ValueError(f"no playout buffer {jb_mode}")
-    cdef Py_ssize_t i, n = len(rows)
-    if n == 0:
+cdef extern from *:
+    # a borrowed item of a tuple known to be one (cpython.tuple's declaration takes an object)
+    PyObject *_tuple_item "PyTuple_GET_ITEM"(PyObject *t, Py_ssize_t i)
+
+
+cdef extern from *:
+    """
+    #define ws_prefetch(p) __builtin_prefetch((const void *)(p))
+    """
+    void ws_prefetch(const void *p) noexcept nogil
+
+cdef extern from "Python.h":
+    ctypedef struct PyDictObject:
+        void *ma_keys                  # a small dict's keys and entries lie in its first lines
+
+
+cdef class _Codec:
+    pass
+
+
+cdef class StreamScorer:
+    """Each payload type's codec label and E-model impairment, looked up in
+    the codec table once and kept (CodecTable.lookup: by SDP encoding name,
+    else by static payload type): the impairment with packet-loss
+    concealment, or without it when `plc` is off and the codec has one."""
+
+    def __init__(self, codecs, bint plc=True):
+        self.codecs = codecs
+        self.plc = plc
+        self.static_codecs = [None] * 128
+        self.named_codecs = {}
+
+    cdef _Codec codec(self, uint32_t pt, object encoding):
+        cdef _Codec c = None
+        if encoding:
+            c = self.named_codecs.get(encoding)
+        elif pt < 128:
+            c = self.static_codecs[pt]
+        if c is not None:
+            return c
+        found = self.codecs.lookup(pt, encoding)
+        c = _Codec.__new__(_Codec)
+        c.label = _NO_CODEC
+        if found is not None:
+            c.label = found.name or _NO_CODEC
+            imp = found.plc if self.plc or found.no_plc is None else found.no_plc
+            if imp is not None:
+                c.scored = True
+                c.ie = imp.ie
+                c.bpl = imp.bpl
+        if encoding:
+            if len(self.named_codecs) >= MAX_NAMED_CODECS:
+                self.named_codecs.clear()   # a pass holds the labels it uses (CallMediaPass.keep)
+            self.named_codecs[encoding] = c
+        elif pt < 128:
+            self.static_codecs[pt] = c
+        return c
+
+
+cdef inline void _prefetch_object(PyObject *o) noexcept:
+    cdef Py_ssize_t k, size = Py_TYPE(<object>o).tp_basicsize
+    for k in range(0, size if size < 512 else 512, 64):
+        ws_prefetch(<const char *>o + k)
+
+
+cdef inline bint _port_is(PyObject *p, uint16_t port) except -1:
+    cdef int overflow = 0
+    if PyLong_Check(<object>p):
+        return PyLong_AsLongLongAndOverflow(<object>p, &overflow) == port and not overflow
+    return PyObject_RichCompareBool(<object>p, port, Py_EQ)
+
+
+cdef PyObject *_side_of(dict media, const uint8_t *addr, uint16_t port) except? NULL:
+    """call.media.get((addr, port)) without building the key: the party whose
+    SDP named that address, NULL when none did (or the entry holds None)."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef PyObject *a
+    while PyDict_Next(media, &pos, &key, &value):
+        if not PyTuple_Check(<object>key) or PyTuple_GET_SIZE(<object>key) != 2:
+            continue
+        a = _tuple_item(key, 0)
+        if (PyBytes_Check(<object>a) and PyBytes_GET_SIZE(<object>a) == 16
+                and memcmp(PyBytes_AS_STRING(<object>a), addr, 16) == 0 and _port_is(_tuple_item(key, 1), port)):
+            return NULL if value == <PyObject *>None else value
+    return NULL
+
+
+cdef void _sort_u32(uint32_t *a, Py_ssize_t n) noexcept nogil:
+    """Sorts a[:n] ascending (heap sort: no allocation, n log n)."""
+    cdef Py_ssize_t start, end, root, child
+    cdef uint32_t t
+    if n < 2:
         return
-    if rows.dtype != STREAM_DTYPE:
-        rows = rows.astype(STREAM_DTYPE)   # np.concatenate repacks the fields in name order
-    rows = np.ascontiguousarray(rows)
-    cdef const uint8_t[::1] raw = rows.view(np.uint8).reshape(-1)
-    cdef const ws_stream_record *r
-    cdef Call call
-    cdef int64_t expected, lost, counted
-    cdef double jitter, one_way
-    cdef ws_emodel_score s
-    cdef bint plc = quality.plc
-    cdef dict payload_names = quality.payload_names, rtt_of = quality.rtt
-    cdef dict scored = {}      # (call_ref, payload type) -> (codec name, impairment or None)
-    cdef dict directions = {}  # call_ref -> the call's direction from the platform's view
-    cdef dict worst = {}       # call_ref -> lowest MOS of its streams
-    lookup = quality.codecs.lookup
-    for i in range(n):
-        r = <const ws_stream_record *>&raw[i * sizeof(ws_stream_record)]
-        ref = r.call_ref
-        call = <Call?>by_ref[ref]
-        media = medias[ref]
-        pt = r.payload_type
-        found = scored.get((ref, pt))
-        if found is None:
-            codec = lookup(pt, payload_names.get(ref, {}).get(pt))
-            imp = None
-            if codec is not None:
-                imp = codec.plc if plc or codec.no_plc is None else codec.no_plc
-            found = scored[(ref, pt)] = (codec.name if codec is not None else None, imp)
-        name, imp = found
-        expected, lost = r.expected, r.lost
-        if imp is not None and expected > 0:
-            counted = (lost if lost > 0 else 0) + r.jb_late[jb_mode]
-            rtt = rtt_of.get(r.ssrc)
-            one_way = NAN if rtt is None else <double>rtt / 2.0
-            s = ws_emodel(imp.ie, imp.bpl, expected, expected if expected < counted else counted,
-                          r.jb_loss_runs[jb_mode], one_way)
-            low = worst.get(ref)
-            if low is None or s.mos < low:
-                worst[ref] = s.mos
-        # the sender is the party whose SDP address the stream did not go to
-        # (or, failing that, came from); the caller when neither is known
-        side = call.media.get((PyBytes_FromStringAndSize(<const char *>r.dst, 16), r.dport))
-        if side is not None:
-            sender_is_caller = side != "caller"
+    start = n // 2
+    end = n
+    while end > 1:
+        if start > 0:           # heapify: sift down each parent
+            start -= 1
+        else:                   # move the largest to the end, restore the heap
+            end -= 1
+            t = a[end]
+            a[end] = a[0]
+            a[0] = t
+        root = start
+        while 2 * root + 1 < end:
+            child = 2 * root + 1
+            if child + 1 < end and a[child] < a[child + 1]:
+                child += 1
+            if a[root] < a[child]:
+                t = a[root]
+                a[root] = a[child]
+                a[child] = t
+                root = child
+            else:
+                break
+
+
+cdef uint32_t _index_of(uint32_t v, const uint32_t *sorted_, uint32_t n) noexcept nogil:
+    cdef uint32_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if sorted_[mid] < v:
+            lo = mid + 1
         else:
-            side = call.media.get((PyBytes_FromStringAndSize(<const char *>r.src, 16), r.sport))
-            sender_is_caller = not side or side == "caller"
-        call_dir = directions.get(ref)
-        if call_dir is None:
-            call_dir = call.labels.direction if call.labels is not None else "unknown"
-            if call_dir != "inbound" and call_dir != "outbound":
-                call_dir = "outbound"   # unknown: from the caller's view, its own media is outbound
-            directions[ref] = call_dir
-        if not sender_is_caller:
-            call_dir = "inbound" if call_dir == "outbound" else "outbound"
-        row = media.streams.get((call_dir, name or "unknown"))
-        if row is None:
-            row = media.streams[(call_dir, name or "unknown")] = [0, 0, 0.0]
-        row[0] += lost if lost > 0 else 0
-        row[1] += expected if expected > 0 else 0
-        jitter = r.max_jitter_ms
-        if jitter > row[2]:
-            row[2] = jitter
-    for ref, low in worst.items():
-        medias[ref].mos = low
+            hi = mid
+    return lo
+
+
+cdef class CallMediaPass:
+    """The media figures of a batch of calls from stream records, in one pass:
+    per call and (direction, codec) of its streams, the lost and expected
+    packets summed and the worst jitter; as the call's MOS, the worst of its
+    streams' E-model scores with playout buffer `jb_mode` (an index of the
+    records' jb_* arrays), with the RTT the RTCP senders reported about each
+    stream's SSRC (`round_trips`: an Engine, read in place; an object with
+    round_trips(ssrcs) -> {ssrc: (arrival_ns, rtt_ms)}, an EngineGroup; or
+    None). Rows of calls not in the batch are left alone; when calls share
+    a call_ref, the last one takes its rows, as a dict by call_ref would.
+
+    A stream's direction is from the platform's view when the call's
+    direction label is inbound or outbound, else from the caller's (its own
+    media is outbound); its sender is the party whose SDP address it did not
+    go to (or, failing that, came from), the caller when neither is known."""
+
+    def __cinit__(self, list calls, rows, round_trips, StreamScorer scorer, int jb_mode):
+        if rows.dtype.names != STREAM_DTYPE.names:
+            raise TypeError("stream records expected")
+        if not 0 <= jb_mode < WS_JB_MODES:
+            raise ValueError(f"no playout buffer {jb_mode}")
+        self.calls = calls
+        self.keep = []
+        self.ncalls = len(calls)
+        cdef Py_ssize_t i, n = self.ncalls
+        self.first = <uint32_t *>calloc(n + 1, sizeof(uint32_t))
+        self.count = <uint32_t *>calloc(n + 1, sizeof(uint32_t))
+        self.has_mos = <uint8_t *>calloc(n + 1, sizeof(uint8_t))
+        self.mos = <double *>calloc(n + 1, sizeof(double))
+        self.refs = <uint32_t *>calloc(n + 1, sizeof(uint32_t))
+        if (self.first == NULL or self.count == NULL or self.has_mos == NULL or self.mos == NULL
+                or self.refs == NULL):
+            raise MemoryError()
+        self.labels = [None] * n
+        for i in range(n):   # the calls' own lines, asked of memory all at once (see _fetch)
+            _prefetch_object(<PyObject *>calls[i])
+        for i in range(n):
+            call = calls[i]
+            self.refs[i] = call.call_ref
+            self.labels[i] = call.labels
+        cdef Py_ssize_t nrows = len(rows)
+        if nrows == 0 or n == 0:
+            return
+        if rows.dtype != STREAM_DTYPE:
+            rows = rows.astype(STREAM_DTYPE)   # np.concatenate repacks the fields in name order
+        rows = np.ascontiguousarray(rows)
+        cdef const uint8_t[::1] raw = rows.view(np.uint8).reshape(-1)
+        cdef const ws_stream_record *recs = <const ws_stream_record *>&raw[0]
+        cdef ws_u64_map by_ref
+        cdef int32_t *row_call = NULL
+        cdef uint32_t *order = NULL
+        cdef uint32_t *starts = NULL
+        cdef _ScoredRow *scored = NULL   # rows to score, call by call
+        cdef uint32_t *ssrcs = NULL
+        cdef int64_t *arrivals = NULL
+        cdef double *rtts = NULL
+        memset(&by_ref, 0, sizeof(by_ref))
+        try:
+            self._group(calls, recs, nrows, &by_ref, &row_call, &order, &starts)
+            scored = <_ScoredRow *>malloc(nrows * sizeof(_ScoredRow))
+            self.sums = <_MediaSums *>malloc(nrows * sizeof(_MediaSums))
+            if scored == NULL or self.sums == NULL:
+                raise MemoryError()
+            nscored = self._sum(recs, order, starts, scored, scorer)
+            if nscored:
+                ssrcs = <uint32_t *>malloc(nscored * sizeof(uint32_t))
+                arrivals = <int64_t *>malloc(nscored * sizeof(int64_t))
+                rtts = <double *>malloc(nscored * sizeof(double))
+                if ssrcs == NULL or arrivals == NULL or rtts == NULL:
+                    raise MemoryError()
+                nssrcs = self._round_trips(recs, scored, nscored, ssrcs, arrivals, rtts, round_trips)
+                self._score(recs, scored, nscored, ssrcs, nssrcs, rtts, jb_mode)
+        finally:
+            ws_u64_map_free(&by_ref)
+            free(row_call)
+            free(order)
+            free(starts)
+            free(scored)
+            free(ssrcs)
+            free(arrivals)
+            free(rtts)
+
+    def __dealloc__(self):
+        free(self.first)
+        free(self.count)
+        free(self.has_mos)
+        free(self.mos)
+        free(self.refs)
+        free(self.sums)
+
+    cdef int _group(self, list calls, const ws_stream_record *recs, Py_ssize_t nrows, ws_u64_map *by_ref,
+                    int32_t **row_call, uint32_t **order, uint32_t **starts) except -1:
+        """Each row's call (-1: not in the batch) and the batch's rows grouped
+        by call, each call's in their order: order[starts[c]:starts[c + 1]]."""
+        cdef Py_ssize_t i, n = self.ncalls
+        cdef int64_t c
+        for i in range(n):
+            if ws_u64_map_put(by_ref, self.refs[i], i) != 0:
+                raise MemoryError()
+        row_call[0] = <int32_t *>malloc(nrows * sizeof(int32_t))
+        order[0] = <uint32_t *>malloc(nrows * sizeof(uint32_t))
+        starts[0] = <uint32_t *>calloc(n + 2, sizeof(uint32_t))
+        if row_call[0] == NULL or order[0] == NULL or starts[0] == NULL:
+            raise MemoryError()
+        cdef uint32_t *st = starts[0]
+        for i in range(nrows):
+            c = ws_u64_map_get(by_ref, recs[i].call_ref)
+            row_call[0][i] = <int32_t>c
+            if c >= 0:
+                st[c + 2] += 1
+        for i in range(2, n + 2):
+            st[i] += st[i - 1]
+        for i in range(nrows):   # st[c + 1]: where call c's next row goes
+            c = row_call[0][i]
+            if c >= 0:
+                order[0][st[c + 1]] = <uint32_t>i
+                st[c + 1] += 1
+        return 0
+
+    cdef int _fetch(self, const uint32_t *starts, list medias, list names) except -1:
+        """Each call's media and payload_names (None for calls without rows),
+        their contents asked of memory a step at a time for all calls at once:
+        a finishing call's dicts were last touched at its SDP, seconds of
+        packets ago, and reading them call after call waits for each miss in
+        turn (a prefetch of an address that is not what it seems is harmless)."""
+        cdef Py_ssize_t ci, pos
+        cdef PyObject *key
+        cdef PyObject *value
+        cdef const char *keys
+        for ci in range(self.ncalls):
+            if starts[ci] == starts[ci + 1]:
+                continue
+            call = self.calls[ci]
+            medias[ci] = media = call.media
+            names[ci] = pt_names = call.payload_names
+            for d in (media, pt_names):
+                if type(d) is dict:
+                    keys = <const char *>(<PyDictObject *>d).ma_keys
+                    ws_prefetch(keys)
+                    ws_prefetch(keys + 64)
+                    ws_prefetch(keys + 128)
+        for d in medias:               # the key tuples
+            if type(d) is dict:
+                pos = 0
+                while PyDict_Next(<dict>d, &pos, &key, &value):
+                    ws_prefetch(key)
+        for d in names:                # the encoding names
+            if type(d) is dict:
+                pos = 0
+                while PyDict_Next(<dict>d, &pos, &key, &value):
+                    ws_prefetch(value)
+        for d in medias:               # the addresses and ports in them
+            if type(d) is dict:
+                pos = 0
+                while PyDict_Next(<dict>d, &pos, &key, &value):
+                    if PyTuple_Check(<object>key) and PyTuple_GET_SIZE(<object>key) == 2:
+                        ws_prefetch(_tuple_item(key, 0))
+                        ws_prefetch(_tuple_item(key, 1))
+        return 0
+
+    cdef Py_ssize_t _sum(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
+                         _ScoredRow *scored, StreamScorer scorer) except -1:
+        """Each call's (direction, codec) sums; the rows to score, into
+        `scored`, call by call; returns how many."""
+        cdef Py_ssize_t ci, k, e, nscored = 0
+        cdef const ws_stream_record *r
+        cdef _Codec codec
+        cdef dict names, media
+        cdef PyObject *side
+        cdef PyObject *label
+        cdef PyObject *direction
+        cdef bint platform_inbound, sender_is_caller
+        cdef _MediaSums *m
+        cdef uint32_t last_pt
+        cdef list medias = [None] * self.ncalls, names_of = [None] * self.ncalls
+        self._fetch(starts, medias, names_of)
+        last_labels = None
+        platform_inbound = False
+        for ci in range(self.ncalls):
+            self.first[ci] = self.nsums
+            if starts[ci] == starts[ci + 1]:
+                continue
+            names = names_of[ci]
+            media = medias[ci]
+            lb = self.labels[ci]
+            if lb is not last_labels or last_labels is None:   # calls mostly share a labels object
+                platform_inbound = (lb.direction if lb is not None else None) == _INBOUND
+                last_labels = lb
+            codec = None
+            for k in range(starts[ci], starts[ci + 1]):
+                r = &recs[order[k]]
+                if codec is None or r.payload_type != last_pt:   # a call's streams mostly share one
+                    last_pt = r.payload_type
+                    codec = scorer.codec(last_pt, names.get(last_pt) if names else None)
+                side = _side_of(media, r.dst, r.dport) if media else NULL
+                if side != NULL:
+                    sender_is_caller = PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 0
+                else:
+                    side = _side_of(media, r.src, r.sport) if media else NULL
+                    sender_is_caller = (side == NULL or not <object>side
+                                        or PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 1)
+                direction = <PyObject *>(_INBOUND if platform_inbound == sender_is_caller else _OUTBOUND)
+                label = <PyObject *>codec.label
+                m = NULL
+                for e in range(self.first[ci], self.nsums):
+                    if self.sums[e].direction == direction and (
+                            self.sums[e].codec == label
+                            or PyObject_RichCompareBool(<object>self.sums[e].codec, <object>label, Py_EQ) == 1):
+                        m = &self.sums[e]
+                        break
+                if m == NULL:
+                    m = &self.sums[self.nsums]
+                    self.nsums += 1
+                    self.keep.append(codec.label)
+                    m.direction = direction
+                    m.codec = label
+                    m.lost = m.expected = 0
+                    m.max_jitter_ms = 0.0
+                m.lost += r.lost if r.lost > 0 else 0
+                m.expected += r.expected if r.expected > 0 else 0
+                if r.max_jitter_ms > m.max_jitter_ms:
+                    m.max_jitter_ms = r.max_jitter_ms
+                if codec.scored and r.expected > 0:
+                    scored[nscored].row = order[k]
+                    scored[nscored].call = <int32_t>ci
+                    scored[nscored].ie = codec.ie
+                    scored[nscored].bpl = codec.bpl
+                    nscored += 1
+            self.count[ci] = self.nsums - self.first[ci]
+        self.first[self.ncalls] = self.nsums
+        return nscored
+
+    cdef uint32_t _round_trips(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,
+                               uint32_t *ssrcs, int64_t *arrivals, double *rtts, round_trips) except? 0:
+        """The scored rows' SSRCs, ascending, each once, and the RTT (ms, NAN:
+        none) reported about each; returns how many SSRCs (0: no RTT at all)."""
+        cdef Py_ssize_t k
+        cdef uint32_t j, n = 0
+        if round_trips is None or isinstance(round_trips, Engine) and not (<Engine>round_trips).e.rtp.rtcp_used:
+            return 0   # no RTCP: no RTT
+        for k in range(nscored):
+            ssrcs[k] = recs[scored[k].row].ssrc
+        _sort_u32(ssrcs, nscored)
+        for k in range(nscored):
+            if n == 0 or ssrcs[n - 1] != ssrcs[k]:
+                ssrcs[n] = ssrcs[k]
+                n += 1
+        for j in range(n):
+            rtts[j] = NAN
+        if isinstance(round_trips, Engine):
+            ws_rtcp_round_trips(&(<Engine>round_trips).e.rtp, ssrcs, n, arrivals, rtts)
+        else:
+            found = round_trips.round_trips([ssrcs[j] for j in range(n)])
+            for j in range(n):
+                got = found.get(ssrcs[j])
+                if got is not None:
+                    rtts[j] = got[1]
+        return n
+
+    cdef int _score(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,
+                    const uint32_t *ssrcs, uint32_t nssrcs, const double *rtts, int jb_mode) except -1:
+        """Each call's worst stream MOS."""
+        cdef Py_ssize_t k
+        cdef const ws_stream_record *r
+        cdef int64_t counted
+        cdef int32_t ci
+        cdef ws_emodel_score s
+        for k in range(nscored):
+            r = &recs[scored[k].row]
+            ci = scored[k].call
+            counted = (r.lost if r.lost > 0 else 0) + r.jb_late[jb_mode]
+            s = ws_emodel(scored[k].ie, scored[k].bpl, r.expected, r.expected if r.expected < counted else counted,
+                          r.jb_loss_runs[jb_mode], rtts[_index_of(r.ssrc, ssrcs, nssrcs)] / 2.0 if nssrcs else NAN)
+            if not self.has_mos[ci] or s.mos < self.mos[ci]:
+                self.has_mos[ci] = True
+                self.mos[ci] = s.mos
+        return 0
+
+    def by_call(self):
+        """call_ref -> (streams, MOS or None) of each call of the batch, its
+        streams as CallMedia.streams has them: (direction, codec) -> [lost,
+        expected, worst jitter (ms)]."""
+        out = {}
+        cdef Py_ssize_t ci
+        cdef uint32_t e
+        cdef _MediaSums *m
+        for ci in range(self.ncalls):
+            streams = {}
+            for e in range(self.first[ci], self.first[ci] + self.count[ci]):
+                m = &self.sums[e]
+                streams[(<object>m.direction, <object>m.codec)] = [m.lost, m.expected, m.max_jitter_ms]
+            out[self.refs[ci]] = (streams, self.mos[ci] if self.has_mos[ci] else None)
+        return out

@@ -7,6 +7,8 @@
 
 #include "ws_rtp_select.h"
 
+#include <math.h>
+
 /* Where ref is, or would be, in refs (sorted ascending). */
 static uint32_t ref_index(uint32_t ref, const uint32_t *refs, uint32_t nrefs)
 {
@@ -119,4 +121,24 @@ uint32_t ws_rtp_last_of_calls(const ws_rtp_table *t, const uint32_t *refs, uint3
     }
     ref_set_free(&want);
     return found;
+}
+
+void ws_rtcp_round_trips(const ws_rtp_table *t, const uint32_t *ssrcs, uint32_t nssrcs, int64_t *arrival_ns,
+                         double *rtt_ms)
+{
+    for (uint32_t j = 0; j < nssrcs; j++) {
+        arrival_ns[j] = INT64_MIN;
+        rtt_ms[j] = NAN;
+    }
+    if (!nssrcs) return;
+    for (uint32_t i = 0; i < t->rtcp_used; i++) {
+        const ws_rtcp_source *r = &t->rtcp[i];
+        if (!r->has_report_block || !r->rtt_samples) continue;
+        uint32_t j = ref_index(r->rb_ssrc, ssrcs, nssrcs);
+        if (j == nssrcs || ssrcs[j] != r->rb_ssrc) continue;
+        if (r->rb_arrival_ns >= arrival_ns[j]) {   /* on a tie, the later sender in table order */
+            arrival_ns[j] = r->rb_arrival_ns;
+            rtt_ms[j] = r->rtt_ms;
+        }
+    }
 }

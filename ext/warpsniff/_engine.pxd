@@ -30,3 +30,5 @@ cdef class SipHeaders:
 
 include "labels/labels.pxd"
 include "sip/dialogs.pxd"
+include "quality/call_media.pxd"
+include "metrics/aggregate.pxd"

@@ -105,6 +105,17 @@ class EngineGroup:
     def rtcp_sources(self) -> np.ndarray:
         return np.concatenate(self._each(Engine.rtcp_sources))
 
+    def round_trips(self, ssrcs) -> dict:
+        """Engine.round_trips over every engine: the latest report wins, on a
+        tie the later engine's (as in rtcp_sources' order)."""
+        ssrcs = list(ssrcs)
+        latest: dict = {}
+        for part in self._each(lambda e: e.round_trips(ssrcs)):
+            for ssrc, (arrival, rtt) in part.items():
+                if ssrc not in latest or arrival >= latest[ssrc][0]:
+                    latest[ssrc] = (arrival, rtt)
+        return latest
+
     def counters(self) -> dict:
         return _merge_counts(self._each(Engine.counters))
 

@@ -166,7 +166,7 @@ class SnifferCollector:
             errors = p.engine.decode_errors()
             sip = p.tracker.stats
             tcp = p.correlator.tcp.stats
-            overflows = dict(p.aggregator.guard.overflows)
+            overflows = dict(p.aggregator.overflows)
             dialogs = len(p.tracker.calls)
             call_media_dropped = p.ended_rows_dropped
             call_series_dropped = p.aggregator.call_series_dropped
