@@ -10,6 +10,8 @@
 
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
@@ -300,10 +302,10 @@ cdef Py_ssize_t MAX_IP_TEXTS = 4096
 
 
 cdef str _ip_text_of(const uint8_t *a16):
-    key = PyBytes_FromStringAndSize(<const char *>a16, 16)
-    found = _IP_TEXTS.get(key)
-    if found is not None:
-        return found
+    cdef bytes key = PyBytes_FromStringAndSize(<const char *>a16, 16)
+    cdef PyObject *found = PyDict_GetItem(_IP_TEXTS, key)
+    if found != NULL:
+        return <str>found
     if len(_IP_TEXTS) >= MAX_IP_TEXTS:
         _IP_TEXTS.clear()
     text = _IP_TEXTS[key] = ip_text(key)
@@ -370,7 +372,6 @@ cdef class NativeLabels:
     def __dealloc__(self):
         free(self.scratch)
         free(self.host)
-        free(self._name_spans)
         free(self._nets)
         free(self._rule_conds)
         free(self._conds)
@@ -400,6 +401,8 @@ cdef class NativeLabels:
     def _compile_rules(self, config):
         """The rules as ws_lbl_rules: arrays of nets, ports, conditions, and
         every string (header names and values, domains, prefixes) in _text."""
+        if self._conds != NULL:
+            raise RuntimeError("the rules are compiled once")
         L = _L
         rules = (config.trunks, config.providers, config.accounts)
         names = [L.PAI] + sorted(config.header_names - {L.PAI})
