@@ -23,7 +23,8 @@ from __future__ import annotations
 from array import array
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Unsupported", "Pool", "parse", "capturing_groups", "MATCH_NOW", "MATCH_NOW_GROUP", "MATCH_AT_END", "MATCH_AT_END_GROUP"]
+__all__ = ["Unsupported", "Pool", "parse", "capturing_groups", "MATCH_NOW", "MATCH_NOW_GROUP", "MATCH_AT_END",
+           "MATCH_AT_END_GROUP"]
 
 DIGITS = 10
 ANY_DIGIT = (1 << DIGITS) - 1

@@ -55,9 +55,12 @@ cdef int _load_tables() except -1:
     if _L is not None:
         return 0
     import phonenumbers
+    import warpsniff.digit_automata as automata
     import warpsniff.labels as L
-    from warpsniff.digit_automata import Pool, Unsupported
     from warpsniff.sip.headers import header_values
+    if ((automata.MATCH_NOW, automata.MATCH_NOW_GROUP, automata.MATCH_AT_END, automata.MATCH_AT_END_GROUP)
+            != (WS_LBL_MATCH_NOW, WS_LBL_MATCH_NOW_GROUP, WS_LBL_MATCH_AT_END, WS_LBL_MATCH_AT_END_GROUP)):
+        raise RuntimeError("the first-match flags of warpsniff.digit_automata and ws_labels.h differ")
     _CCS = <ws_cc_entry *>calloc(WS_LBL_CC_COUNT, sizeof(ws_cc_entry))
     if _CCS == NULL:
         raise MemoryError()
@@ -76,7 +79,7 @@ cdef int _load_tables() except -1:
     _REGION_INDEX[None] = 0
     _US, _CA = _REGION_INDEX["US"], _REGION_INDEX["CA"]
     _InviteInfo, _header_values = L.InviteInfo, header_values
-    _POOL, _Unsupported = Pool(), Unsupported
+    _POOL, _Unsupported = automata.Pool(), automata.Unsupported
     _L = L
     _refresh_tables()
     return 0
@@ -645,7 +648,8 @@ cdef class NativeLabels:
         cdef uint32_t slot
         cdef uint64_t key = (match.account | (<uint64_t>match.trunk << _RULE_BITS)
                              | (<uint64_t>match.provider << (2 * _RULE_BITS))
-                             | (<uint64_t>zone << (3 * _RULE_BITS)) | (<uint64_t>match.direction << (3 * _RULE_BITS + 3))
+                             | (<uint64_t>zone << (3 * _RULE_BITS))
+                             | (<uint64_t>match.direction << (3 * _RULE_BITS + 3))
                              | (<uint64_t>dest_region << (3 * _RULE_BITS + 5))
                              | (<uint64_t>orig_region << (3 * _RULE_BITS + 5 + _REGION_BITS)))
         if ws_lbl_sets_get(&self.sets, key, &slot):
