@@ -494,6 +494,10 @@ cdef extern from "labels/ws_labels.h":
         WS_LBL_MAX_VALUES
         WS_LBL_CC_COUNT
         WS_LBL_ALWAYS
+        WS_LBL_MATCH_NOW
+        WS_LBL_MATCH_NOW_GROUP
+        WS_LBL_MATCH_AT_END
+        WS_LBL_MATCH_AT_END_GROUP
         WS_LBL_TRANSFORM_NONE
         WS_LBL_TRANSFORM_WHOLE
         WS_LBL_TRANSFORM_OTHER

@@ -338,7 +338,8 @@ def random_invite(rng: random.Random) -> tuple:
     ]
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
         headers.append(_header(rng, "P-Asserted-Identity", _pai(rng)))
-    for name, values in (("X-Trunk", ["cust_x", " cust_x ", "CUST_X", "b c", "cust_x2", "cüst", "k"] * 4 + ["\u00a0k"]),
+    trunks = ["cust_x", " cust_x ", "CUST_X", "b c", "cust_x2", "cüst", "k"] * 4 + ["\u00a0k"]
+    for name, values in (("X-Trunk", trunks),
                          ("X-Account", ["67890", "6789", " 67890\t"]), ("X-Carrier", ["z", "zz"]),
                          ("X-Provider", ["p1", "P1"])):
         for _ in range(rng.choice([0, 0, 0, 1, 2])):

@@ -23,7 +23,8 @@ from __future__ import annotations
 from array import array
 from typing import Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["Unsupported", "Pool", "parse", "capturing_groups", "MATCH_NOW", "MATCH_NOW_GROUP", "MATCH_AT_END", "MATCH_AT_END_GROUP"]
+__all__ = ["Unsupported", "Pool", "parse", "capturing_groups", "MATCH_NOW", "MATCH_NOW_GROUP", "MATCH_AT_END",
+           "MATCH_AT_END_GROUP"]
 
 DIGITS = 10
 ANY_DIGIT = (1 << DIGITS) - 1
@@ -313,21 +314,28 @@ class Pool:
                     tag |= nodes[n][1]
             return tag
 
-        start = closure(starts)
-        index = {frozenset(): 0, start: self._new_state(tag_of(start))}
+        def successor(state: frozenset, bit: int) -> frozenset:
+            return closure([nodes[n][2] for n in state if nodes[n][0] == _CHAR and nodes[n][1] & bit])
+
+        found = self._cache[key] = self._determinize(closure(starts), successor, tag_of)
+        return found
+
+    def _determinize(self, start, successor, tag_of) -> int:
+        """States for `start` and every state successor(state, 1 << digit)
+        reaches from it, with their transitions and tags; start's index. The
+        empty state (no thread left) is the dead one."""
+        index = {type(start)(): 0, start: self._new_state(tag_of(start))}
         todo = [start]
         while todo:
             state = todo.pop()
             s = index[state]
             for d in range(DIGITS):
-                bit = 1 << d
-                nxt = closure([nodes[n][2] for n in state if nodes[n][0] == _CHAR and nodes[n][1] & bit])
+                nxt = successor(state, 1 << d)
                 t = index.get(nxt)
                 if t is None:
                     t = index[nxt] = self._new_state(tag_of(nxt))
                     todo.append(nxt)
                 self.trans[DIGITS * s + d] = t
-        self._cache[key] = index[start]
         return index[start]
 
     # -- first-match automata -------------------------------------------------
@@ -384,23 +392,11 @@ class Pool:
                     break
             return tag
 
-        start = follow([(start_node, False)], False)
-        index = {(): 0, start: self._new_state(tag_of(start))}
-        todo = [start]
-        while todo:
-            state = todo.pop()
-            s = index[state]
-            for d in range(DIGITS):
-                bit = 1 << d
-                nxt = follow([(nodes[n][2], t) for n, t in state if nodes[n][0] == _CHAR and nodes[n][1] & bit],
-                             False)
-                u = index.get(nxt)
-                if u is None:
-                    u = index[nxt] = self._new_state(tag_of(nxt))
-                    todo.append(nxt)
-                self.trans[DIGITS * s + d] = u
-        self._cache[key] = index[start]
-        return index[start]
+        def successor(state: tuple, bit: int) -> tuple:
+            return follow([(nodes[n][2], t) for n, t in state if nodes[n][0] == _CHAR and nodes[n][1] & bit], False)
+
+        found = self._cache[key] = self._determinize(follow([(start_node, False)], False), successor, tag_of)
+        return found
 
     # -- walking (what the C does; for tests and for building) ----------------
 

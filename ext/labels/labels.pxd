@@ -13,7 +13,6 @@ cdef class NativeLabels:
     cdef ws_lbl_rules rules
     cdef ws_lbl_names names                # LabelConfig.header_names, p-asserted-identity first
     cdef bytes _text                       # names, header values, domains, prefixes: spans point here
-    cdef ws_span *_name_spans
     cdef ws_lbl_net *_nets                 # platform addresses first, then the conditions'
     cdef ws_lbl_list *_rule_conds          # trunks, providers, accounts: each rule's conditions
     cdef ws_lbl_cond *_conds

@@ -10,6 +10,8 @@
 
 from cpython cimport array as carray
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.dict cimport PyDict_GetItem
+from cpython.ref cimport PyObject
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memset
 
@@ -53,9 +55,12 @@ cdef int _load_tables() except -1:
     if _L is not None:
         return 0
     import phonenumbers
+    import warpsniff.digit_automata as automata
     import warpsniff.labels as L
-    from warpsniff.digit_automata import Pool, Unsupported
     from warpsniff.sip.headers import header_values
+    if ((automata.MATCH_NOW, automata.MATCH_NOW_GROUP, automata.MATCH_AT_END, automata.MATCH_AT_END_GROUP)
+            != (WS_LBL_MATCH_NOW, WS_LBL_MATCH_NOW_GROUP, WS_LBL_MATCH_AT_END, WS_LBL_MATCH_AT_END_GROUP)):
+        raise RuntimeError("the first-match flags of warpsniff.digit_automata and ws_labels.h differ")
     _CCS = <ws_cc_entry *>calloc(WS_LBL_CC_COUNT, sizeof(ws_cc_entry))
     if _CCS == NULL:
         raise MemoryError()
@@ -74,7 +79,7 @@ cdef int _load_tables() except -1:
     _REGION_INDEX[None] = 0
     _US, _CA = _REGION_INDEX["US"], _REGION_INDEX["CA"]
     _InviteInfo, _header_values = L.InviteInfo, header_values
-    _POOL, _Unsupported = Pool(), Unsupported
+    _POOL, _Unsupported = automata.Pool(), automata.Unsupported
     _L = L
     _refresh_tables()
     return 0
@@ -300,10 +305,10 @@ cdef Py_ssize_t MAX_IP_TEXTS = 4096
 
 
 cdef str _ip_text_of(const uint8_t *a16):
-    key = PyBytes_FromStringAndSize(<const char *>a16, 16)
-    found = _IP_TEXTS.get(key)
-    if found is not None:
-        return found
+    cdef bytes key = PyBytes_FromStringAndSize(<const char *>a16, 16)
+    cdef PyObject *found = PyDict_GetItem(_IP_TEXTS, key)
+    if found != NULL:
+        return <str>found
     if len(_IP_TEXTS) >= MAX_IP_TEXTS:
         _IP_TEXTS.clear()
     text = _IP_TEXTS[key] = ip_text(key)
@@ -370,7 +375,6 @@ cdef class NativeLabels:
     def __dealloc__(self):
         free(self.scratch)
         free(self.host)
-        free(self._name_spans)
         free(self._nets)
         free(self._rule_conds)
         free(self._conds)
@@ -400,6 +404,8 @@ cdef class NativeLabels:
     def _compile_rules(self, config):
         """The rules as ws_lbl_rules: arrays of nets, ports, conditions, and
         every string (header names and values, domains, prefixes) in _text."""
+        if self._conds != NULL:
+            raise RuntimeError("the rules are compiled once")
         L = _L
         rules = (config.trunks, config.providers, config.accounts)
         names = [L.PAI] + sorted(config.header_names - {L.PAI})
@@ -642,7 +648,8 @@ cdef class NativeLabels:
         cdef uint32_t slot
         cdef uint64_t key = (match.account | (<uint64_t>match.trunk << _RULE_BITS)
                              | (<uint64_t>match.provider << (2 * _RULE_BITS))
-                             | (<uint64_t>zone << (3 * _RULE_BITS)) | (<uint64_t>match.direction << (3 * _RULE_BITS + 3))
+                             | (<uint64_t>zone << (3 * _RULE_BITS))
+                             | (<uint64_t>match.direction << (3 * _RULE_BITS + 3))
                              | (<uint64_t>dest_region << (3 * _RULE_BITS + 5))
                              | (<uint64_t>orig_region << (3 * _RULE_BITS + 5 + _REGION_BITS)))
         if ws_lbl_sets_get(&self.sets, key, &slot):

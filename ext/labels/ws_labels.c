@@ -609,6 +609,20 @@ static int in_nets(const ws_lbl_net *nets, ws_lbl_list list, const ws_lbl_addr *
     return 0;
 }
 
+static int in_ports(const ws_lbl_rules *r, ws_lbl_list list, int64_t port)
+{
+    for (uint32_t i = 0; i < list.count; i++)
+        if (r->ports[list.first + i] == port) return 1;
+    return 0;
+}
+
+static int in_trunks(const ws_lbl_rules *r, ws_lbl_list list, uint32_t trunk)
+{
+    for (uint32_t i = 0; i < list.count; i++)
+        if (r->trunk_ids[list.first + i] == trunk) return 1;
+    return 0;
+}
+
 static int is_string(const ws_lbl_rules *r, ws_lbl_list list, const uint8_t *p, uint32_t n)
 {
     for (uint32_t i = 0; i < list.count; i++) {
@@ -618,10 +632,12 @@ static int is_string(const ws_lbl_rules *r, ws_lbl_list list, const uint8_t *p, 
     return 0;
 }
 
-/* _header_has: a value of the header, stripped, is one of the accepted ones
- * (-1: Python decides, the value's text and an accepted one both not ASCII) */
-static int header_has(const ws_lbl_rules *r, const ws_lbl_cond *c, const ws_lbl_values *v, const uint8_t *vtext)
+/* a condition's `header` holds (or it has none): _header_has, a value of the
+ * header, stripped, is one of the accepted ones; -1: Python decides (the
+ * value's text and an accepted one both not ASCII) */
+static int header_holds(const ws_lbl_rules *r, const ws_lbl_cond *c, const ws_lbl_values *v, const uint8_t *vtext)
 {
+    if (!(c->keys & WS_COND_HEADER)) return 1;
     for (uint32_t i = 0; i < v->count; i++) {
         if (v->name[i] != c->header) continue;
         const uint8_t *a = vtext + v->value[i].off, *b = a + v->value[i].len;
@@ -645,16 +661,10 @@ static int match_remote(const ws_lbl_rules *r, const ws_lbl_list *rules, uint32_
             for (uint32_t j = 0; j < rules[i].count; j++) {
                 const ws_lbl_cond *c = &r->conds[rules[i].first + j];
                 if ((c->keys & WS_COND_NETS) && !in_nets(r->nets, c->nets, remote)) continue;
-                if (c->keys & WS_COND_PORTS) {
-                    uint32_t p = 0;
-                    while (p < c->ports.count && r->ports[c->ports.first + p] != remote->port) p++;
-                    if (p == c->ports.count) continue;
-                }
-                if (c->keys & WS_COND_HEADER) {
-                    int has = header_has(r, c, v, vtext);
-                    if (has < 0) return -1;
-                    if (!has) continue;
-                }
+                if ((c->keys & WS_COND_PORTS) && !in_ports(r, c->ports, remote->port)) continue;
+                int has = header_holds(r, c, v, vtext);
+                if (has < 0) return -1;
+                if (!has) continue;
                 *found = i + 1;
                 return 0;
             }
@@ -715,16 +725,10 @@ int ws_lbl_match_rules(const ws_lbl_rules *r, const ws_lbl_addr *src, const ws_l
     for (uint32_t i = 0; i < r->n_accounts && !out->account; i++) {
         for (uint32_t j = 0; j < r->accounts[i].count; j++) {
             const ws_lbl_cond *c = &r->conds[r->accounts[i].first + j];
-            if (c->keys & WS_COND_TRUNKS) {
-                uint32_t k = 0;
-                while (k < c->trunks.count && r->trunk_ids[c->trunks.first + k] != out->trunk) k++;
-                if (k == c->trunks.count) continue;
-            }
-            if (c->keys & WS_COND_HEADER) {
-                int has = header_has(r, c, v, vtext);
-                if (has < 0) return WS_LBL_PYTHON;
-                if (!has) continue;
-            }
+            if ((c->keys & WS_COND_TRUNKS) && !in_trunks(r, c->trunks, out->trunk)) continue;
+            int has = header_holds(r, c, v, vtext);
+            if (has < 0) return WS_LBL_PYTHON;
+            if (!has) continue;
             if ((c->keys & WS_COND_DOMAINS) &&
                 (!pai_host || !is_string(r, c->domains, pai_host, pai_host_len)))
                 continue;

@@ -29,7 +29,8 @@ enum {
 /* ---------------------------------------------------------------- automata
  * Deterministic automata over the digits (warpsniff/digit_automata.py):
  * state s goes to trans[10 s + d]; state 0 is dead. A set automaton's tags
- * are its patterns' bits; a first-match automaton's tags are these flags. */
+ * are its patterns' bits; a first-match automaton's tags are these flags
+ * (the same as digit_automata's MATCH_*: labels.pyx checks). */
 enum {
     WS_LBL_MATCH_NOW = 1,
     WS_LBL_MATCH_NOW_GROUP = 2,
