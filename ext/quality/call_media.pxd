@@ -25,6 +25,16 @@ cdef struct _Endpoint:             # one entry of a call's call.media: (address,
     PyObject *side                 # the party, borrowed; NULL when None
 
 
+cdef class CallFields:
+    # reads named attributes through the data descriptors of one type (see .pyx)
+    cdef tuple names
+    cdef object owner                  # the type `descriptors` are of; None until the first read
+    cdef list descriptors              # per name, its data descriptor on `owner`, or None: getattr
+
+    cdef object get(self, object obj, Py_ssize_t i)
+    cdef object _learn(self, object obj, Py_ssize_t i)
+
+
 cdef class _Codec:
     # what a stream's payload type gives its figures: the label, and the
     # E-model impairment when the codec has one

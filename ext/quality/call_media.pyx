@@ -9,6 +9,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport Py_EQ, Py_TYPE, PyObject, PyObject_RichCompareBool
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from libc.math cimport NAN
@@ -35,9 +36,77 @@ cdef extern from *:
     """
     void ws_prefetch(const void *p) noexcept nogil
 
+cdef extern from *:
+    """
+    #define ws_generic_getattr(t) (((PyTypeObject *)(t))->tp_getattro == PyObject_GenericGetAttr)
+    """
+    bint ws_generic_getattr(object type_) noexcept   # getattr of its objects is the generic one
+
 cdef extern from "Python.h":
     ctypedef struct PyDictObject:
         void *ma_keys                  # a small dict's keys and entries lie in its first lines
+
+
+cdef class CallFields:
+    """Reads an object's attributes by name, through the data descriptors its
+    type holds for those names (what getattr finds first for them: a cdef
+    class's fields, properties), looked up once per type rather than at every
+    read (getattr's type lookup is most of a read of a call's field). For
+    another type, a type whose getattr is its own, or a name without a data
+    descriptor: getattr."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.owner = None
+        self.descriptors = []
+
+    cdef inline object get(self, object obj, Py_ssize_t i):
+        cdef PyObject *d
+        if type(obj) is self.owner:
+            d = PyList_GET_ITEM(self.descriptors, i)
+            if d != <PyObject *>None:
+                return Py_TYPE(<object>d).tp_descr_get(<object>d, obj, self.owner)
+            return getattr(obj, self.names[i])
+        return self._learn(obj, i)
+
+    cdef object _learn(self, object obj, Py_ssize_t i):
+        self.owner = type(obj)
+        self.descriptors = [None] * len(self.names)
+        if ws_generic_getattr(self.owner):
+            for k, name in enumerate(self.names):
+                for base in self.owner.__mro__:
+                    d = base.__dict__.get(name)
+                    if d is not None:
+                        if Py_TYPE(d).tp_descr_get != NULL and Py_TYPE(d).tp_descr_set != NULL:
+                            self.descriptors[k] = d
+                        break
+        return self.get(obj, i)
+
+
+# the fields of a Call that joins and the aggregator read (warpsniff.sip.calls.Call)
+cdef CallFields _CALL = CallFields(("call_ref", "labels", "media", "payload_names", "reason", "end_ts",
+                                    "last_sip_ts", "duration_s", "answered", "final_code", "ringing", "call_id",
+                                    "pdd_ms"))
+def call_fields_for_tests(obj, str name):
+    """getattr(obj, name) as the joins and the aggregator read a Call's field
+    (one of _CALL's names)."""
+    return _CALL.get(obj, _CALL.names.index(name))
+
+
+cdef enum:
+    _CALL_REF = 0
+    _LABELS = 1
+    _MEDIA = 2
+    _PAYLOAD_NAMES = 3
+    _REASON = 4
+    _END_TS = 5
+    _LAST_SIP_TS = 6
+    _DURATION_S = 7
+    _ANSWERED = 8
+    _FINAL_CODE = 9
+    _RINGING = 10
+    _CALL_ID = 11
+    _PDD_MS = 12
 
 
 cdef class _Codec:
@@ -186,8 +255,8 @@ cdef class CallMediaPass:
             _prefetch_object(<PyObject *>calls[i])
         for i in range(n):
             call = calls[i]
-            self.refs[i] = call.call_ref
-            self.labels[i] = call.labels
+            self.refs[i] = _CALL.get(call, _CALL_REF)
+            self.labels[i] = _CALL.get(call, _LABELS)
         cdef Py_ssize_t nrows = len(rows)
         if nrows == 0 or n == 0:
             return
@@ -291,8 +360,8 @@ cdef class CallMediaPass:
             if starts[ci] == starts[ci + 1]:
                 continue
             call = self.calls[ci]
-            medias[ci] = media = call.media
-            names[ci] = pt_names = call.payload_names
+            medias[ci] = media = _CALL.get(call, _MEDIA)
+            names[ci] = pt_names = _CALL.get(call, _PAYLOAD_NAMES)
             if type(media) is dict:
                 n += len(<dict>media)
                 keys = <const char *>(<PyDictObject *>media).ma_keys
