@@ -87,6 +87,8 @@ cdef class CallFields:
 cdef CallFields _CALL = CallFields(("call_ref", "labels", "media", "payload_names", "reason", "end_ts",
                                     "last_sip_ts", "duration_s", "answered", "final_code", "ringing", "call_id",
                                     "pdd_ms"))
+
+
 def call_fields_for_tests(obj, str name):
     """getattr(obj, name) as the joins and the aggregator read a Call's field
     (one of _CALL's names)."""
