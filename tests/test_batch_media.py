@@ -304,3 +304,57 @@ def test_engine_group_round_trips_take_the_latest_report_the_later_engine_on_a_t
     quality = QualityContext(CodecTable.load(), None, {})
     quality.rtt = {1: 11.0, 2: 21.0, 3: 30.0, 4: 40.0}
     assert got[1][1] == min(quality.default_mos(r)[1] for r in rows)
+
+
+def test_call_fields_read_what_getattr_reads():
+    """CallFields (how joins and the aggregator read a Call's fields by name)
+    gives getattr's value for each name on cdef classes, Python classes with
+    properties, slots, instance attributes and a __getattribute__ of their
+    own, and when objects of several types come in turn."""
+    from warpsniff._engine import call_fields_for_tests as fields
+
+    class WithProperty:
+        def __init__(self, v):
+            self.reason = f"r{v}"
+            self._ref = v
+
+        @property
+        def call_ref(self):
+            return self._ref * 10
+
+    class WithSlots:
+        __slots__ = ("call_ref", "reason")
+
+        def __init__(self, v):
+            self.call_ref, self.reason = v, "slot"
+
+    class OwnGetattribute(WithProperty):
+        def __getattribute__(self, name):
+            return "own" if name == "reason" else object.__getattribute__(self, name)
+
+    class Shadowed(WithProperty):
+        pass
+
+    class NonData:   # a descriptor without __set__: the instance's own attribute wins over it
+        def __get__(self, obj, owner=None):
+            return "descriptor"
+
+    class WithNonData(WithProperty):
+        reason = NonData()
+
+    call = Call(call_ref=7, call_id="c7", from_uri=None, to_uri=None, from_tag="a", invite_ts=1.0, invite_cseq=1,
+                caller=(V4 + bytes(4), 5060))
+    call.reason, call.end_ts, call.answer_ts = "normal", 9.0, 4.0
+    objects = [call, WithProperty(3), call, WithSlots(4), OwnGetattribute(5), Shadowed(6), WithSlots(8), call,
+               WithNonData(9)]
+    objects[5].__dict__["call_ref"] = "instance"   # a property wins over the instance's own attribute
+    names = ("call_ref", "reason", "duration_s", "end_ts")
+    for obj in objects:
+        for name in names:
+            try:
+                want = getattr(obj, name)
+            except AttributeError:
+                with pytest.raises(AttributeError):
+                    fields(obj, name)
+                continue
+            assert fields(obj, name) == want, (type(obj).__name__, name)

@@ -17,7 +17,6 @@ ends, and label sets folded into "other".
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 import pytest

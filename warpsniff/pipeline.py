@@ -444,9 +444,9 @@ class Pipeline:
             s = score(imp.ie, imp.bpl, expected, max(0, min(lost, expected)), max(runs, 0))
             ref = int(rec["call_ref"])
             by_call[ref] = min(by_call.get(ref, 5.0), s.mos)
-        medias = {ref: CallMedia(account=active[ref].labels.account, call_id=active[ref].call_id, streams=streams,
-                                 mos=mos)
-                  for ref, (streams, mos) in self._media_of_calls(list(active.values()), bound).by_call().items()}
+        figures = self._media_of_calls(list(active.values()), bound).by_call()
+        medias = {ref: CallMedia(active[ref].labels.account, active[ref].call_id, streams, mos)
+                  for ref, (streams, mos) in figures.items()}
         for ref, mos in by_call.items():
             medias[ref].mos = mos   # the last interval's, not the whole call's so far
         self._live_cache = medias

@@ -365,7 +365,7 @@ cdef class CallTables:
     # -- events --------------------------------------------------------------
 
     def attempt_started(self, call):
-        lb = call.labels
+        lb = _CALL.get(call, _LABELS)
         cdef int32_t *p = &self.places[self._label_object(lb) * self.nplaces]
         if p[_P_ATTEMPT] < 0:
             p[_P_ATTEMPT] = self.attempts.place((lb.account, lb.trunk, lb.direction, lb.zone,
@@ -375,8 +375,8 @@ cdef class CallTables:
 
     def pdd_measured(self, call):
         """PDD is observed the moment it ends (first 18x or 2xx), not at hang-up."""
-        lb = call.labels
-        cdef double pdd_ms = call.pdd_ms
+        lb = _CALL.get(call, _LABELS)
+        cdef double pdd_ms = _CALL.get(call, _PDD_MS)
         cdef int32_t *p = &self.places[self._label_object(lb) * self.nplaces]
         if p[_P_PDD] < 0:
             p[_P_PDD] = self.pdd.place((lb.account, lb.trunk, lb.provider, lb.zone))
@@ -427,24 +427,24 @@ cdef class CallTables:
         `has_mos`/`mos`, kept for the per-call series under `account`, None:
         its labels' account). `lb` its labels and `ref` its call_ref when read
         already (None, -1: not yet)."""
-        reason = call.reason
+        reason = _CALL.get(call, _REASON)
         reason_index = self.reasons.get(reason)   # _INTERRUPTED_INDEX, a termination reason's, or None
-        end_ts = call.end_ts
-        ended_at = end_ts if end_ts is not None else call.last_sip_ts
+        end_ts = _CALL.get(call, _END_TS)
+        ended_at = end_ts if end_ts is not None else _CALL.get(call, _LAST_SIP_TS)
         if reason_index is not None and <int>reason_index == _INTERRUPTED_INDEX:
             # still up when the input ended: no outcome to count yet beyond the answer
             if with_media:
                 if account is None:
-                    account = (call.labels if lb is None else lb).account
+                    account = (_CALL.get(call, _LABELS) if lb is None else lb).account
                 self._remember(call, ref, ended_at, sums, nsums, has_mos, mos, account)
             return 0
         if lb is None:
-            lb = call.labels
+            lb = _CALL.get(call, _LABELS)
         cdef Py_ssize_t obj = self._label_object(lb)
         cdef int32_t *p = &self.places[obj * self.nplaces]
         cdef double ts = ended_at
-        duration_s = call.duration_s
-        cdef bint answered = duration_s is not None or call.answered   # a duration is from the answer
+        duration_s = _CALL.get(call, _DURATION_S)
+        cdef bint answered = duration_s is not None or _CALL.get(call, _ANSWERED)   # a duration is from the answer
         cdef bint timed = answered and duration_s is not None
         cdef double duration = duration_s if duration_s is not None else 0.0
         cdef double seconds = duration if duration else 0.0   # duration or 0.0
@@ -462,7 +462,7 @@ cdef class CallTables:
         self._fold(self.durations, place)
         ws_agg_observe(&self.durations.rows, place >> 1, self.durations.c_bounds, self.durations.nbounds, seconds)
 
-        code = call.final_code
+        code = _CALL.get(call, _FINAL_CODE)
         if reason_index is not None:
             c = -1                      # the code's label, cached per label object and reason (0: unknown)
             if code is None:
@@ -485,7 +485,8 @@ cdef class CallTables:
             self.terminations.rows.counts[place >> 1] += 1
 
         # E.425 NER: answered, busy, no-answer or terminal rejection; 487 when the caller gave up after ringing
-        cdef bint ner = answered or (code is not None and (code in self.ner_codes or (code == 487 and call.ringing)))
+        cdef bint ner = answered or (code is not None and (
+            code in self.ner_codes or (code == 487 and _CALL.get(call, _RINGING))))
         place = p[_P_OUTCOME]
         if place < 0:
             place = p[_P_OUTCOME] = self.outcomes.place((lb.account, lb.trunk, lb.provider, lb.zone))
@@ -565,8 +566,8 @@ cdef class CallTables:
         scrape of hundreds of thousands of series): the oldest go first,
         counted."""
         if ref < 0:
-            ref = <uint32_t>call.call_ref
-        call_id = call.call_id
+            ref = <uint32_t>_CALL.get(call, _CALL_REF)
+        call_id = _CALL.get(call, _CALL_ID)
         cdef int64_t before = ws_u64_map_get(&self.series_index, ref)
         cdef _Series *s
         cdef _MediaSums *copies = NULL

@@ -18,6 +18,23 @@ cdef struct _ScoredRow:            # a stream whose MOS counts: its row, call, c
     double ie, bpl
 
 
+cdef struct _Endpoint:             # one entry of a call's call.media: (address, port) -> side
+    PyObject *key                  # the entry's key, borrowed (call.media holds it)
+    const uint8_t *addr            # its 16-byte address; NULL: a key no stream record can match
+    PyObject *port                 # its port
+    PyObject *side                 # the party, borrowed; NULL when None
+
+
+cdef class CallFields:
+    # reads named attributes through the data descriptors of one type (see .pyx)
+    cdef tuple names
+    cdef object owner                  # the type `descriptors` are of; None until the first read
+    cdef list descriptors              # per name, its data descriptor on `owner`, or None: getattr
+
+    cdef object get(self, object obj, Py_ssize_t i)
+    cdef object _learn(self, object obj, Py_ssize_t i)
+
+
 cdef class _Codec:
     # what a stream's payload type gives its figures: the label, and the
     # E-model impairment when the codec has one
@@ -50,9 +67,13 @@ cdef class CallMediaPass:
 
     cdef int _group(self, list calls, const ws_stream_record *recs, Py_ssize_t nrows, ws_u64_map *by_ref,
                     int32_t **row_call, uint32_t **order, uint32_t **starts) except -1
-    cdef int _fetch(self, const uint32_t *starts, list medias, list names) except -1
+    cdef int _fetch(self, const uint32_t *starts, list medias, list names, _Endpoint **endpoints,
+                    uint32_t *first_endpoint) except -1
     cdef Py_ssize_t _sum(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
                          _ScoredRow *scored, StreamScorer scorer) except -1
+    cdef Py_ssize_t _sum_calls(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
+                               _ScoredRow *scored, StreamScorer scorer, list names_of, const _Endpoint *endpoints,
+                               const uint32_t *first_endpoint) except -1
     cdef uint32_t _round_trips(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,
                                uint32_t *ssrcs, int64_t *arrivals, double *rtts, round_trips) except? 0
     cdef int _score(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,

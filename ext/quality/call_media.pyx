@@ -5,9 +5,11 @@
 # QualityContext.default_mos scores and docs/metrics.md directs them
 # (tests/test_batch_media.py).
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport Py_EQ, Py_TYPE, PyObject, PyObject_RichCompareBool
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from libc.math cimport NAN
@@ -34,9 +36,79 @@ cdef extern from *:
     """
     void ws_prefetch(const void *p) noexcept nogil
 
+cdef extern from *:
+    """
+    #define ws_generic_getattr(t) (((PyTypeObject *)(t))->tp_getattro == PyObject_GenericGetAttr)
+    """
+    bint ws_generic_getattr(object type_) noexcept   # getattr of its objects is the generic one
+
 cdef extern from "Python.h":
     ctypedef struct PyDictObject:
         void *ma_keys                  # a small dict's keys and entries lie in its first lines
+
+
+cdef class CallFields:
+    """Reads an object's attributes by name, through the data descriptors its
+    type holds for those names (what getattr finds first for them: a cdef
+    class's fields, properties), looked up once per type rather than at every
+    read (getattr's type lookup is most of a read of a call's field). For
+    another type, a type whose getattr is its own, or a name without a data
+    descriptor: getattr."""
+
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.owner = None
+        self.descriptors = []
+
+    cdef inline object get(self, object obj, Py_ssize_t i):
+        cdef PyObject *d
+        if type(obj) is self.owner:
+            d = PyList_GET_ITEM(self.descriptors, i)
+            if d != <PyObject *>None:
+                return Py_TYPE(<object>d).tp_descr_get(<object>d, obj, self.owner)
+            return getattr(obj, self.names[i])
+        return self._learn(obj, i)
+
+    cdef object _learn(self, object obj, Py_ssize_t i):
+        self.owner = type(obj)
+        self.descriptors = [None] * len(self.names)
+        if ws_generic_getattr(self.owner):
+            for k, name in enumerate(self.names):
+                for base in self.owner.__mro__:
+                    d = base.__dict__.get(name)
+                    if d is not None:
+                        if Py_TYPE(d).tp_descr_get != NULL and Py_TYPE(d).tp_descr_set != NULL:
+                            self.descriptors[k] = d
+                        break
+        return self.get(obj, i)
+
+
+# the fields of a Call that joins and the aggregator read (warpsniff.sip.calls.Call)
+cdef CallFields _CALL = CallFields(("call_ref", "labels", "media", "payload_names", "reason", "end_ts",
+                                    "last_sip_ts", "duration_s", "answered", "final_code", "ringing", "call_id",
+                                    "pdd_ms"))
+
+
+def call_fields_for_tests(obj, str name):
+    """getattr(obj, name) as the joins and the aggregator read a Call's field
+    (one of _CALL's names)."""
+    return _CALL.get(obj, _CALL.names.index(name))
+
+
+cdef enum:
+    _CALL_REF = 0
+    _LABELS = 1
+    _MEDIA = 2
+    _PAYLOAD_NAMES = 3
+    _REASON = 4
+    _END_TS = 5
+    _LAST_SIP_TS = 6
+    _DURATION_S = 7
+    _ANSWERED = 8
+    _FINAL_CODE = 9
+    _RINGING = 10
+    _CALL_ID = 11
+    _PDD_MS = 12
 
 
 cdef class _Codec:
@@ -95,20 +167,14 @@ cdef inline bint _port_is(PyObject *p, uint16_t port) except -1:
     return PyObject_RichCompareBool(<object>p, port, Py_EQ)
 
 
-cdef PyObject *_side_of(dict media, const uint8_t *addr, uint16_t port) except? NULL:
+cdef PyObject *_side_of(const _Endpoint *endpoints, uint32_t n, const uint8_t *addr, uint16_t port) except? NULL:
     """call.media.get((addr, port)) without building the key: the party whose
     SDP named that address, NULL when none did (or the entry holds None)."""
-    cdef Py_ssize_t pos = 0
-    cdef PyObject *key
-    cdef PyObject *value
-    cdef PyObject *a
-    while PyDict_Next(media, &pos, &key, &value):
-        if not PyTuple_Check(<object>key) or PyTuple_GET_SIZE(<object>key) != 2:
-            continue
-        a = _tuple_item(key, 0)
-        if (PyBytes_Check(<object>a) and PyBytes_GET_SIZE(<object>a) == 16
-                and memcmp(PyBytes_AS_STRING(<object>a), addr, 16) == 0 and _port_is(_tuple_item(key, 1), port)):
-            return NULL if value == <PyObject *>None else value
+    cdef uint32_t j
+    for j in range(n):
+        if (endpoints[j].addr != NULL and memcmp(endpoints[j].addr, addr, 16) == 0
+                and _port_is(endpoints[j].port, port)):
+            return endpoints[j].side
     return NULL
 
 
@@ -191,16 +257,20 @@ cdef class CallMediaPass:
             _prefetch_object(<PyObject *>calls[i])
         for i in range(n):
             call = calls[i]
-            self.refs[i] = call.call_ref
-            self.labels[i] = call.labels
+            self.refs[i] = _CALL.get(call, _CALL_REF)
+            self.labels[i] = _CALL.get(call, _LABELS)
         cdef Py_ssize_t nrows = len(rows)
         if nrows == 0 or n == 0:
             return
         if rows.dtype != STREAM_DTYPE:
             rows = rows.astype(STREAM_DTYPE)   # np.concatenate repacks the fields in name order
-        rows = np.ascontiguousarray(rows)
-        cdef const uint8_t[::1] raw = rows.view(np.uint8).reshape(-1)
-        cdef const ws_stream_record *recs = <const ws_stream_record *>&raw[0]
+        cdef Py_buffer raw                     # the records as they lie (numpy's buffer, no view made)
+        try:
+            PyObject_GetBuffer(rows, &raw, PyBUF_SIMPLE)
+        except (BufferError, ValueError):      # not contiguous
+            rows = np.ascontiguousarray(rows)
+            PyObject_GetBuffer(rows, &raw, PyBUF_SIMPLE)
+        cdef const ws_stream_record *recs = <const ws_stream_record *>raw.buf
         cdef ws_u64_map by_ref
         cdef int32_t *row_call = NULL
         cdef uint32_t *order = NULL
@@ -226,6 +296,7 @@ cdef class CallMediaPass:
                 nssrcs = self._round_trips(recs, scored, nscored, ssrcs, arrivals, rtts, round_trips)
                 self._score(recs, scored, nscored, ssrcs, nssrcs, rtts, jb_mode)
         finally:
+            PyBuffer_Release(&raw)
             ws_u64_map_free(&by_ref)
             free(row_call)
             free(order)
@@ -272,63 +343,101 @@ cdef class CallMediaPass:
                 st[c + 1] += 1
         return 0
 
-    cdef int _fetch(self, const uint32_t *starts, list medias, list names) except -1:
+    cdef int _fetch(self, const uint32_t *starts, list medias, list names, _Endpoint **endpoints,
+                    uint32_t *first_endpoint) except -1:
         """Each call's media and payload_names (None for calls without rows),
-        their contents asked of memory a step at a time for all calls at once:
-        a finishing call's dicts were last touched at its SDP, seconds of
-        packets ago, and reading them call after call waits for each miss in
-        turn (a prefetch of an address that is not what it seems is harmless)."""
+        and its media's entries as _Endpoints (first_endpoint[c] on), read
+        from memory a step at a time for all calls at once: a finishing
+        call's dicts were last touched at its SDP, seconds of packets ago, and
+        reading them call after call would wait for each miss in turn (a
+        prefetch of an address that is not what it seems is harmless)."""
         cdef Py_ssize_t ci, pos
+        cdef uint32_t j, n = 0
         cdef PyObject *key
         cdef PyObject *value
         cdef const char *keys
-        for ci in range(self.ncalls):
+        cdef _Endpoint *e
+        for ci in range(self.ncalls):   # the dicts, and their tables' first lines
+            first_endpoint[ci] = n
             if starts[ci] == starts[ci + 1]:
                 continue
             call = self.calls[ci]
-            medias[ci] = media = call.media
-            names[ci] = pt_names = call.payload_names
-            for d in (media, pt_names):
-                if type(d) is dict:
-                    keys = <const char *>(<PyDictObject *>d).ma_keys
-                    ws_prefetch(keys)
-                    ws_prefetch(keys + 64)
-                    ws_prefetch(keys + 128)
-        for d in medias:               # the key tuples
-            if type(d) is dict:
+            medias[ci] = media = _CALL.get(call, _MEDIA)
+            names[ci] = pt_names = _CALL.get(call, _PAYLOAD_NAMES)
+            if type(media) is dict:
+                n += len(<dict>media)
+                keys = <const char *>(<PyDictObject *>media).ma_keys
+                ws_prefetch(keys)
+                ws_prefetch(keys + 64)
+                ws_prefetch(keys + 128)
+            if type(pt_names) is dict:
+                keys = <const char *>(<PyDictObject *>pt_names).ma_keys
+                ws_prefetch(keys)
+                ws_prefetch(keys + 64)
+                ws_prefetch(keys + 128)
+        first_endpoint[self.ncalls] = n
+        endpoints[0] = e = <_Endpoint *>malloc((n or 1) * sizeof(_Endpoint))
+        if e == NULL:
+            raise MemoryError()
+        for ci in range(self.ncalls):   # the keys and the encoding names
+            media = medias[ci]
+            if type(media) is dict:
                 pos = 0
-                while PyDict_Next(<dict>d, &pos, &key, &value):
+                j = first_endpoint[ci]
+                while PyDict_Next(<dict>media, &pos, &key, &value) and j < first_endpoint[ci + 1]:
                     ws_prefetch(key)
-        for d in names:                # the encoding names
-            if type(d) is dict:
+                    e[j].key = key
+                    e[j].side = NULL if value == <PyObject *>None else value
+                    e[j].addr = NULL
+                    e[j].port = NULL
+                    j += 1
+            pt_names = names[ci]
+            if type(pt_names) is dict:
                 pos = 0
-                while PyDict_Next(<dict>d, &pos, &key, &value):
+                while PyDict_Next(<dict>pt_names, &pos, &key, &value):
                     ws_prefetch(value)
-        for d in medias:               # the addresses and ports in them
-            if type(d) is dict:
-                pos = 0
-                while PyDict_Next(<dict>d, &pos, &key, &value):
-                    if PyTuple_Check(<object>key) and PyTuple_GET_SIZE(<object>key) == 2:
-                        ws_prefetch(_tuple_item(key, 0))
-                        ws_prefetch(_tuple_item(key, 1))
+        for j in range(n):              # the addresses and ports the keys hold
+            if PyTuple_Check(<object>e[j].key) and PyTuple_GET_SIZE(<object>e[j].key) == 2:
+                ws_prefetch(_tuple_item(e[j].key, 0))
+                ws_prefetch(_tuple_item(e[j].key, 1))
+        for j in range(n):
+            if PyTuple_Check(<object>e[j].key) and PyTuple_GET_SIZE(<object>e[j].key) == 2:
+                value = _tuple_item(e[j].key, 0)
+                if PyBytes_Check(<object>value) and PyBytes_GET_SIZE(<object>value) == 16:
+                    e[j].addr = <const uint8_t *>PyBytes_AS_STRING(<object>value)
+                    e[j].port = _tuple_item(e[j].key, 1)
         return 0
 
     cdef Py_ssize_t _sum(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
                          _ScoredRow *scored, StreamScorer scorer) except -1:
         """Each call's (direction, codec) sums; the rows to score, into
         `scored`, call by call; returns how many."""
+        cdef list medias = [None] * self.ncalls, names_of = [None] * self.ncalls   # hold what endpoints point to
+        cdef _Endpoint *endpoints = NULL
+        cdef uint32_t *first_endpoint = <uint32_t *>malloc((self.ncalls + 1) * sizeof(uint32_t))
+        if first_endpoint == NULL:
+            raise MemoryError()
+        try:
+            self._fetch(starts, medias, names_of, &endpoints, first_endpoint)
+            return self._sum_calls(recs, order, starts, scored, scorer, names_of, endpoints, first_endpoint)
+        finally:
+            free(endpoints)
+            free(first_endpoint)
+
+    cdef Py_ssize_t _sum_calls(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
+                               _ScoredRow *scored, StreamScorer scorer, list names_of, const _Endpoint *endpoints,
+                               const uint32_t *first_endpoint) except -1:
         cdef Py_ssize_t ci, k, e, nscored = 0
         cdef const ws_stream_record *r
         cdef _Codec codec
-        cdef dict names, media
+        cdef dict names
         cdef PyObject *side
         cdef PyObject *label
         cdef PyObject *direction
         cdef bint platform_inbound, sender_is_caller
         cdef _MediaSums *m
-        cdef uint32_t last_pt
-        cdef list medias = [None] * self.ncalls, names_of = [None] * self.ncalls
-        self._fetch(starts, medias, names_of)
+        cdef uint32_t last_pt, n_endpoints
+        cdef const _Endpoint *mine
         last_labels = None
         platform_inbound = False
         for ci in range(self.ncalls):
@@ -336,7 +445,8 @@ cdef class CallMediaPass:
             if starts[ci] == starts[ci + 1]:
                 continue
             names = names_of[ci]
-            media = medias[ci]
+            mine = &endpoints[first_endpoint[ci]]
+            n_endpoints = first_endpoint[ci + 1] - first_endpoint[ci]
             lb = self.labels[ci]
             if lb is not last_labels or last_labels is None:   # calls mostly share a labels object
                 platform_inbound = (lb.direction if lb is not None else None) == _INBOUND
@@ -347,11 +457,11 @@ cdef class CallMediaPass:
                 if codec is None or r.payload_type != last_pt:   # a call's streams mostly share one
                     last_pt = r.payload_type
                     codec = scorer.codec(last_pt, names.get(last_pt) if names else None)
-                side = _side_of(media, r.dst, r.dport) if media else NULL
+                side = _side_of(mine, n_endpoints, r.dst, r.dport)
                 if side != NULL:
                     sender_is_caller = PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 0
                 else:
-                    side = _side_of(media, r.src, r.sport) if media else NULL
+                    side = _side_of(mine, n_endpoints, r.src, r.sport)
                     sender_is_caller = (side == NULL or not <object>side
                                         or PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 1)
                 direction = <PyObject *>(_INBOUND if platform_inbound == sender_is_caller else _OUTBOUND)

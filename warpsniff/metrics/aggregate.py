@@ -17,17 +17,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from warpsniff._engine import (  # noqa: F401 (the collectors' and tests' names for them)
-    DURATION_BUCKETS,
     F_ANSWERED,
     F_ATTEMPTS,
     F_NER,
     F_SECONDS,
     F_TIMED,
-    JITTER_BUCKETS_S,
-    MOS_BUCKETS,
-    PDD_BUCKETS_MS,
-    TERMINATION_REASONS,
-    WINDOWS,
     CallTables,
     Histogram,
     WindowedSums,
