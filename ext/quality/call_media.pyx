@@ -362,6 +362,9 @@ cdef class CallMediaPass:
             if starts[ci] == starts[ci + 1]:
                 continue
             call = self.calls[ci]
+            if type(call) is Call:   # the tracker's: its media and names are C (side_at, encoding_of)
+                ws_prefetch((<Call>call).media_entries)
+                continue
             medias[ci] = media = _CALL.get(call, _MEDIA)
             names[ci] = pt_names = _CALL.get(call, _PAYLOAD_NAMES)
             if type(media) is dict:
@@ -438,6 +441,8 @@ cdef class CallMediaPass:
         cdef _MediaSums *m
         cdef uint32_t last_pt, n_endpoints
         cdef const _Endpoint *mine
+        cdef Call native
+        cdef int at
         last_labels = None
         platform_inbound = False
         for ci in range(self.ncalls):
@@ -445,6 +450,7 @@ cdef class CallMediaPass:
             if starts[ci] == starts[ci + 1]:
                 continue
             names = names_of[ci]
+            native = self.calls[ci] if type(self.calls[ci]) is Call else None
             mine = &endpoints[first_endpoint[ci]]
             n_endpoints = first_endpoint[ci + 1] - first_endpoint[ci]
             lb = self.labels[ci]
@@ -456,14 +462,25 @@ cdef class CallMediaPass:
                 r = &recs[order[k]]
                 if codec is None or r.payload_type != last_pt:   # a call's streams mostly share one
                     last_pt = r.payload_type
-                    codec = scorer.codec(last_pt, names.get(last_pt) if names else None)
-                side = _side_of(mine, n_endpoints, r.dst, r.dport)
-                if side != NULL:
-                    sender_is_caller = PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 0
+                    if native is not None:
+                        codec = scorer.codec(last_pt, native.encoding_of(<uint8_t>last_pt))
+                    else:
+                        codec = scorer.codec(last_pt, names.get(last_pt) if names else None)
+                if native is not None:
+                    at = native.side_at(r.dst, r.dport)
+                    if at >= 0:
+                        sender_is_caller = at != SIDE_CALLER
+                    else:
+                        at = native.side_at(r.src, r.sport)
+                        sender_is_caller = at < 0 or at == SIDE_CALLER
                 else:
-                    side = _side_of(mine, n_endpoints, r.src, r.sport)
-                    sender_is_caller = (side == NULL or not <object>side
-                                        or PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 1)
+                    side = _side_of(mine, n_endpoints, r.dst, r.dport)
+                    if side != NULL:
+                        sender_is_caller = PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 0
+                    else:
+                        side = _side_of(mine, n_endpoints, r.src, r.sport)
+                        sender_is_caller = (side == NULL or not <object>side
+                                            or PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 1)
                 direction = <PyObject *>(_INBOUND if platform_inbound == sender_is_caller else _OUTBOUND)
                 label = <PyObject *>codec.label
                 m = NULL

@@ -149,6 +149,7 @@ cdef class Call:
 
     cdef bint remember(self, uint64_t key) except -1
     cdef int add_media(self, const uint8_t *a16, uint16_t port, uint8_t side) except -1
+    cdef int side_at(self, const uint8_t *a16, uint16_t port) noexcept
     cdef WireSpan keep(self, const uint8_t *p, uint32_t n) except *
     cdef str wire_text(self, WireSpan sp)
     cdef bint wire_equal(self, WireSpan sp, const uint8_t *p, uint32_t n) except -1

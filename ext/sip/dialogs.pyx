@@ -608,6 +608,17 @@ cdef class Call:
         self.n_media += 1
         return 0
 
+    cdef int side_at(self, const uint8_t *a16, uint16_t port) noexcept:
+        """Whose SDP named (a16, port): SIDE_CALLER or SIDE_CALLEE, -1 when none
+        did (media.get((a16, port)), read in C)."""
+        cdef uint32_t i
+        cdef MediaEntry *e
+        for i in range(self.n_media):
+            e = &self.media_entries[i]
+            if e.port == port and memcmp(e.addr, a16, 16) == 0:
+                return e.side
+        return -1
+
     @property
     def media(self):
         """(addr16, port) -> "caller" | "callee": the SDP destinations bound to
@@ -626,8 +637,8 @@ cdef class Call:
     def media(self, value):
         self.n_media = 0
         view = dict(value)
-        for (a16, port), side in view.items():
-            if isinstance(a16, bytes) and len(a16) == 16:
+        for (a16, port), side in view.items():   # a side is "caller" or "callee" (None: no side)
+            if isinstance(a16, bytes) and len(a16) == 16 and side is not None:
                 self.add_media(a16, port, SIDE_CALLER if side == "caller" else SIDE_CALLEE)
         self._media_view = view
 
