@@ -723,9 +723,11 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
 }
 
 /* The payload type's clock and kind, as the bound call's SDP declared it.
- * The last one found is cached while its clock is known (cached_pt.pt 0xff,
- * never a payload type: nothing cached), so the usual packet compares one
- * byte. */
+ * The last one found is cached (cached_pt.pt 0xff, never a payload type:
+ * nothing), so the usual packet compares one byte: an entry of the binding
+ * always (its types cannot change under the stream: a new binding marks it
+ * WS_STREAM_REBIND, which empties the cache), the table's answer while its
+ * clock is known (as before: it is looked up again until then). */
 WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
 {
     ws_pt_info info = t->pt_map[pt];
@@ -739,7 +741,6 @@ WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uin
     for (uint32_t i = 0; i < b->npts; i++) {
         if (b->pts[i].pt == pt) {
             s->cached_pt = b->pts[i];
-            if (!s->cached_pt.clock_rate) s->cached_pt.pt = 0xff;
             info.clock_rate = b->pts[i].clock_rate;
             info.kind = b->pts[i].kind;
             return info;
