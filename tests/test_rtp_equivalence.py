@@ -15,35 +15,25 @@ broken on purpose.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import native_build
+
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = ["tests/native/rtp_diff.c", "tests/native/rtp_current.c", "tests/native/rtp_reference.c"]
-BUILDS = {
-    "release": ["-O3"],
-    "sanitized": ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
-}
-
-
-def _build(tree: Path, out: Path, flags: list) -> Path:
-    cmd = ["gcc", *flags, "-std=c11", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-I", str(tree / "ext" / "rtp"),
-           "-o", str(out), *(str(tree / s) for s in SOURCES), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        pytest.fail(f"build failed:\n{' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return out
+INCLUDES = ["ext/rtp"]   # the reference's header finds ../ws_common.h through it
+BUILDS = {"release": native_build.RELEASE, "sanitized": native_build.SANITIZED}
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> dict:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed: cannot build the RTP harness")
+    native_build.require_gcc()
     d = tmp_path_factory.mktemp("rtp_diff")
-    return {name: _build(REPO, d / f"rtp_diff_{name}", flags) for name, flags in BUILDS.items()}
+    return {name: native_build.build(REPO, SOURCES, INCLUDES, d / f"rtp_diff_{name}", flags)
+            for name, flags in BUILDS.items()}
 
 
 def run(exe: Path, scenarios: int, steps: int, seed: int = 20251128) -> tuple[int, dict, str]:
@@ -86,15 +76,8 @@ BREAKAGES = [
 
 @pytest.mark.parametrize("find,replace", BREAKAGES, ids=[str(i) for i in range(len(BREAKAGES))])
 def test_a_broken_table_is_caught(tmp_path, find, replace):
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
-    tree = tmp_path / "tree"
-    for part in ("ext", "tests/native"):
-        shutil.copytree(REPO / part, tree / part)
-    target = tree / "ext" / "rtp" / "ws_rtp.c"
-    text = target.read_text()
-    assert text.count(find) == 1, "breakage no longer applies to ws_rtp.c: update BREAKAGES"
-    target.write_text(text.replace(find, replace))
-    exe = _build(tree, tmp_path / "rtp_diff_broken", BUILDS["release"])
+    native_build.require_gcc()
+    tree = native_build.broken_copy(REPO, tmp_path / "tree", "ext/rtp/ws_rtp.c", find, replace)
+    exe = native_build.build(tree, SOURCES, INCLUDES, tmp_path / "rtp_diff_broken", BUILDS["release"])
     rc, counts, out = run(exe, 300, 3000)
     assert rc == 1 and counts["differences"] > 0 and "DIFFERENCE" in out, out

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import native_build
 import robust_captures as rc
 import sipgen
 from oracle import SHARED_PCAPS
@@ -37,29 +37,18 @@ REPO = Path(__file__).resolve().parents[1]
 NATIVE = REPO / "tests" / "native"
 SOURCES = ["tests/native/scan_diff.c", "tests/native/scan_reference.c", "ext/sip/ws_sip.c", "ext/sip/ws_sdp.c",
            "ext/capture/ws_pcap.c", "ext/decode/ws_decode.c"]
-BUILDS = {
-    "sse2": ["-O3"],
-    "scalar": ["-O3", "-DWS_SCAN_SCALAR"],
-    "sanitized": ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"],
-}
+INCLUDES = ["ext", "ext/sip"]
+BUILDS = {"sse2": native_build.RELEASE, "scalar": [*native_build.RELEASE, "-DWS_SCAN_SCALAR"],
+          "sanitized": native_build.SANITIZED}
 SEED = 20251127
-
-
-def _build(tree: Path, out: Path, flags: list) -> Path:
-    cmd = ["gcc", *flags, "-std=c11", "-fno-strict-aliasing", "-D_GNU_SOURCE", "-I", str(tree / "ext"),
-           "-I", str(tree / "ext" / "sip"), "-o", str(out), *(str(tree / s) for s in SOURCES), "-lm"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        pytest.fail(f"build failed:\n{' '.join(cmd)}\n{proc.stderr[-3000:]}")
-    return out
 
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> dict:
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed: cannot build the scan harness")
+    native_build.require_gcc()
     d = tmp_path_factory.mktemp("scan_diff")
-    return {name: _build(REPO, d / f"scan_diff_{name}", flags) for name, flags in BUILDS.items()}
+    return {name: native_build.build(REPO, SOURCES, INCLUDES, d / f"scan_diff_{name}", flags)
+            for name, flags in BUILDS.items()}
 
 
 def run(exe: Path, files: list, mutants: int, seed: int = SEED) -> tuple[int, dict, str]:
@@ -219,13 +208,7 @@ BREAKAGES = [
 @pytest.mark.parametrize("path,find,replace", BREAKAGES, ids=[f"{p.split('/')[-1]}-{i}" for i, (p, _, _) in
                                                                   enumerate(BREAKAGES)])
 def test_a_broken_scan_is_caught(tmp_path, harness, corpus, path, find, replace):
-    tree = tmp_path / "tree"
-    for part in ("ext", "tests/native"):
-        shutil.copytree(REPO / part, tree / part)
-    target = tree / path
-    text = target.read_text()
-    assert text.count(find) == 1, f"breakage no longer applies to {path}: update BREAKAGES"
-    target.write_text(text.replace(find, replace))
-    exe = _build(tree, tmp_path / "scan_diff_broken", BUILDS["sse2"])
+    tree = native_build.broken_copy(REPO, tmp_path / "tree", path, find, replace)
+    exe = native_build.build(tree, SOURCES, INCLUDES, tmp_path / "scan_diff_broken", BUILDS["sse2"])
     rc_, counts, out = run(exe, [corpus], mutants=40)
     assert rc_ == 1 and counts["differences"] > 0 and "DIFFERENCE" in out, out

@@ -24,22 +24,12 @@
 
 #include "../../ext/rtp/ws_rtp.h"
 #include "rtp_table_api.h"
+#include "seeded.h"
 
 #define ENDPOINTS 8
 #define FLOWS 24
 #define MAX_RECORDS 4096
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint32_t below(uint32_t n) { return n ? (uint32_t)(rnd() % n) : 0; }
 
 typedef struct endpoint {
     ws_addr addr;
@@ -91,6 +81,15 @@ static int same_records(uint32_t n_ref, uint32_t n_new, char *why, size_t cap)
         }
     }
     return 1;
+}
+
+/* the key of src -> dst, its SSRC left for the table to read from the packet */
+static ws_flow_key flow_key(const endpoint *src, const endpoint *dst)
+{
+    ws_flow_key k;
+    memset(&k, 0, sizeof k);
+    k.src = src->addr, k.dst = dst->addr, k.sport = src->port, k.dport = dst->port;
+    return k;
 }
 
 static void make_rtp(uint8_t *p, uint8_t pt, int marker, uint16_t seq, uint32_t ts, uint32_t ssrc)
@@ -176,9 +175,7 @@ static int run_scenario(unsigned long scenario, unsigned long steps)
                 rr = ws_ref_packet_v4(ref, ws_load32(s->addr.b + 12), ws_load32(d->addr.b + 12), s->port, d->port, now, pkt, n);
                 rn = ws_new_packet_v4(cur, ws_load32(s->addr.b + 12), ws_load32(d->addr.b + 12), s->port, d->port, now, pkt, n);
             } else {
-                ws_flow_key k;
-                memset(&k, 0, sizeof k);
-                k.src = s->addr, k.dst = d->addr, k.sport = s->port, k.dport = d->port;
+                ws_flow_key k = flow_key(s, d);
                 rr = ws_ref_packet(ref, &k, now, pkt, n);
                 rn = ws_new_packet(cur, &k, now, pkt, n);
             }
@@ -189,9 +186,7 @@ static int run_scenario(unsigned long scenario, unsigned long steps)
             uint8_t rtcp[32] = {0x81, 201, 0, 7};
             memcpy(rtcp + 4, pkt + 8, 4);
             for (int i = 8; i < 32; i++) rtcp[i] = (uint8_t)rnd();
-            ws_flow_key k;
-            memset(&k, 0, sizeof k);
-            k.src = ep[f->src].addr, k.dst = ep[f->dst].addr, k.sport = ep[f->src].port, k.dport = ep[f->dst].port;
+            ws_flow_key k = flow_key(&ep[f->src], &ep[f->dst]);
             rr = ws_ref_rtcp(ref, &k, now, rtcp, 32);
             rn = ws_new_rtcp(cur, &k, now, rtcp, 32);
             snprintf(op, sizeof op, "rtcp");
@@ -288,7 +283,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--seed")) seed = strtoull(argv[a + 1], NULL, 10);
     }
     for (unsigned long s = 0; s < scenarios; s++) {
-        rng_state = (seed + s) * 0x9E3779B97F4A7C15ULL | 1;
+        rng_seed(seed + s);
         run_scenario(s, steps);
     }
     printf("{\"scenarios\": %lu, \"steps\": %lu, \"packets\": %lu, \"rtcp\": %lu, \"binds\": %lu, \"unbinds\": %lu, "
