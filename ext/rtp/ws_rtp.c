@@ -649,7 +649,9 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
                 t->bind_capacity = cap;
             }
             slot = t->bind_used++;
-            t->bind_streams[slot] = 0; /* a reused slot keeps its list: its streams were marked when it was freed */
+            /* a new slot's list starts empty; a reused one keeps its list (its
+             * streams were marked when it was freed, and leave on their next packet) */
+            t->bind_streams[slot] = 0;
         }
         if ((t->bind_index.count + 1) * 2 > t->bind_index.mask + 1) {
             if (ix_grow(&t->bind_index)) return NULL;
