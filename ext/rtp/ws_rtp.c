@@ -649,7 +649,9 @@ static ws_media_binding *bind_set(ws_rtp_table *t, const ws_addr *addr, uint16_t
                 t->bind_capacity = cap;
             }
             slot = t->bind_used++;
-            t->bind_streams[slot] = 0; /* a reused slot keeps its list: its streams were marked when it was freed */
+            /* a new slot's list starts empty; a reused one keeps its list (its
+             * streams were marked when it was freed, and leave on their next packet) */
+            t->bind_streams[slot] = 0;
         }
         if ((t->bind_index.count + 1) * 2 > t->bind_index.mask + 1) {
             if (ix_grow(&t->bind_index)) return NULL;
@@ -722,24 +724,18 @@ static void stream_bind(ws_rtp_table *t, ws_rtp_stream *s, int adopting)
     }
 }
 
-/* The payload type's clock and kind, as the bound call's SDP declared it.
- * The last one found is cached while its clock is known (cached_pt.pt 0xff,
- * never a payload type: nothing cached), so the usual packet compares one
- * byte. */
-WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
+/* A bound stream's payload type not in its cache: the entry of the binding
+ * (the SDP's a=rtpmap), cached whatever its clock (the binding's types cannot
+ * change under the stream: a new binding marks it WS_STREAM_REBIND, which
+ * empties the cache); else the table's answer, cached while its clock is
+ * known (until then it is looked up again). */
+static __attribute__((noinline)) ws_pt_info stream_pt_lookup(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
 {
     ws_pt_info info = t->pt_map[pt];
-    if (!(s->flags & WS_STREAM_BOUND)) return info;
-    if (s->cached_pt.pt == pt) {
-        info.clock_rate = s->cached_pt.clock_rate;
-        info.kind = s->cached_pt.kind;
-        return info;
-    }
     const ws_media_binding *b = &t->bindings[s->binding];
     for (uint32_t i = 0; i < b->npts; i++) {
         if (b->pts[i].pt == pt) {
             s->cached_pt = b->pts[i];
-            if (!s->cached_pt.clock_rate) s->cached_pt.pt = 0xff;
             info.clock_rate = b->pts[i].clock_rate;
             info.kind = b->pts[i].kind;
             return info;
@@ -753,6 +749,20 @@ WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uin
         s->cached_pt.clock_rate = info.clock_rate;
     }
     return info;
+}
+
+/* The payload type's clock and kind: the table's, or for a bound stream as
+ * its call's SDP declared it, from the stream's cache of the last one looked
+ * up (cached_pt.pt 0xff, never a payload type: nothing cached), so the usual
+ * packet compares one byte. */
+WS_INLINE ws_pt_info stream_pt_info(const ws_rtp_table *t, ws_rtp_stream *s, uint8_t pt)
+{
+    if (!(s->flags & WS_STREAM_BOUND)) return t->pt_map[pt];
+    if (WS_LIKELY(s->cached_pt.pt == pt)) {
+        ws_pt_info info = {s->cached_pt.clock_rate, s->cached_pt.kind};
+        return info;
+    }
+    return stream_pt_lookup(t, s, pt);
 }
 
 /* A bound stream whose binding changed (WS_STREAM_REBIND): its destination

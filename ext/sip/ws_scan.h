@@ -26,26 +26,6 @@ WS_INLINE uint32_t ws_vec_bits(ws_vec m) { return (uint32_t)_mm_movemask_epi8(m)
 WS_INLINE ws_vec ws_vec_le(ws_vec x, uint8_t c) { return _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8((char)c)), x); }
 #endif
 
-/* The first byte equal to c in [q, e), or NULL (memchr, inlined: the ranges
- * here are a few dozen bytes, shorter than a call to the library's costs). */
-WS_INLINE const uint8_t *ws_find_byte(const uint8_t *q, const uint8_t *e, const uint8_t *lim, uint8_t c)
-{
-#if WS_SCAN_SSE2
-    for (; q < e && lim - q >= 16; q += 16) {
-        uint32_t m = ws_vec_bits(ws_vec_eq(ws_vec_load(q), c));
-        if (m) {
-            const uint8_t *r = q + __builtin_ctz(m);
-            return r < e ? r : NULL;
-        }
-    }
-#else
-    (void)lim;
-#endif
-    for (; q < e; q++)
-        if (*q == c) return q;
-    return NULL;
-}
-
 /* The first byte equal to a or b in [q, e), or e. */
 WS_INLINE const uint8_t *ws_find_either(const uint8_t *q, const uint8_t *e, const uint8_t *lim, uint8_t a, uint8_t b)
 {
@@ -64,6 +44,14 @@ WS_INLINE const uint8_t *ws_find_either(const uint8_t *q, const uint8_t *e, cons
     for (; q < e; q++)
         if (*q == a || *q == b) return q;
     return e;
+}
+
+/* The first byte equal to c in [q, e), or NULL: memchr, inlined (the ranges
+ * here are a few dozen bytes, shorter than a call to the library costs). */
+WS_INLINE const uint8_t *ws_find_byte(const uint8_t *q, const uint8_t *e, const uint8_t *lim, uint8_t c)
+{
+    const uint8_t *r = ws_find_either(q, e, lim, c, c);
+    return r < e ? r : NULL;
 }
 
 #endif

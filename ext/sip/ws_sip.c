@@ -130,6 +130,8 @@ WS_INLINE uint64_t special_bits(const uint8_t *at, const uint8_t *e, const uint8
     uint64_t bits = 0;
 #if WS_SCAN_SSE2
     for (; i < n && lim - (at + i) >= 16; i += 16) bits |= (uint64_t)special_mask(ws_vec_load(at + i)) << i;
+#else
+    (void)lim;
 #endif
     for (; i < n; i++) bits |= (uint64_t)(SPECIAL[at[i]] != 0) << i;
     return n < 64 ? bits & (((uint64_t)1 << n) - 1) : bits;
@@ -178,6 +180,8 @@ WS_INLINE const uint8_t *param_end(const uint8_t *q, const uint8_t *e, const uin
             return r < e ? r : e;
         }
     }
+#else
+    (void)lim;
 #endif
     while (q < e && !PARAM_END[*q]) q++;
     return q;

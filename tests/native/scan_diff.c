@@ -29,6 +29,7 @@
 #include "../../ext/decode/ws_decode.h"
 #include "../../ext/sip/ws_sdp.h"
 #include "../../ext/sip/ws_sip.h"
+#include "seeded.h"
 
 int ws_ref_sip_parse(const uint8_t *p, uint32_t n, int datagram, const char *corr_name, ws_sip_msg *m);
 int ws_ref_sdp_parse(const uint8_t *p, uint32_t n, ws_sdp *s);
@@ -188,17 +189,6 @@ static int check_input(const uint8_t *p, uint32_t n)
 /* Seeded mutations: what malformed, binary, folded, huge and truncated
  * messages are made of. */
 
-static uint64_t rng_state;
-
-static uint64_t rnd(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1DULL;
-}
-
-static uint32_t below(uint32_t n) { return n ? (uint32_t)(rnd() % n) : 0; }
 
 static const char SPECIALS[] = "\r\n:;,<>\"\\ \t=/.@0123456789AZaz-+_~vVmcaLlIiFfTtXx\x7f\x80\xff\x01\x0b";
 static const char *const NAMES[] = {
@@ -391,7 +381,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[a], "--seed")) seed = strtoull(argv[a + 1], NULL, 10);
         else break;
     }
-    rng_state = seed * 2 + 1;
+    rng_seed(seed);
     for (; a < argc; a++) {
         size_t len = strlen(argv[a]);
         int rc = len > 4 && !strcmp(argv[a] + len - 4, ".bin") ? run_records(argv[a]) : run_capture(argv[a]);
