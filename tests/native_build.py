@@ -28,6 +28,11 @@ def build(tree: Path, sources: list, includes: list, out: Path, flags: list) -> 
     return out
 
 
+def build_each(tree: Path, sources: list, includes: list, out_dir: Path, name: str, builds: dict) -> dict:
+    """One build per entry of `builds` ({label: flags}): {label: executable}."""
+    return {label: build(tree, sources, includes, out_dir / f"{name}_{label}", flags) for label, flags in builds.items()}
+
+
 def broken_copy(repo: Path, dest: Path, path: str, find: str, replace: str) -> Path:
     """A copy of repo's ext/ and tests/native/ in dest with `find` (once in
     `path`) replaced: a breakage a harness must notice. Returns dest."""

@@ -31,9 +31,7 @@ BUILDS = {"release": native_build.RELEASE, "sanitized": native_build.SANITIZED}
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> dict:
     native_build.require_gcc()
-    d = tmp_path_factory.mktemp("rtp_diff")
-    return {name: native_build.build(REPO, SOURCES, INCLUDES, d / f"rtp_diff_{name}", flags)
-            for name, flags in BUILDS.items()}
+    return native_build.build_each(REPO, SOURCES, INCLUDES, tmp_path_factory.mktemp("rtp_diff"), "rtp_diff", BUILDS)
 
 
 def run(exe: Path, scenarios: int, steps: int, seed: int = 20251128) -> tuple[int, dict, str]:

@@ -46,9 +46,7 @@ SEED = 20251127
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory) -> dict:
     native_build.require_gcc()
-    d = tmp_path_factory.mktemp("scan_diff")
-    return {name: native_build.build(REPO, SOURCES, INCLUDES, d / f"scan_diff_{name}", flags)
-            for name, flags in BUILDS.items()}
+    return native_build.build_each(REPO, SOURCES, INCLUDES, tmp_path_factory.mktemp("scan_diff"), "scan_diff", BUILDS)
 
 
 def run(exe: Path, files: list, mutants: int, seed: int = SEED) -> tuple[int, dict, str]:
