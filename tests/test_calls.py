@@ -1342,3 +1342,39 @@ def test_payload_names_past_the_interned_encoding_names(monkeypatch):
     assert call.payload_names == {0: "PCMU", 101: "telephone-event", 96: "X-JUNK-A"}
     feed(3.0, invite(3, [(101, b"X-JUNK-B/8000"), (96, b"PCMU/8000")], to_tag=b"b1"))
     assert call.payload_names == {0: "PCMU", 101: "X-JUNK-B", 96: "PCMU"}
+
+
+def test_calls_are_kept_least_recently_active_first_and_the_oldest_evicted():
+    """docs/calls.md: beyond --max-calls the least recently active call is
+    ended. Any message for a call makes it the most recently active; the
+    order here is the one the messages below give, worked by hand."""
+    from warpsniff._engine import parse_sip
+    from test_timers import CALLEE, CALLER, NoEngine
+
+    def msg(start: bytes, cid: bytes, cseq: bytes, to_tag: bytes = b"") -> bytes:
+        to = b"To: <sip:bob@example.com>" + (b";tag=" + to_tag if to_tag else b"")
+        return (start + b"\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK-" + cid + cseq.split()[0] +
+                b"\r\nFrom: <sip:alice@example.com>;tag=a\r\n" + to + b"\r\nCall-ID: " + cid +
+                b"\r\nCSeq: " + cseq + b"\r\nContent-Length: 0\r\n\r\n")
+
+    ended = []
+    tracker = CallTracker(NoEngine(), CallConfig(max_calls=3), on_call=ended.append)
+
+    def feed(ts, raw, src=CALLER, dst=CALLEE):
+        tracker.message(parse_sip(raw), raw, ts, src, dst)
+
+    for i, cid in enumerate((b"A", b"B", b"C")):
+        feed(1.0 + i, msg(b"INVITE sip:bob@example.com SIP/2.0", cid, b"1 INVITE"))
+    assert list(tracker.calls) == ["A", "B", "C"]
+    feed(4.0, msg(b"SIP/2.0 100 Trying", b"A", b"1 INVITE"), CALLEE, CALLER)    # A: most recent
+    assert list(tracker.calls) == ["B", "C", "A"]
+    feed(5.0, msg(b"SIP/2.0 180 Ringing", b"C", b"1 INVITE", b"c1"), CALLEE, CALLER)   # then C
+    assert list(tracker.calls) == ["B", "A", "C"]
+    feed(6.0, msg(b"INVITE sip:bob@example.com SIP/2.0", b"D", b"1 INVITE"))   # a fourth: B goes
+    assert list(tracker.calls) == ["A", "C", "D"]
+    assert [(c.call_id, c.evicted, c.reason) for c in ended] == [("B", True, "timeout")]
+    feed(7.0, msg(b"SIP/2.0 180 Ringing", b"A", b"1 INVITE", b"a1"), CALLEE, CALLER)
+    feed(8.0, msg(b"INVITE sip:bob@example.com SIP/2.0", b"E", b"1 INVITE"))   # then C goes
+    assert list(tracker.calls) == ["D", "A", "E"]
+    assert [c.call_id for c in ended] == ["B", "C"]
+    assert tracker.calls.get("C") is None and "E" in tracker.calls and len(tracker.calls) == 3

@@ -68,6 +68,7 @@ cdef struct MediaEntry:
 # by backward shift); each slot holds one reference to its Call.
 cdef enum:
     MIN_CALL_SLOTS = 1024                  # the table's first size; it doubles at half full
+    NO_ENTRY = 0xFFFFFFFF                  # no recency entry
 
 cdef struct CallSlot:
     uint64_t hash                          # 0: empty (hashes are made odd)
@@ -129,8 +130,7 @@ cdef class Call:
     cdef bint dirty                        # changed since the last tick: its timer is looked at then
     # the tracker's table of open calls
     cdef bint in_table
-    cdef PyObject *older                   # neighbours in recency order (borrowed: the table holds them)
-    cdef PyObject *newer
+    cdef uint32_t order_index              # its entry in the tracker's recency arrays
     # media and counters
     cdef public int holds, retransmissions
     cdef public object labels              # warpsniff.labels.CallLabels; None until labelled
@@ -198,8 +198,13 @@ cdef class CallTracker:
     cdef CallSlot *slots                   # by Call-ID
     cdef uint32_t slot_mask                # slots' size - 1 (a power of two)
     cdef Py_ssize_t n_open
-    cdef PyObject *oldest                  # ends of the recency list (Call.older/newer)
-    cdef PyObject *newest
+    # recency: a doubly linked list over compact arrays (a call's neighbours are
+    # looked up there, not in two more cold Call objects per message)
+    cdef uint32_t *order_prev
+    cdef uint32_t *order_next              # also threads the free entries
+    cdef PyObject **order_call             # entry -> its Call (borrowed: the table holds them)
+    cdef uint32_t order_cap, order_used, order_free
+    cdef uint32_t oldest, newest           # NO_ENTRY when empty
     cdef public dict open_by_ref           # call_ref -> Call, the same calls (tracks, media_activity)
     cdef public object seen_other          # OrderedDict of transaction keys outside any call
     cdef public object legs                # OrderedDict correlation id -> legs seen
@@ -231,6 +236,7 @@ cdef class CallTracker:
     cdef int _insert(self, Call call) except -1
     cdef int _remove(self, Call call) except -1
     cdef void _to_newest(self, Call call) noexcept
+    cdef void _unlink(self, uint32_t i) noexcept
     cdef int _grow_slots(self) except -1
     cdef int _push_timer(self, Call call, double due) except -1
     cdef Call _pop_timer(self, double *due, uint64_t *seq)

@@ -1007,10 +1007,11 @@ cdef class CallTable:
 
     def values(self):
         cdef list out = []
-        cdef PyObject *p = self.tracker.oldest
-        while p != NULL:
-            out.append(<Call>p)
-            p = (<Call>p).newer
+        cdef CallTracker t = self.tracker
+        cdef uint32_t i = t.oldest
+        while i != NO_ENTRY:
+            out.append(<Call>t.order_call[i])
+            i = t.order_next[i]
         return out
 
     def keys(self):
@@ -1032,6 +1033,7 @@ cdef class CallTracker:
         if self._sdp == NULL or self.slots == NULL:
             raise MemoryError()
         self.slot_mask = MIN_CALL_SLOTS - 1
+        self.oldest = self.newest = self.order_free = NO_ENTRY
 
     def __dealloc__(self):
         cdef uint32_t i
@@ -1044,6 +1046,9 @@ cdef class CallTracker:
         for i in range(self.n_timers):
             Py_XDECREF(self.timers[i].call)
         free(self.timers)
+        free(self.order_prev)
+        free(self.order_next)
+        free(self.order_call)
 
     def __init__(self, engine, config=None, on_call=None, on_attempt=None, label_config=None, on_pdd=None):
         _load_python_side()
@@ -1134,17 +1139,42 @@ cdef class CallTracker:
         i = <uint32_t>call.cid_hash & self.slot_mask
         while self.slots[i].hash:
             i = (i + 1) & self.slot_mask
+        cdef uint32_t e, cap
+        cdef void *grown
+        if self.order_free == NO_ENTRY and self.order_used == self.order_cap:
+            cap = 2 * self.order_cap + 1024
+            grown = realloc(self.order_prev, cap * sizeof(uint32_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.order_prev = <uint32_t *>grown
+            grown = realloc(self.order_next, cap * sizeof(uint32_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.order_next = <uint32_t *>grown
+            grown = realloc(self.order_call, cap * sizeof(PyObject *))
+            if grown == NULL:
+                raise MemoryError()
+            self.order_call = <PyObject **>grown
+            self.order_cap = cap
         self.slots[i].hash = call.cid_hash
         self.slots[i].call = <PyObject *>call
         Py_INCREF(call)
         call.in_table = True
-        call.older = self.newest
-        call.newer = NULL
-        if self.newest != NULL:
-            (<Call>self.newest).newer = <PyObject *>call
+        if self.order_free != NO_ENTRY:
+            e = self.order_free
+            self.order_free = self.order_next[e]
         else:
-            self.oldest = <PyObject *>call
-        self.newest = <PyObject *>call
+            e = self.order_used
+            self.order_used += 1
+        call.order_index = e
+        self.order_call[e] = <PyObject *>call
+        self.order_prev[e] = self.newest
+        self.order_next[e] = NO_ENTRY
+        if self.newest != NO_ENTRY:
+            self.order_next[self.newest] = e
+        else:
+            self.oldest = e
+        self.newest = e
         self.n_open += 1
         self.open_by_ref[call.call_ref] = call
         return 0
@@ -1167,33 +1197,37 @@ cdef class CallTracker:
                 i = j
         self.slots[i].hash = 0
         self.slots[i].call = NULL
-        if call.older != NULL:
-            (<Call>call.older).newer = call.newer
-        else:
-            self.oldest = call.newer
-        if call.newer != NULL:
-            (<Call>call.newer).older = call.older
-        else:
-            self.newest = call.older
-        call.older = call.newer = NULL
+        self._unlink(call.order_index)
+        self.order_call[call.order_index] = NULL
+        self.order_next[call.order_index] = self.order_free
+        self.order_free = call.order_index
+        call.order_index = NO_ENTRY
         call.in_table = False
         self.n_open -= 1
         del self.open_by_ref[call.call_ref]
         Py_DECREF(call)
         return 0
 
-    cdef void _to_newest(self, Call call) noexcept:
-        if <PyObject *>call == self.newest or not call.in_table:
-            return
-        if call.older != NULL:
-            (<Call>call.older).newer = call.newer
+    cdef void _unlink(self, uint32_t i) noexcept:
+        cdef uint32_t before = self.order_prev[i], after = self.order_next[i]
+        if before != NO_ENTRY:
+            self.order_next[before] = after
         else:
-            self.oldest = call.newer
-        (<Call>call.newer).older = call.older
-        call.older = self.newest
-        call.newer = NULL
-        (<Call>self.newest).newer = <PyObject *>call
-        self.newest = <PyObject *>call
+            self.oldest = after
+        if after != NO_ENTRY:
+            self.order_prev[after] = before
+        else:
+            self.newest = before
+
+    cdef void _to_newest(self, Call call) noexcept:
+        cdef uint32_t i = call.order_index
+        if not call.in_table or i == self.newest:
+            return
+        self._unlink(i)
+        self.order_prev[i] = self.newest
+        self.order_next[i] = NO_ENTRY
+        self.order_next[self.newest] = i
+        self.newest = i
 
     # -- the timer heap -------------------------------------------------------------
 
@@ -1542,7 +1576,7 @@ cdef class CallTracker:
         self._mark_dirty(call)   # no heap entry until the next tick
         cdef Call oldest
         if self.n_open > self._max_calls:
-            oldest = <Call>self.oldest
+            oldest = <Call>self.order_call[self.oldest]
             self._remove(oldest)
             oldest.evicted = True
             self._stats.evicted += 1
