@@ -1378,3 +1378,31 @@ def test_calls_are_kept_least_recently_active_first_and_the_oldest_evicted():
     assert list(tracker.calls) == ["D", "A", "E"]
     assert [c.call_id for c in ended] == ["B", "C"]
     assert tracker.calls.get("C") is None and "E" in tracker.calls and len(tracker.calls) == 3
+
+
+def test_long_call_ids_that_differ_only_at_the_end_are_two_calls():
+    """The call table compares a Call-ID's first bytes in the Call and the rest
+    in its own copy: Call-IDs equal for their first 60 bytes and different in
+    the last one are two calls, each answered by its own 200."""
+    from warpsniff._engine import parse_sip
+    from test_timers import CALLEE, CALLER, NoEngine
+
+    def msg(start: bytes, cid: bytes, to_tag: bytes = b"") -> bytes:
+        to = b"To: <sip:bob@example.com>" + (b";tag=" + to_tag if to_tag else b"")
+        return (start + b"\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK-" + cid[-1:] +
+                b"\r\nFrom: <sip:alice@example.com>;tag=a\r\n" + to + b"\r\nCall-ID: " + cid +
+                b"\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n")
+
+    tracker = CallTracker(NoEngine(), CallConfig())
+    base = b"0123456789" * 6
+    one, two = base + b"x", base + b"y"
+
+    def feed(ts, raw, src, dst):
+        tracker.message(parse_sip(raw), raw, ts, src, dst)
+
+    feed(1.0, msg(b"INVITE sip:bob@example.com SIP/2.0", one), CALLER, CALLEE)
+    feed(2.0, msg(b"INVITE sip:bob@example.com SIP/2.0", two), CALLER, CALLEE)
+    feed(3.0, msg(b"SIP/2.0 200 OK", two, b"t2"), CALLEE, CALLER)
+    assert len(tracker.calls) == 2
+    assert tracker.calls[one.decode()].answer_ts is None
+    assert tracker.calls[two.decode()].answer_ts == 3.0

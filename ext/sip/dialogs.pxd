@@ -36,6 +36,7 @@ cdef struct KeySet:
 # present).
 cdef enum:
     FORKS_KEPT = 64                        # early dialogs and answered legs kept per call (MAX_FORKS)
+    CID_HEAD = 48                          # a Call-ID's first bytes kept in the Call itself
 
 cdef struct WireSpan:
     uint32_t off
@@ -89,8 +90,9 @@ cdef class Call:
     cdef public object call_id
     cdef uint8_t *wire                     # its bytes off the wire (WireSpan), in one growing block
     cdef uint32_t wire_used, wire_cap
-    cdef WireSpan w_call_id                # the table's key (cid_hash its hash)
-    cdef uint64_t cid_hash
+    cdef WireSpan w_call_id                # the table's key (cid_hash its hash; its first
+    cdef uint64_t cid_hash                 # CID_HEAD bytes also here, so a look-up compares
+    cdef uint8_t cid_head[CID_HEAD]        # them in the Call, not in its cold wire block)
     cdef WireSpan w_from_uri, w_to_uri, w_from_tag   # from_uri, to_uri, from_tag: decoded when read
     cdef object _from_uri, _to_uri, _from_tag        # (or as set from Python, when not present)
     cdef uint8_t caller_addr[16]           # caller: (addr16, port) the first INVITE came from,

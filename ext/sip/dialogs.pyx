@@ -1110,7 +1110,9 @@ cdef class CallTracker:
                 return None
             if slot.hash == h:
                 call = <Call>slot.call
-                if call.w_call_id.len == n and memcmp(call.wire + call.w_call_id.off, cid, n) == 0:
+                if call.w_call_id.len == n and memcmp(call.cid_head, cid, n if n < CID_HEAD else CID_HEAD) == 0 and (
+                        n <= CID_HEAD or memcmp(call.wire + call.w_call_id.off + CID_HEAD, cid + CID_HEAD,
+                                                n - CID_HEAD) == 0):
                     return call
             i = (i + 1) & self.slot_mask
 
@@ -1555,6 +1557,7 @@ cdef class CallTracker:
         # its identity stays bytes until read (Call's properties)
         call.w_call_id = call.keep(x.base + m.call_id.off, m.call_id.len)
         call.cid_hash = _cid_hash(x.base + m.call_id.off, m.call_id.len)
+        memcpy(call.cid_head, x.base + m.call_id.off, m.call_id.len if m.call_id.len < CID_HEAD else CID_HEAD)
         call.w_from_uri = call.keep(x.base + m.from_uri.off, m.from_uri.len)
         call.w_to_uri = call.keep(x.base + m.to_uri.off, m.to_uri.len)
         call.w_from_tag = call.keep(x.base + m.from_tag.off, m.from_tag.len)
