@@ -291,16 +291,17 @@ def compile_native(tmp: str) -> tuple:
 def table_bytes_per_stream(sizes: dict, streams: int, max_streams: int = 200_000) -> dict:
     """What ws_rtp.c allocates for `streams` live streams: the slab doubles from
     256 (capped at max_streams), the index doubles from 1024 slots to stay at
-    most a quarter full (stream_new), plus per slab slot a free-list entry and
-    its call (slot_calls) and when the idle scan may skip it (slot_seen_s), 4
-    bytes each."""
+    most a quarter full (stream_new), plus per slab slot a free-list entry, its
+    call (slot_calls), when the idle scan may skip it (slot_seen_s) and its
+    neighbours among the streams bound to its binding (slot_bind_next, _prev),
+    4 bytes each."""
     cap = 256
     while cap < streams:
         cap = min(cap * 2, max_streams)
     idx = 1024
     while (streams + 1) * 4 > idx:
         idx *= 2
-    total = cap * (sizes["ws_rtp_stream"] + 4 + 4 + 4) + idx * sizes["index_slot"]
+    total = cap * (sizes["ws_rtp_stream"] + 5 * 4) + idx * sizes["index_slot"]
     return {"slab_capacity": cap, "index_slots": idx, "bytes": total, "per_stream": total / max(1, streams)}
 
 
@@ -610,7 +611,8 @@ def print_report(doc: dict, markdown: bool) -> None:
     print()
     print(f"native state per stream: sizeof(ws_rtp_stream) = {s['ws_rtp_stream']} bytes (limit 256); the stream "
           f"table allocates {mem['table']['per_stream']:.0f} bytes/stream at {cap['streams']} streams "
-          f"(slab of {mem['table']['slab_capacity']}, 12 bytes a slot of free list, calls and idle seconds, "
+          f"(slab of {mem['table']['slab_capacity']}, 20 bytes a slot of free list, calls, idle seconds "
+          f"and bound-stream links, "
           f"{mem['table']['index_slots']} x 8-byte index)")
     if "runs" in mem:
         head = ["warpsniff on", "frames", "streams", "CPU s", "peak RSS MB", "peak private MB", "stream table KiB"]
