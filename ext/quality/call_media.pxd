@@ -18,13 +18,6 @@ cdef struct _ScoredRow:            # a stream whose MOS counts: its row, call, c
     double ie, bpl
 
 
-cdef struct _Endpoint:             # one entry of a call's call.media: (address, port) -> side
-    PyObject *key                  # the entry's key, borrowed (call.media holds it)
-    const uint8_t *addr            # its 16-byte address; NULL: a key no stream record can match
-    PyObject *port                 # its port
-    PyObject *side                 # the party, borrowed; NULL when None
-
-
 cdef class CallFields:
     # reads named attributes through the data descriptors of one type (see .pyx)
     cdef tuple names
@@ -53,7 +46,7 @@ cdef class StreamScorer:
 
 
 cdef class CallMediaPass:
-    cdef list calls
+    cdef list calls                # of Call (their SDP read in C: side_at, encoding_of)
     cdef Py_ssize_t ncalls
     cdef list labels               # [call] its labels, read once for whoever counts the calls
     cdef uint32_t *refs            # [call] its call_ref
@@ -67,13 +60,8 @@ cdef class CallMediaPass:
 
     cdef int _group(self, list calls, const ws_stream_record *recs, Py_ssize_t nrows, ws_u64_map *by_ref,
                     int32_t **row_call, uint32_t **order, uint32_t **starts) except -1
-    cdef int _fetch(self, const uint32_t *starts, list medias, list names, _Endpoint **endpoints,
-                    uint32_t *first_endpoint) except -1
     cdef Py_ssize_t _sum(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
                          _ScoredRow *scored, StreamScorer scorer) except -1
-    cdef Py_ssize_t _sum_calls(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
-                               _ScoredRow *scored, StreamScorer scorer, list names_of, const _Endpoint *endpoints,
-                               const uint32_t *first_endpoint) except -1
     cdef uint32_t _round_trips(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,
                                uint32_t *ssrcs, int64_t *arrivals, double *rtts, round_trips) except? 0
     cdef int _score(self, const ws_stream_record *recs, const _ScoredRow *scored, Py_ssize_t nscored,

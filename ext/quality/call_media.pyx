@@ -6,15 +6,11 @@
 # (tests/test_batch_media.py).
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Next
-from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_Check
 from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport Py_EQ, Py_TYPE, PyObject, PyObject_RichCompareBool
-from cpython.tuple cimport PyTuple_Check, PyTuple_GET_SIZE
 from libc.math cimport NAN
 from libc.stdlib cimport calloc, free, malloc
-from libc.string cimport memcmp, memset
+from libc.string cimport memset
 
 # SDP encoding names come off the wire: at most this many are remembered
 MAX_NAMED_CODECS = 4096
@@ -22,12 +18,6 @@ MAX_NAMED_CODECS = 4096
 cdef str _INBOUND = "inbound"
 cdef str _OUTBOUND = "outbound"
 cdef str _NO_CODEC = "unknown"
-cdef str _CALLER = "caller"
-
-
-cdef extern from *:
-    # a borrowed item of a tuple known to be one (cpython.tuple's declaration takes an object)
-    PyObject *_tuple_item "PyTuple_GET_ITEM"(PyObject *t, Py_ssize_t i)
 
 
 cdef extern from *:
@@ -41,10 +31,6 @@ cdef extern from *:
     #define ws_generic_getattr(t) (((PyTypeObject *)(t))->tp_getattro == PyObject_GenericGetAttr)
     """
     bint ws_generic_getattr(object type_) noexcept   # getattr of its objects is the generic one
-
-cdef extern from "Python.h":
-    ctypedef struct PyDictObject:
-        void *ma_keys                  # a small dict's keys and entries lie in its first lines
 
 
 cdef class CallFields:
@@ -83,8 +69,8 @@ cdef class CallFields:
         return self.get(obj, i)
 
 
-# the fields of a Call that joins and the aggregator read (warpsniff.sip.calls.Call)
-cdef CallFields _CALL = CallFields(("call_ref", "labels", "media", "payload_names", "reason", "end_ts",
+# the fields of a Call that the aggregator reads (warpsniff.sip.calls.Call, or any object with them)
+cdef CallFields _CALL = CallFields(("call_ref", "labels", "reason", "end_ts",
                                     "last_sip_ts", "duration_s", "answered", "final_code", "ringing", "call_id",
                                     "pdd_ms"))
 
@@ -98,17 +84,15 @@ def call_fields_for_tests(obj, str name):
 cdef enum:
     _CALL_REF = 0
     _LABELS = 1
-    _MEDIA = 2
-    _PAYLOAD_NAMES = 3
-    _REASON = 4
-    _END_TS = 5
-    _LAST_SIP_TS = 6
-    _DURATION_S = 7
-    _ANSWERED = 8
-    _FINAL_CODE = 9
-    _RINGING = 10
-    _CALL_ID = 11
-    _PDD_MS = 12
+    _REASON = 2
+    _END_TS = 3
+    _LAST_SIP_TS = 4
+    _DURATION_S = 5
+    _ANSWERED = 6
+    _FINAL_CODE = 7
+    _RINGING = 8
+    _CALL_ID = 9
+    _PDD_MS = 10
 
 
 cdef class _Codec:
@@ -158,24 +142,6 @@ cdef inline void _prefetch_object(PyObject *o) noexcept:
     cdef Py_ssize_t k, size = Py_TYPE(<object>o).tp_basicsize
     for k in range(0, size if size < 512 else 512, 64):
         ws_prefetch(<const char *>o + k)
-
-
-cdef inline bint _port_is(PyObject *p, uint16_t port) except -1:
-    cdef int overflow = 0
-    if PyLong_Check(<object>p):
-        return PyLong_AsLongLongAndOverflow(<object>p, &overflow) == port and not overflow
-    return PyObject_RichCompareBool(<object>p, port, Py_EQ)
-
-
-cdef PyObject *_side_of(const _Endpoint *endpoints, uint32_t n, const uint8_t *addr, uint16_t port) except? NULL:
-    """call.media.get((addr, port)) without building the key: the party whose
-    SDP named that address, NULL when none did (or the entry holds None)."""
-    cdef uint32_t j
-    for j in range(n):
-        if (endpoints[j].addr != NULL and memcmp(endpoints[j].addr, addr, 16) == 0
-                and _port_is(endpoints[j].port, port)):
-            return endpoints[j].side
-    return NULL
 
 
 cdef void _sort_u32(uint32_t *a, Py_ssize_t n) noexcept nogil:
@@ -253,12 +219,15 @@ cdef class CallMediaPass:
                 or self.refs == NULL):
             raise MemoryError()
         self.labels = [None] * n
-        for i in range(n):   # the calls' own lines, asked of memory all at once (see _fetch)
-            _prefetch_object(<PyObject *>calls[i])
+        cdef Call call
+        for i in range(n):   # the calls' own lines and bindings, asked of memory all at once: a
+            call = <Call?>calls[i]   # finishing call was last touched at its SDP, seconds of packets ago
+            _prefetch_object(<PyObject *>call)
         for i in range(n):
-            call = calls[i]
-            self.refs[i] = _CALL.get(call, _CALL_REF)
-            self.labels[i] = _CALL.get(call, _LABELS)
+            call = <Call>calls[i]
+            ws_prefetch(call.media_entries)
+            self.refs[i] = call.call_ref
+            self.labels[i] = call.labels
         cdef Py_ssize_t nrows = len(rows)
         if nrows == 0 or n == 0:
             return
@@ -343,105 +312,22 @@ cdef class CallMediaPass:
                 st[c + 1] += 1
         return 0
 
-    cdef int _fetch(self, const uint32_t *starts, list medias, list names, _Endpoint **endpoints,
-                    uint32_t *first_endpoint) except -1:
-        """Each call's media and payload_names (None for calls without rows),
-        and its media's entries as _Endpoints (first_endpoint[c] on), read
-        from memory a step at a time for all calls at once: a finishing
-        call's dicts were last touched at its SDP, seconds of packets ago, and
-        reading them call after call would wait for each miss in turn (a
-        prefetch of an address that is not what it seems is harmless)."""
-        cdef Py_ssize_t ci, pos
-        cdef uint32_t j, n = 0
-        cdef PyObject *key
-        cdef PyObject *value
-        cdef const char *keys
-        cdef _Endpoint *e
-        for ci in range(self.ncalls):   # the dicts, and their tables' first lines
-            first_endpoint[ci] = n
-            if starts[ci] == starts[ci + 1]:
-                continue
-            call = self.calls[ci]
-            if type(call) is Call:   # the tracker's: its media and names are C (side_at, encoding_of)
-                ws_prefetch((<Call>call).media_entries)
-                continue
-            medias[ci] = media = _CALL.get(call, _MEDIA)
-            names[ci] = pt_names = _CALL.get(call, _PAYLOAD_NAMES)
-            if type(media) is dict:
-                n += len(<dict>media)
-                keys = <const char *>(<PyDictObject *>media).ma_keys
-                ws_prefetch(keys)
-                ws_prefetch(keys + 64)
-                ws_prefetch(keys + 128)
-            if type(pt_names) is dict:
-                keys = <const char *>(<PyDictObject *>pt_names).ma_keys
-                ws_prefetch(keys)
-                ws_prefetch(keys + 64)
-                ws_prefetch(keys + 128)
-        first_endpoint[self.ncalls] = n
-        endpoints[0] = e = <_Endpoint *>malloc((n or 1) * sizeof(_Endpoint))
-        if e == NULL:
-            raise MemoryError()
-        for ci in range(self.ncalls):   # the keys and the encoding names
-            media = medias[ci]
-            if type(media) is dict:
-                pos = 0
-                j = first_endpoint[ci]
-                while PyDict_Next(<dict>media, &pos, &key, &value) and j < first_endpoint[ci + 1]:
-                    ws_prefetch(key)
-                    e[j].key = key
-                    e[j].side = NULL if value == <PyObject *>None else value
-                    e[j].addr = NULL
-                    e[j].port = NULL
-                    j += 1
-            pt_names = names[ci]
-            if type(pt_names) is dict:
-                pos = 0
-                while PyDict_Next(<dict>pt_names, &pos, &key, &value):
-                    ws_prefetch(value)
-        for j in range(n):              # the addresses and ports the keys hold
-            if PyTuple_Check(<object>e[j].key) and PyTuple_GET_SIZE(<object>e[j].key) == 2:
-                ws_prefetch(_tuple_item(e[j].key, 0))
-                ws_prefetch(_tuple_item(e[j].key, 1))
-        for j in range(n):
-            if PyTuple_Check(<object>e[j].key) and PyTuple_GET_SIZE(<object>e[j].key) == 2:
-                value = _tuple_item(e[j].key, 0)
-                if PyBytes_Check(<object>value) and PyBytes_GET_SIZE(<object>value) == 16:
-                    e[j].addr = <const uint8_t *>PyBytes_AS_STRING(<object>value)
-                    e[j].port = _tuple_item(e[j].key, 1)
-        return 0
-
     cdef Py_ssize_t _sum(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
                          _ScoredRow *scored, StreamScorer scorer) except -1:
         """Each call's (direction, codec) sums; the rows to score, into
-        `scored`, call by call; returns how many."""
-        cdef list medias = [None] * self.ncalls, names_of = [None] * self.ncalls   # hold what endpoints point to
-        cdef _Endpoint *endpoints = NULL
-        cdef uint32_t *first_endpoint = <uint32_t *>malloc((self.ncalls + 1) * sizeof(uint32_t))
-        if first_endpoint == NULL:
-            raise MemoryError()
-        try:
-            self._fetch(starts, medias, names_of, &endpoints, first_endpoint)
-            return self._sum_calls(recs, order, starts, scored, scorer, names_of, endpoints, first_endpoint)
-        finally:
-            free(endpoints)
-            free(first_endpoint)
-
-    cdef Py_ssize_t _sum_calls(self, const ws_stream_record *recs, const uint32_t *order, const uint32_t *starts,
-                               _ScoredRow *scored, StreamScorer scorer, list names_of, const _Endpoint *endpoints,
-                               const uint32_t *first_endpoint) except -1:
+        `scored`, call by call; returns how many. A stream's payload type
+        is named by its call's SDP (Call.encoding_of), its sender the party
+        whose SDP address it did not go to, or failing that came from
+        (Call.side_at), the caller when neither is known."""
         cdef Py_ssize_t ci, k, e, nscored = 0
         cdef const ws_stream_record *r
         cdef _Codec codec
-        cdef dict names
-        cdef PyObject *side
         cdef PyObject *label
         cdef PyObject *direction
         cdef bint platform_inbound, sender_is_caller
         cdef _MediaSums *m
-        cdef uint32_t last_pt, n_endpoints
-        cdef const _Endpoint *mine
-        cdef Call native
+        cdef uint32_t last_pt
+        cdef Call call
         cdef int at
         last_labels = None
         platform_inbound = False
@@ -449,10 +335,7 @@ cdef class CallMediaPass:
             self.first[ci] = self.nsums
             if starts[ci] == starts[ci + 1]:
                 continue
-            names = names_of[ci]
-            native = self.calls[ci] if type(self.calls[ci]) is Call else None
-            mine = &endpoints[first_endpoint[ci]]
-            n_endpoints = first_endpoint[ci + 1] - first_endpoint[ci]
+            call = <Call>self.calls[ci]
             lb = self.labels[ci]
             if lb is not last_labels or last_labels is None:   # calls mostly share a labels object
                 platform_inbound = (lb.direction if lb is not None else None) == _INBOUND
@@ -462,25 +345,13 @@ cdef class CallMediaPass:
                 r = &recs[order[k]]
                 if codec is None or r.payload_type != last_pt:   # a call's streams mostly share one
                     last_pt = r.payload_type
-                    if native is not None:
-                        codec = scorer.codec(last_pt, native.encoding_of(<uint8_t>last_pt))
-                    else:
-                        codec = scorer.codec(last_pt, names.get(last_pt) if names else None)
-                if native is not None:
-                    at = native.side_at(r.dst, r.dport)
-                    if at >= 0:
-                        sender_is_caller = at != SIDE_CALLER
-                    else:
-                        at = native.side_at(r.src, r.sport)
-                        sender_is_caller = at < 0 or at == SIDE_CALLER
+                    codec = scorer.codec(last_pt, call.encoding_of(<uint8_t>last_pt))
+                at = call.side_at(r.dst, r.dport)
+                if at >= 0:
+                    sender_is_caller = at != SIDE_CALLER
                 else:
-                    side = _side_of(mine, n_endpoints, r.dst, r.dport)
-                    if side != NULL:
-                        sender_is_caller = PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 0
-                    else:
-                        side = _side_of(mine, n_endpoints, r.src, r.sport)
-                        sender_is_caller = (side == NULL or not <object>side
-                                            or PyObject_RichCompareBool(<object>side, _CALLER, Py_EQ) == 1)
+                    at = call.side_at(r.src, r.sport)
+                    sender_is_caller = at < 0 or at == SIDE_CALLER
                 direction = <PyObject *>(_INBOUND if platform_inbound == sender_is_caller else _OUTBOUND)
                 label = <PyObject *>codec.label
                 m = NULL
