@@ -11,7 +11,6 @@
 # SCTP) come through CallTracker.message.
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport Py_DECREF, Py_INCREF, Py_XDECREF, PyObject
 from libc.math cimport isnan, llrint
 from libc.stdlib cimport malloc, realloc
@@ -25,7 +24,6 @@ cdef extern from *:
     """
     const int WS_EXACT_COPIES   # set by the sanitizer build (setup.py, WARPSNIFF_SANITIZE)
 
-import heapq
 import socket
 from collections import OrderedDict
 
